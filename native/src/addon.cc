@@ -1,0 +1,10 @@
+// Entry point of the deeplab_torch addon. Context-aware, so it loads in worker_threads too.
+#include "common.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  dl::initTensor(env, exports);
+  dl::initOps(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(deeplab_torch, Init)

@@ -1,0 +1,46 @@
+// Shared pieces of the addon: the tensor handle, argument helpers and the one error guard.
+#pragma once
+#include <napi.h>
+#include <ATen/ATen.h>
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace dl {
+
+// A JS tensor holds an integer handle: a slot index in this thread's table plus a generation
+// count, so a handle used after dispose() is an error even once its slot is reused. Integers
+// cost nothing to create; a napi External with a finalizer cost ~1 us per tensor, more than the
+// operator itself. The GC backstop lives in JS (a FinalizationRegistry for escaped tensors).
+struct Slot {
+  at::Tensor t;
+  int64_t reported = 0;  // bytes reported to V8 as external memory
+  uint32_t gen = 0;
+};
+
+extern std::atomic<int64_t> g_live;  // live (undisposed) handles, all threads
+
+Napi::Value wrap(Napi::Env env, at::Tensor t);
+at::Tensor& tensorOf(const Napi::Value& v);
+bool isHandle(const Napi::Value& v);
+
+at::ScalarType parseDtype(const std::string& s);
+const char* dtypeName(at::ScalarType t);
+c10::Device parseDevice(const std::string& s);
+std::vector<int64_t> intList(const Napi::Value& v);
+Napi::Value fromIValue(Napi::Env env, const c10::IValue& v);
+
+// Every exported function runs its body inside GUARD so that a LibTorch error becomes a JS
+// Error with LibTorch's message and never unwinds through V8 or aborts the process.
+#define DL_GUARD_BEGIN try {
+#define DL_GUARD_END(env)                                                              \
+  }                                                                                    \
+  catch (const Napi::Error& e) { throw; }                                              \
+  catch (const c10::Error& e) { throw Napi::Error::New(env, e.what_without_backtrace()); } \
+  catch (const std::exception& e) { throw Napi::Error::New(env, e.what()); }           \
+  catch (...) { throw Napi::Error::New(env, "unknown native error"); }
+
+void initTensor(Napi::Env env, Napi::Object exports);
+void initOps(Napi::Env env, Napi::Object exports);
+
+}  // namespace dl

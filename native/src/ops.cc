@@ -67,7 +67,8 @@ static ArgSpec specOf(const c10::Argument& a) {
   ArgSpec s;
   s.name = a.name();
   s.def = a.default_value();
-  const auto& t = a.type();
+  // real_type() keeps ScalarType, Layout and MemoryFormat apart from int (type() merges them).
+  const auto& t = a.real_type();
   if (t->kind() == c10::TypeKind::OptionalType) {
     s.optional = true;
     s.kind = kindOf(t->expectRef<c10::OptionalType>().getElementType());

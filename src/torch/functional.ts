@@ -1,0 +1,145 @@
+// torch.nn.functional and the tensor-combining functions (cat, stack, where, pad), each mapped
+// onto the ATen operator PyTorch itself calls, so numerics and gradients are PyTorch's.
+import { native } from './native.js';
+import { Tensor, callT, op } from './tensor.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export function cat(ts: readonly Tensor[], dim = 0): Tensor {
+  return callT(op('aten::cat'), ts.map((t) => t.handle), dim);
+}
+export function stack(ts: readonly Tensor[], dim = 0): Tensor {
+  return callT(op('aten::stack'), ts.map((t) => t.handle), dim);
+}
+/** cond ? a : b, element-wise with broadcasting; a or b may be numbers. */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') return callT(op('aten::where', 'Scalar'), cond.handle, a, b);
+  if (typeof a === 'number') return callT(op('aten::where', 'ScalarSelf'), cond.handle, a, (b as Tensor).handle);
+  if (typeof b === 'number') return callT(op('aten::where', 'ScalarOther'), cond.handle, a.handle, b);
+  return callT(op('aten::where', 'self'), cond.handle, a.handle, b.handle);
+}
+
+/** F.pad: pad is (left, right, top, bottom, ...) from the last dimension backwards. */
+export function pad(x: Tensor, padding: readonly number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor {
+  if (mode === 'constant') return callT(op('aten::constant_pad_nd'), x.handle, [...padding], value);
+  const n = padding.length / 2;
+  const name = `aten::${mode === 'reflect' ? 'reflection' : 'replication'}_pad${n}d`;
+  return callT(op(name), x.handle, [...padding]);
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
+  return callT(op('aten::conv2d'), x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1);
+}
+
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return callT(op('aten::linear'), x.handle, weight.handle, bias?.handle ?? null);
+}
+
+/**
+ * F.batch_norm. In training, the running statistics are updated in place (with momentum, as
+ * PyTorch: running = (1 - momentum) * running + momentum * batch, unbiased variance).
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  training: boolean,
+  momentum = 0.1,
+  eps = 1e-5,
+): Tensor {
+  return callT(op('aten::batch_norm'), x.handle, weight?.handle ?? null, bias?.handle ?? null, runningMean?.handle ?? null, runningVar?.handle ?? null, training, momentum, eps, true);
+}
+
+export function relu(x: Tensor): Tensor { return callT(op('aten::relu'), x.handle); }
+/** In place: for activations nobody else reads (ReLU(inplace=True)). */
+export function relu_(x: Tensor): Tensor { native.callVoid(op('aten::relu_'), x.handle); return x; }
+export function relu6(x: Tensor): Tensor { return callT(op('aten::hardtanh'), x.handle, 0, 6); }
+export function hardswish(x: Tensor): Tensor { return callT(op('aten::hardswish'), x.handle); }
+export function hardsigmoid(x: Tensor): Tensor { return callT(op('aten::hardsigmoid'), x.handle); }
+export function sigmoid(x: Tensor): Tensor { return callT(op('aten::sigmoid'), x.handle); }
+export function tanh(x: Tensor): Tensor { return callT(op('aten::tanh'), x.handle); }
+
+/** F.dropout: zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  return callT(op('aten::dropout'), x.handle, p, training);
+}
+/** F.dropout2d: zeroes whole channels. */
+export function dropout2d(x: Tensor, p = 0.5, training = true): Tensor {
+  return callT(op('aten::feature_dropout'), x.handle, p, training);
+}
+
+export interface PoolOptions {
+  stride?: Pair;
+  padding?: Pair;
+  ceilMode?: boolean;
+}
+
+export function maxPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { dilation?: Pair } = {}): Tensor {
+  return callT(op('aten::max_pool2d'), x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false);
+}
+export function avgPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
+  return callT(op('aten::avg_pool2d'), x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true, null);
+}
+export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
+  return callT(op('aten::adaptive_avg_pool2d'), x.handle, pair(size));
+}
+
+export interface InterpolateOptions {
+  size?: Pair;
+  scaleFactor?: number | [number, number];
+  mode?: 'bilinear' | 'nearest';
+  alignCorners?: boolean;
+}
+
+/** F.interpolate for 4-D input: bilinear (align_corners true or false) or nearest. */
+export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
+  const size = o.size === undefined ? null : pair(o.size);
+  const scales = o.scaleFactor === undefined ? null : typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : o.scaleFactor;
+  if (size === null && scales === null) throw new TypeError('interpolate: expected size or scaleFactor');
+  const mode = o.mode ?? 'nearest';
+  if (mode === 'nearest') {
+    if (o.alignCorners !== undefined) throw new TypeError('interpolate: alignCorners only applies to bilinear mode');
+    return callT(op('aten::upsample_nearest2d', 'vec'), x.handle, size, scales);
+  }
+  return callT(op('aten::upsample_bilinear2d', 'vec'), x.handle, size, o.alignCorners ?? false, scales);
+}
+
+export function softmax(x: Tensor, dim: number): Tensor { return callT(op('aten::softmax', 'int'), x.handle, dim, null); }
+export function logSoftmax(x: Tensor, dim: number): Tensor { return callT(op('aten::log_softmax', 'int'), x.handle, dim, null); }
+
+export type Reduction = 'none' | 'mean' | 'sum';
+const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
+
+export interface CrossEntropyOptions {
+  weight?: Tensor | null;
+  ignoreIndex?: number;
+  reduction?: Reduction;
+  labelSmoothing?: number;
+}
+
+/**
+ * F.cross_entropy over class dim 1 with int64 targets. With reduction 'mean' the sum is divided by
+ * the (weighted) count of non-ignored targets, as PyTorch does.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
+  return callT(op('aten::cross_entropy_loss'), logits.handle, target.handle, o.weight?.handle ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
+}
+
+/** F.nll_loss on log-probabilities, any number of spatial dims. */
+export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+  return callT(op('aten::nll_loss_nd'), logProbs.handle, target.handle, o.weight?.handle ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100);
+}
+
+export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return callT(op('aten::mse_loss'), a.handle, b.handle, REDUCTION[reduction]);
+}

@@ -1,0 +1,8 @@
+// The tensor library: the only public face of the LibTorch addon.
+export { Tensor, op, callT, callTs, isDType, type Device, type MemoryFormat, type Shape } from './tensor.js';
+export * from './creation.js';
+export * from './autograd.js';
+export { scope, keep, liveTensors } from './scope.js';
+export { type DType, type TypedArray, DTYPES, isFloating, elementSize } from './dtype.js';
+export * as F from './functional.js';
+export { cat, stack, where, pad } from './functional.js';

@@ -1,0 +1,86 @@
+// Loads the LibTorch addon. This is the only file that touches it; everything else goes
+// through Tensor and the functions of src/torch. If the addon is missing, say how to build it.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+
+/** A tensor handle: an index into the addon's per-thread tensor table. */
+export type Handle = number;
+
+export interface BuildInfo {
+  torchVersion: string;
+  mkldnn: boolean;
+  cuda: boolean;
+  cudaDevices: number;
+  config: string;
+}
+
+export interface NativeBinding {
+  op(name: string, overload: string): number;
+  call(id: number, ...args: unknown[]): any;
+  callVoid(id: number, ...args: unknown[]): void;
+  schema(id: number): string;
+  fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: string, shape: readonly number[], device?: string): Handle;
+  toBuffer(h: Handle): ArrayBuffer;
+  meta(h: Handle): [string, number[], string, boolean];
+  shape(h: Handle): number[];
+  strides(h: Handle): number[];
+  requiresGrad(h: Handle): boolean;
+  isContiguous(h: Handle, format?: string): boolean;
+  dispose(h: Handle): boolean;
+  isDisposed(h: Handle): boolean;
+  liveCount(): number;
+  sameTensor(a: Handle, b: Handle): boolean;
+  item(h: Handle): number | boolean;
+  backward(h: Handle, grad: Handle | null, retainGraph: boolean, createGraph: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  setGradEnabled(on: boolean): boolean;
+  isGradEnabled(): boolean;
+  inferenceEnter(): void;
+  inferenceExit(): void;
+  isInferenceMode(): boolean;
+  isInferenceTensor(h: Handle): boolean;
+  setAutocast(device: string, on: boolean, dtype?: string): boolean;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  buildInfo(): BuildInfo;
+}
+
+function load(): NativeBinding {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // From src/torch (ts-node style) or dist/src/torch (compiled) up to the package root.
+  const candidates = [
+    join(here, '../../native/build/Release/deeplab_torch.node'),
+    join(here, '../../../native/build/Release/deeplab_torch.node'),
+  ];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    throw new Error(
+      'deeplab: the LibTorch addon is not built (looked for native/build/Release/deeplab_torch.node).\n' +
+        'Run `bash scripts/setup.sh` (installs libtorch-dev and builds it), or `npm run build:native`.\n' +
+        'For another LibTorch, set LIBTORCH=/path/to/libtorch before building.',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require(file) as NativeBinding;
+  } catch (e) {
+    throw new Error(
+      `deeplab: could not load ${file}: ${(e as Error).message}\n` +
+        'Is the LibTorch it was built against still installed (Debian: apt-get install libtorch-dev)?',
+    );
+  }
+}
+
+export const native: NativeBinding = load();
+
+// Intra-op threads default to every core, unless the environment asks for fewer. OpenMP keeps
+// the count per thread, so each worker thread that loads us sets its own.
+const envThreads = Number(process.env.DEEPLAB_THREADS ?? process.env.OMP_NUM_THREADS ?? '');
+native.setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());

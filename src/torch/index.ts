@@ -6,3 +6,5 @@ export { scope, keep, liveTensors } from './scope.js';
 export { type DType, type TypedArray, DTYPES, isFloating, elementSize } from './dtype.js';
 export * as F from './functional.js';
 export { cat, stack, where, pad } from './functional.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';

@@ -1,0 +1,62 @@
+// torch.nn.init, drawing from the global generator exactly as PyTorch does (same ops, same
+// order), so a seeded model here starts from the same weights as the seeded PyTorch model.
+import type { Tensor } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+
+export type Nonlinearity = 'relu' | 'leaky_relu' | 'linear' | 'sigmoid' | 'tanh';
+
+export function calculateGain(nonlinearity: Nonlinearity, param?: number): number {
+  switch (nonlinearity) {
+    case 'linear': case 'sigmoid': return 1;
+    case 'tanh': return 5 / 3;
+    case 'relu': return Math.SQRT2;
+    case 'leaky_relu': {
+      const slope = param ?? 0.01;
+      return Math.sqrt(2 / (1 + slope * slope));
+    }
+  }
+}
+
+/** [fan_in, fan_out] of a weight of shape [out, in, ...kernel]. */
+export function fans(t: Tensor): [number, number] {
+  const s = t.shape;
+  if (s.length < 2) throw new Error(`fan in and fan out cannot be computed for a tensor with fewer than 2 dimensions (shape [${s}])`);
+  const receptive = s.slice(2).reduce((a, b) => a * b, 1);
+  return [s[1] * receptive, s[0] * receptive];
+}
+
+export function uniform_(t: Tensor, a = 0, b = 1): Tensor {
+  return noGrad(() => t.uniform_(a, b));
+}
+export function normal_(t: Tensor, mean = 0, std = 1): Tensor {
+  return noGrad(() => t.normal_(mean, std));
+}
+export function constant_(t: Tensor, v: number): Tensor {
+  return noGrad(() => t.fill_(v));
+}
+export function zeros_(t: Tensor): Tensor {
+  return noGrad(() => t.zero_());
+}
+export function ones_(t: Tensor): Tensor {
+  return constant_(t, 1);
+}
+
+export interface KaimingOptions {
+  a?: number;
+  mode?: 'fan_in' | 'fan_out';
+  nonlinearity?: Nonlinearity;
+}
+
+function kaimingStd(t: Tensor, o: KaimingOptions): number {
+  const [fanIn, fanOut] = fans(t);
+  const fan = (o.mode ?? 'fan_in') === 'fan_in' ? fanIn : fanOut;
+  return calculateGain(o.nonlinearity ?? 'leaky_relu', o.a ?? 0) / Math.sqrt(fan);
+}
+
+export function kaimingUniform_(t: Tensor, o: KaimingOptions = {}): Tensor {
+  const bound = Math.sqrt(3) * kaimingStd(t, o);
+  return uniform_(t, -bound, bound);
+}
+export function kaimingNormal_(t: Tensor, o: KaimingOptions = {}): Tensor {
+  return normal_(t, 0, kaimingStd(t, o));
+}

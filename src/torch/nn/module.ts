@@ -1,0 +1,191 @@
+// Module: parameters, buffers and children named by the object's own structure, so the dotted
+// names are PyTorch's state_dict keys. A field holding a Module is a child; a tensor registered
+// with param() or buffer() is a parameter or buffer; names are the field names, in the order the
+// constructor assigned them (JavaScript keeps that order, like nn.Module's OrderedDicts).
+import { Tensor } from '../tensor.js';
+import { keep } from '../scope.js';
+import { noGrad } from '../autograd.js';
+
+export class StateDictError extends Error {
+  constructor(
+    message: string,
+    readonly missing: string[],
+    readonly unexpected: string[],
+    readonly mismatched: { key: string; expected: number[]; got: number[] }[],
+  ) {
+    super(message);
+    this.name = 'StateDictError';
+  }
+}
+
+export interface LoadResult {
+  missing: string[];
+  unexpected: string[];
+  mismatched: { key: string; expected: number[]; got: number[] }[];
+}
+
+/** A layer with one input and one output: what Sequential chains. */
+export interface Layer {
+  forward(x: Tensor): Tensor;
+}
+
+export abstract class Module {
+  training = true;
+  // Non-enumerable so that they never show up as children or state.
+  declare private _params: Set<Tensor>;
+  declare private _buffers: Set<Tensor>;
+  declare private _nonPersistent: Set<Tensor>;
+
+  constructor() {
+    for (const k of ['_params', '_buffers', '_nonPersistent'] as const) {
+      Object.defineProperty(this, k, { value: new Set<Tensor>(), enumerable: false, writable: false });
+    }
+  }
+
+  /** Registers t as a parameter: it requires grad and lives until the module is disposed. */
+  protected param(t: Tensor, requiresGrad = true): Tensor {
+    keep(t);
+    if (requiresGrad && !t.requiresGrad) t.requiresGrad_(true);
+    this._params.add(t);
+    return t;
+  }
+
+  /** Registers t as a buffer (saved in the state dict unless persistent is false). */
+  protected buffer(t: Tensor, persistent = true): Tensor {
+    keep(t);
+    this._buffers.add(t);
+    if (!persistent) this._nonPersistent.add(t);
+    return t;
+  }
+
+  /** Children in order: fields holding modules. Containers override this to name them 0, 1, ... */
+  namedChildren(): [string, Module][] {
+    const out: [string, Module][] = [];
+    for (const [k, v] of Object.entries(this)) if (v instanceof Module) out.push([k, v]);
+    return out;
+  }
+
+  /** This module's own tensors (not its children's), in field order. */
+  private ownTensors(): [string, Tensor, 'param' | 'buffer'][] {
+    const out: [string, Tensor, 'param' | 'buffer'][] = [];
+    for (const [k, v] of Object.entries(this)) {
+      if (!(v instanceof Tensor)) continue;
+      if (this._params.has(v)) out.push([k, v, 'param']);
+      else if (this._buffers.has(v)) out.push([k, v, 'buffer']);
+    }
+    return out;
+  }
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [k, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${k}` : k);
+  }
+
+  *namedParameters(prefix = ''): Generator<[string, Tensor]> {
+    for (const [name, m] of this.namedModules(prefix)) {
+      for (const [k, t, kind] of m.ownTensors()) if (kind === 'param') yield [name ? `${name}.${k}` : k, t];
+    }
+  }
+
+  *namedBuffers(prefix = ''): Generator<[string, Tensor]> {
+    for (const [name, m] of this.namedModules(prefix)) {
+      for (const [k, t, kind] of m.ownTensors()) if (kind === 'buffer') yield [name ? `${name}.${k}` : k, t];
+    }
+  }
+
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, t]) => t);
+  }
+
+  /** Parameters and persistent buffers, in PyTorch's order (each module: params, then buffers). */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, m] of this.namedModules()) {
+      const own = m.ownTensors();
+      for (const kind of ['param', 'buffer'] as const) {
+        for (const [k, t, kd] of own) {
+          if (kd === kind && !m._nonPersistent.has(t)) out.set(name ? `${name}.${k}` : k, t);
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Copies values into this module's tensors (they keep their identity, so an optimizer built
+   * earlier still sees them). Strict mode throws a StateDictError naming every missing,
+   * unexpected and shape-mismatched key; non-strict mode returns the same lists.
+   */
+  loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean; source?: string } = {}): LoadResult {
+    const strict = opts.strict ?? true;
+    const given = sd instanceof Map ? sd : new Map(Object.entries(sd));
+    const own = this.stateDict();
+    const missing: string[] = [];
+    const mismatched: LoadResult['mismatched'] = [];
+    for (const [k, t] of own) {
+      const src = given.get(k);
+      if (!src) {
+        // Checkpoints from PyTorch < 0.4.1 have no num_batches_tracked; PyTorch tolerates that.
+        if (!k.endsWith('num_batches_tracked')) missing.push(k);
+        continue;
+      }
+      if (!sameShape(src.shape, t.shape)) mismatched.push({ key: k, expected: t.shape, got: src.shape });
+    }
+    const unexpected = [...given.keys()].filter((k) => !own.has(k));
+    const result = { missing, unexpected, mismatched };
+    if (strict && (missing.length || unexpected.length || mismatched.length)) {
+      throw new StateDictError(describeLoadErrors(result, opts.source), missing, unexpected, mismatched);
+    }
+    noGrad(() => {
+      for (const [k, t] of own) {
+        const src = given.get(k);
+        if (src && sameShape(src.shape, t.shape)) t.copy_(src);
+      }
+    });
+    return result;
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Drops every parameter's gradient (zero_grad(set_to_none=True)). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.numel, 0);
+  }
+
+  /** Frees every parameter and buffer of this module and its children. */
+  dispose(): void {
+    for (const [, m] of this.namedModules()) {
+      for (const [, t] of m.ownTensors()) t.dispose();
+    }
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function describeLoadErrors(r: LoadResult, source?: string): string {
+  const lines = [`Error(s) in loading state_dict${source ? ` from ${source}` : ''}:`];
+  const list = (ks: string[]) => ks.slice(0, 20).map((k) => `"${k}"`).join(', ') + (ks.length > 20 ? `, ... (${ks.length} in all)` : '');
+  if (r.missing.length) lines.push(`  Missing key(s): ${list(r.missing)}.`);
+  if (r.unexpected.length) lines.push(`  Unexpected key(s): ${list(r.unexpected)}.`);
+  for (const m of r.mismatched.slice(0, 20)) {
+    lines.push(`  size mismatch for ${m.key}: copying a param with shape [${m.got}] from checkpoint, the shape in current model is [${m.expected}].`);
+  }
+  return lines.join('\n');
+}

@@ -14,11 +14,13 @@ namespace dl {
 std::atomic<int64_t> g_live{0};
 
 // Report only storages this handle created: views share their base's storage and would
-// otherwise be counted twice. V8 uses the figure to schedule GC, which is our backstop only.
+// otherwise be counted twice. V8 uses the figure to schedule GC, which is our backstop only, so
+// small tensors are not worth the call.
 static int64_t freshBytes(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage() || t.device().type() != c10::DeviceType::CPU) return 0;
   const auto& st = t.storage();
-  return st.use_count() == 1 ? static_cast<int64_t>(st.nbytes()) : 0;
+  int64_t n = static_cast<int64_t>(st.nbytes());
+  return n >= (64 << 10) && st.use_count() == 1 ? n : 0;
 }
 
 // Handles are index + gen * 2^24: exact in a JS number, and cheap to check.

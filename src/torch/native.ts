@@ -22,6 +22,9 @@ export interface NativeBinding {
   call(id: number, ...args: unknown[]): any;
   callVoid(id: number, ...args: unknown[]): void;
   schema(id: number): string;
+  /** Unboxed add/sub/mul/div: code 0..3; returns a handle, or nothing when inplace. */
+  binary(code: number, a: Handle, b: Handle, alpha: number, inplace: boolean): Handle;
+  binaryScalar(code: number, a: Handle, b: number, alpha: number, inplace: boolean): Handle;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: string, shape: readonly number[], device?: string): Handle;
   toBuffer(h: Handle): ArrayBuffer;
   meta(h: Handle): [string, number[], string, boolean];

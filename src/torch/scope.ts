@@ -7,6 +7,7 @@ import { native, type Handle } from './native.js';
 /** What a scope tracks: anything holding a native handle. */
 export interface Disposable {
   readonly handle: Handle;
+  _registered: boolean;
 }
 
 // Open scopes, innermost last.
@@ -18,15 +19,43 @@ const finalizer = new FinalizationRegistry<Handle>((h) => {
   native.dispose(h);
 });
 
+// Tensors made outside any scope are registered with the backstop in a microtask, so one that
+// is disposed at once (a temporary in a loop) never pays for registering (~0.3 us).
+let pending: Disposable[] = [];
+let flushQueued = false;
+
+function flushPending(): void {
+  const list = pending;
+  pending = [];
+  flushQueued = false;
+  for (const t of list) if (!native.isDisposed(t.handle)) register(t);
+}
+
+function register(t: Disposable): void {
+  if (t._registered) return;
+  finalizer.register(t, t.handle, t);
+  t._registered = true;
+}
+
 /** Called by every new tensor. */
 export function track(t: Disposable): void {
-  if (current) current.push(t);
-  else finalizer.register(t, t.handle, t);
+  if (current) {
+    current.push(t);
+    return;
+  }
+  pending.push(t);
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushPending);
+  }
 }
 
 /** Forget a disposed tensor so the GC backstop does not hold it. */
 export function untrack(t: Disposable): void {
-  finalizer.unregister(t);
+  if (t._registered) {
+    finalizer.unregister(t);
+    t._registered = false;
+  }
 }
 
 /** Runs fn; frees every tensor created during it except those reachable in its result. */
@@ -66,7 +95,7 @@ export function keep<T extends Disposable>(t: T): T {
     const i = list.lastIndexOf(t);
     if (i >= 0) {
       list.splice(i, 1);
-      finalizer.register(t, t.handle, t);
+      register(t);
       return t;
     }
   }

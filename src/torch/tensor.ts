@@ -9,15 +9,19 @@ export type Device = string; // 'cpu', 'cuda', 'cuda:1'
 export type MemoryFormat = 'contiguous' | 'channels_last' | 'preserve';
 export type Shape = readonly number[];
 
-const opIds = new Map<string, number>();
+// name -> overload -> id. Both keys are string literals at the call sites, whose hashes V8
+// caches, so a lookup costs a few nanoseconds (a joined "name.overload" key would be rebuilt
+// and hashed on every call).
+const opIds = new Map<string, Map<string, number>>();
 
 /** The id of an ATen operator, looked up once ("aten::add", "Tensor"). */
 export function op(name: string, overload = ''): number {
-  const key = `${name}.${overload}`;
-  let id = opIds.get(key);
+  let byOverload = opIds.get(name);
+  if (byOverload === undefined) opIds.set(name, (byOverload = new Map()));
+  let id = byOverload.get(overload);
   if (id === undefined) {
     id = native.op(name, overload);
-    opIds.set(key, id);
+    byOverload.set(overload, id);
   }
   return id;
 }
@@ -94,6 +98,8 @@ export class Tensor {
   dispose(): void {
     if (native.dispose(this.handle)) untrack(this);
   }
+  /** @internal set by the scope module: whether the GC backstop holds this tensor. */
+  _registered = false;
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -156,22 +162,11 @@ export class Tensor {
 
   // ---- element-wise arithmetic ------------------------------------------------------------
 
-  add(o: Other, alpha = 1): Tensor {
-    return typeof o === 'number'
-      ? callT(op('aten::add', 'Scalar'), this.handle, o, alpha)
-      : callT(op('aten::add', 'Tensor'), this.handle, o.handle, alpha);
-  }
-  sub(o: Other, alpha = 1): Tensor {
-    return typeof o === 'number'
-      ? callT(op('aten::sub', 'Scalar'), this.handle, o, alpha)
-      : callT(op('aten::sub', 'Tensor'), this.handle, o.handle, alpha);
-  }
-  mul(o: Other): Tensor {
-    return typeof o === 'number' ? callT(op('aten::mul', 'Scalar'), this.handle, o) : callT(op('aten::mul', 'Tensor'), this.handle, o.handle);
-  }
-  div(o: Other): Tensor {
-    return typeof o === 'number' ? callT(op('aten::div', 'Scalar'), this.handle, o) : callT(op('aten::div', 'Tensor'), this.handle, o.handle);
-  }
+  // add/sub/mul/div take the addon's unboxed fast path (they are the hot loop of optimizers).
+  add(o: Other, alpha = 1): Tensor { return binary(0, this, o, alpha); }
+  sub(o: Other, alpha = 1): Tensor { return binary(1, this, o, alpha); }
+  mul(o: Other): Tensor { return binary(2, this, o, 1); }
+  div(o: Other): Tensor { return binary(3, this, o, 1); }
   pow(o: Other): Tensor {
     return typeof o === 'number'
       ? callT(op('aten::pow', 'Tensor_Scalar'), this.handle, o)
@@ -250,26 +245,10 @@ export class Tensor {
 
   // ---- in-place (return this) ---------------------------------------------------------------
 
-  add_(o: Other, alpha = 1): this {
-    if (typeof o === 'number') native.callVoid(op('aten::add_', 'Scalar'), this.handle, o, alpha);
-    else native.callVoid(op('aten::add_', 'Tensor'), this.handle, o.handle, alpha);
-    return this;
-  }
-  sub_(o: Other, alpha = 1): this {
-    if (typeof o === 'number') native.callVoid(op('aten::sub_', 'Scalar'), this.handle, o, alpha);
-    else native.callVoid(op('aten::sub_', 'Tensor'), this.handle, o.handle, alpha);
-    return this;
-  }
-  mul_(o: Other): this {
-    if (typeof o === 'number') native.callVoid(op('aten::mul_', 'Scalar'), this.handle, o);
-    else native.callVoid(op('aten::mul_', 'Tensor'), this.handle, o.handle);
-    return this;
-  }
-  div_(o: Other): this {
-    if (typeof o === 'number') native.callVoid(op('aten::div_', 'Scalar'), this.handle, o);
-    else native.callVoid(op('aten::div_', 'Tensor'), this.handle, o.handle);
-    return this;
-  }
+  add_(o: Other, alpha = 1): this { binaryInplace(0, this, o, alpha); return this; }
+  sub_(o: Other, alpha = 1): this { binaryInplace(1, this, o, alpha); return this; }
+  mul_(o: Other): this { binaryInplace(2, this, o, 1); return this; }
+  div_(o: Other): this { binaryInplace(3, this, o, 1); return this; }
   /** this += value * a * b */
   addcmul_(a: Tensor, b: Tensor, value = 1): this {
     native.callVoid(op('aten::addcmul_'), this.handle, a.handle, b.handle, value);
@@ -321,6 +300,15 @@ export class Tensor {
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     native.backward(this.handle, gradient ? gradient.handle : null, opts.retainGraph ?? false, opts.createGraph ?? false);
   }
+}
+
+function binary(code: number, a: Tensor, o: Other, alpha: number): Tensor {
+  return new Tensor(typeof o === 'number' ? native.binaryScalar(code, a.handle, o, alpha, false) : native.binary(code, a.handle, o.handle, alpha, false));
+}
+
+function binaryInplace(code: number, a: Tensor, o: Other, alpha: number): void {
+  if (typeof o === 'number') native.binaryScalar(code, a.handle, o, alpha, true);
+  else native.binary(code, a.handle, o.handle, alpha, true);
 }
 
 function cmp(name: string, a: Tensor, o: Other): Tensor {

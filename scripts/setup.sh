@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian 12 as root: apt packages, npm ci, the LibTorch addon, TypeScript.
+# Each step is skipped when its inputs have not changed, so a second run takes seconds.
+#   scripts/setup.sh            what the library, CLI and tests need
+#   scripts/setup.sh --python   also Debian's PyTorch, for bench/ and regenerating fixtures
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .stamps
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. Debian packages. libtorch-dev is LibTorch 1.13.1 (oneDNN, Gloo); g++/make/python3 build the addon.
+pkgs=(libtorch-dev g++ make python3)
+[[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if ((${#missing[@]})); then
+  [[ $(id -u) -eq 0 ]] || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. npm packages, when package-lock.json or Node changed. Scripts are off: the addon is built below.
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
+if [[ ! -d node_modules || "$(cat .stamps/npm 2>/dev/null)" != "$lock_sum" ]]; then
+  log "npm ci"
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > .stamps/npm
+fi
+
+# 3. The addon, when its sources or the LibTorch it targets changed.
+addon=native/build/Release/deeplab_torch.node
+target="LIBTORCH=${LIBTORCH:-debian}"
+if [[ ! -f $addon || "$(cat .stamps/addon 2>/dev/null)" != "$target" || -n "$(find native/src native/binding.gyp native/torch-paths.cjs -newer "$addon" 2>/dev/null)" ]]; then
+  log "building the addon against ${LIBTORCH:-Debian libtorch-dev} (about a minute)"
+  npm run --silent build:native -- -j "$(nproc)" >/dev/null
+  echo "$target" > .stamps/addon
+fi
+
+# 4. TypeScript (incremental).
+node node_modules/typescript/bin/tsc -p tsconfig.json

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// The `deeplab` command line.
+import { Command } from 'commander';
+import { infoCommand } from './info.js';
+import { demoCommand } from './demo.js';
+
+const program = new Command('deeplab')
+  .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program.addCommand(infoCommand());
+program.addCommand(demoCommand());
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  console.error(`deeplab: ${e.message}`);
+  process.exit(1);
+});

@@ -99,8 +99,7 @@ export function keep<T extends Disposable>(t: T): T {
       return t;
     }
   }
-  return t; // not in a scope: already registered with the backstop
-  return t;
+  return t; // not in a scope: the backstop has it, or will after this job (pending)
 }
 
 /** Live tensors in this thread's table: what leak tests watch. */

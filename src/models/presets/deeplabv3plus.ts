@@ -1,0 +1,4 @@
+// Presets of this source project: filled in by the model-zoo work (issue 3).
+import type { Preset } from '../segmentor.js';
+
+export const V3PLUS_PRESETS: Preset[] = [];

@@ -1,0 +1,57 @@
+// What every DeepLab model is to the rest of the system: a module that maps a normalised
+// N x 3 x H x W batch to logits at the input's resolution, upsampled as its source project does.
+import { nn, type Tensor } from '../torch/index.js';
+import type { OutputStride } from './backbones/resnet.js';
+
+export type { OutputStride };
+
+export interface SegmentationOutput {
+  /** main head logits, N x C x H x W at the input's resolution */
+  out: Tensor;
+  /** auxiliary head logits (training), same size, when the model has one */
+  aux?: Tensor;
+}
+
+export abstract class Segmentor extends nn.Module {
+  abstract readonly numClasses: number;
+  abstract forward(x: Tensor): SegmentationOutput;
+  /** Changes atrous rates and strides in place (train at 16, evaluate at 8); weights untouched. */
+  abstract setOutputStride(os: OutputStride): void;
+  abstract get outputStride(): OutputStride;
+}
+
+/** How a preset wants its RGB input: x' = (x * scale - mean) / std per channel, x in 0..255. */
+export interface Normalization {
+  /** 1/255 for torchvision's 0-1 inputs, 1 for mmseg's 0-255 */
+  scale: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** feed channels as BGR (caffe DeepLab-v2) */
+  bgr: boolean;
+}
+
+export const IMAGENET_01: Normalization = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], bgr: false };
+export const IMAGENET_255: Normalization = { scale: 1, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375], bgr: false };
+
+export interface BuildOptions {
+  numClasses?: number;
+  /** build the auxiliary head too (its keys are in the source's checkpoints) */
+  aux?: boolean;
+  outputStride?: OutputStride;
+}
+
+export interface Preset {
+  /** the name users type: torchvision's builder name or mmseg's config stem */
+  name: string;
+  source: 'torchvision' | 'mmsegmentation' | 'deeplab-v2' | 'deeplabv3plus';
+  description: string;
+  numClasses: number;
+  /** output stride the source evaluates at */
+  outputStride: OutputStride;
+  /** whether the source's checkpoints carry an auxiliary head */
+  aux: boolean;
+  normalization: Normalization;
+  /** the dataset whose classes numClasses refers to, for palettes and legends */
+  dataset: 'voc' | 'cityscapes' | 'ade20k' | 'coco-stuff' | 'pascal-context' | 'pascal-context-59';
+  build(o?: BuildOptions): Segmentor;
+}

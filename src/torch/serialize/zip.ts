@@ -1,0 +1,132 @@
+// A minimal zip reader: just enough for torch.save archives (STORED entries, 64-byte aligned)
+// and for archives re-packed by other tools (DEFLATE, zip64). It reads the central directory,
+// which is authoritative (local headers may hold zeros when a data descriptor follows), and
+// hands out views of the archive's bytes, so a checkpoint is never copied twice.
+import { inflateRawSync } from 'node:zlib';
+
+export interface ZipEntry {
+  readonly name: string;
+  /** 0 = STORED, 8 = DEFLATE. */
+  readonly method: number;
+  readonly compressedSize: number;
+  readonly size: number;
+  /** Offset of the entry's local header in the archive. */
+  readonly localHeaderOffset: number;
+  /** The entry's bytes: a view into the archive when STORED, a new buffer when DEFLATE. */
+  data(): Uint8Array;
+}
+
+export class ZipError extends Error {
+  override name = 'ZipError';
+}
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+const U32_MAX = 0xffffffff;
+const U16_MAX = 0xffff;
+
+/** True when the bytes start like a zip archive (a local header, or the end record of an empty one). */
+export function isZip(buf: Uint8Array): boolean {
+  if (buf.length < 4) return false;
+  const sig = buf[0] | (buf[1] << 8) | (buf[2] << 16) | (buf[3] << 24);
+  return (sig >>> 0) === SIG_LOCAL || (sig >>> 0) === SIG_EOCD;
+}
+
+/** Parses the central directory; entries keep archive order. Throws ZipError on damage. */
+export function readZip(buf: Uint8Array): Map<string, ZipEntry> {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const u16 = (o: number) => dv.getUint16(o, true);
+  const u32 = (o: number) => dv.getUint32(o, true);
+  const u64 = (o: number) => {
+    const v = dv.getBigUint64(o, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipError('zip64 value too large');
+    return Number(v);
+  };
+  const need = (o: number, n: number, what: string) => {
+    if (o < 0 || o + n > buf.length) throw new ZipError(`truncated zip archive (${what} out of range)`);
+  };
+
+  // The end-of-central-directory record sits in the last 22 + up to 65535 (comment) bytes.
+  let eocd = -1;
+  for (let o = buf.length - 22; o >= Math.max(0, buf.length - 22 - U16_MAX); o--) {
+    if (u32(o) === SIG_EOCD && o + 22 + u16(o + 20) <= buf.length) {
+      eocd = o;
+      break;
+    }
+  }
+  if (eocd < 0) throw new ZipError('truncated zip archive (no end of central directory record)');
+
+  let count = u16(eocd + 10);
+  let cdSize = u32(eocd + 12);
+  let cdOffset = u32(eocd + 16);
+  // Zip64: the real values live in the zip64 end record, found through the locator just before.
+  if ((count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) && eocd >= 20 && u32(eocd - 20) === SIG_ZIP64_LOCATOR) {
+    const rec = u64(eocd - 20 + 8);
+    need(rec, 56, 'zip64 end record');
+    if (u32(rec) !== SIG_ZIP64_EOCD) throw new ZipError('corrupt zip64 end record');
+    count = u64(rec + 32);
+    cdSize = u64(rec + 40);
+    cdOffset = u64(rec + 48);
+  }
+  need(cdOffset, cdSize, 'central directory');
+
+  const entries = new Map<string, ZipEntry>();
+  const decoder = new TextDecoder();
+  let p = cdOffset;
+  for (let i = 0; i < count; i++) {
+    need(p, 46, 'central directory entry');
+    if (u32(p) !== SIG_CENTRAL) throw new ZipError(`corrupt central directory entry ${i}`);
+    const method = u16(p + 10);
+    let compressedSize = u32(p + 20);
+    let size = u32(p + 24);
+    const nameLen = u16(p + 28);
+    const extraLen = u16(p + 30);
+    const commentLen = u16(p + 32);
+    let localHeaderOffset = u32(p + 42);
+    need(p + 46, nameLen + extraLen + commentLen, 'central directory entry');
+    const name = decoder.decode(buf.subarray(p + 46, p + 46 + nameLen));
+
+    // Zip64 extended information (id 1): only the fields whose 32-bit slot is saturated, in order.
+    for (let e = p + 46 + nameLen, end = e + extraLen; e + 4 <= end; ) {
+      const id = u16(e);
+      const len = u16(e + 2);
+      if (id === 0x0001) {
+        let f = e + 4;
+        if (size === U32_MAX) { size = u64(f); f += 8; }
+        if (compressedSize === U32_MAX) { compressedSize = u64(f); f += 8; }
+        if (localHeaderOffset === U32_MAX) { localHeaderOffset = u64(f); f += 8; }
+        if (f > e + 4 + len) throw new ZipError(`corrupt zip64 extra field for ${name}`);
+      }
+      e += 4 + len;
+    }
+    p += 46 + nameLen + extraLen + commentLen;
+
+    entries.set(name, {
+      name, method, compressedSize, size, localHeaderOffset,
+      data: () => entryData(buf, dv, name, method, compressedSize, size, localHeaderOffset, need),
+    });
+  }
+  return entries;
+}
+
+function entryData(
+  buf: Uint8Array, dv: DataView, name: string, method: number, compressedSize: number, size: number,
+  local: number, need: (o: number, n: number, what: string) => void,
+): Uint8Array {
+  need(local, 30, `local header of ${name}`);
+  if (dv.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`corrupt local header for ${name}`);
+  // The data starts after the local header's own name and extra (torch pads the extra to align).
+  const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+  need(start, compressedSize, `data of ${name}`);
+  const raw = buf.subarray(start, start + compressedSize);
+  if (method === 0) return raw;
+  if (method === 8) {
+    const out = inflateRawSync(raw);
+    if (out.length !== size) throw new ZipError(`corrupt DEFLATE data for ${name}`);
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+  throw new ZipError(`unsupported zip compression method ${method} for ${name}`);
+}

@@ -1,0 +1,37 @@
+// Shared by the serialize tests: where the fixtures are, and an exact comparison of a tensor
+// with the values PyTorch recorded in expected.json (written by test/fixtures/make_checkpoints.py).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Tensor } from '../../src/torch/index.js';
+
+// From test/serialize (sources) or dist/test/serialize (compiled).
+const candidates = ['../fixtures/checkpoints/', '../../../test/fixtures/checkpoints/'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
+export const FIXTURES = candidates.find((d) => existsSync(d + 'expected.json')) ?? candidates[0];
+
+export interface Expected {
+  dtype: string;
+  shape: number[];
+  /** float16/bfloat16 as raw bit patterns, int64 as decimal strings, bool as 0/1. */
+  values: (number | string)[];
+}
+export interface ExpectedFile {
+  source: string;
+  keys: string[];
+  tensors: Record<string, Expected>;
+}
+
+export const expected: Record<string, ExpectedFile> = JSON.parse(readFileSync(FIXTURES + 'expected.json', 'utf8'));
+
+/** Exact equality of dtype, shape and every element (bit patterns for 16-bit floats). */
+export function assertTensor(t: Tensor, exp: Expected, what: string): void {
+  assert.equal(t.dtype, exp.dtype, `${what}: dtype`);
+  assert.deepEqual(t.shape, exp.shape, `${what}: shape`);
+  const d = t.data();
+  const got = d instanceof BigInt64Array ? Array.from(d, String) : Array.from(d as ArrayLike<number>);
+  assert.deepEqual(got, exp.values, `${what}: values`);
+}
+
+export function disposeAll(tensors: Iterable<Tensor>): void {
+  for (const t of tensors) t.dispose();
+}

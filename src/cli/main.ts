@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { infoCommand } from './info.js';
 import { demoCommand } from './demo.js';
+import { predictCommand } from './predict.js';
+import { modelsCommand } from './models.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -11,6 +13,8 @@ const program = new Command('deeplab')
 
 program.addCommand(infoCommand());
 program.addCommand(demoCommand());
+program.addCommand(modelsCommand());
+program.addCommand(predictCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`deeplab: ${e.message}`);

@@ -1,0 +1,13 @@
+// Option parsers shared by the commands: each names the option and the bad value.
+import { InvalidArgumentError } from 'commander';
+
+export function parseIntOption(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got "${v}"`);
+  return n;
+}
+
+export function parseOutputStride(v: string): 8 | 16 {
+  if (v !== '8' && v !== '16') throw new InvalidArgumentError(`expected 8 or 16, got "${v}"`);
+  return Number(v) as 8 | 16;
+}

@@ -1,0 +1,81 @@
+// `deeplab predict IMAGE... --model PRESET`: label PNG, colour mask and overlay per image;
+// optionally the logits as .npy. A bad image is reported and skipped; the exit code says so.
+import { Command, Option } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { load } from '../api.js';
+import { writeLabelPng, writeRgb, overlay, colorize, readImage } from '../data/image.js';
+import { writeNpy } from '../data/npy.js';
+import { parseIntOption, parseOutputStride } from './options.js';
+
+interface PredictOptions {
+  model: string;
+  weights?: string;
+  numClasses?: number;
+  os?: 8 | 16;
+  out: string;
+  palette?: 'voc' | 'cityscapes' | 'ade20k';
+  saveLogits?: string;
+}
+
+/** One .npy for one image; for several, the image's name goes before the extension. */
+function logitsPath(pattern: string, image: string, many: boolean): string {
+  if (!many) return pattern;
+  const ext = extname(pattern) || '.npy';
+  return `${pattern.slice(0, pattern.length - extname(pattern).length)}.${basename(image, extname(image))}${ext}`;
+}
+
+export function predictCommand(): Command {
+  return new Command('predict')
+    .description('segment images: writes NAME_labels.png (class indices), NAME_color.png and NAME_overlay.jpg')
+    .argument('<images...>', 'JPEG, PNG, WebP (or TIFF, GIF) files')
+    .requiredOption('-m, --model <preset>', 'model preset (see `deeplab models`)')
+    .option('-w, --weights <file>', '.pth or .safetensors checkpoint in the preset\'s key layout')
+    .option('--num-classes <n>', 'classes (default: the preset\'s); a checkpoint with another count gets a fresh head', parseIntOption)
+    .option('--os <stride>', 'output stride 8 or 16 (default: the preset\'s)', parseOutputStride)
+    .option('-o, --out <dir>', 'output folder', 'out')
+    .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']))
+    .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
+    .action(async (images: string[], o: PredictOptions) => {
+      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, outputStride: o.os, palette: o.palette });
+      if (seg.weights) {
+        const extra = seg.weights.freshHead.length ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}` : '';
+        const aux = seg.weights.skippedAux.length ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference` : '';
+        console.log(`loaded ${seg.weights.loaded} tensors from ${seg.weights.file}${extra}${aux}`);
+      } else {
+        console.log(`no --weights given: ${o.model} has random weights, so its predictions are noise`);
+      }
+      mkdirSync(o.out, { recursive: true });
+      let failed = 0;
+      // Decode the next image while this one runs through the network.
+      let next = images.length ? readImage(images[0]).catch((e: Error) => e) : null;
+      for (let i = 0; i < images.length; i++) {
+        const file = images[i];
+        const decoded = await next!;
+        next = i + 1 < images.length ? readImage(images[i + 1]).catch((e: Error) => e) : null;
+        if (decoded instanceof Error) {
+          console.error(`error: ${decoded.message}`);
+          failed++;
+          continue;
+        }
+        const t0 = performance.now();
+        const r = seg.segmentImage(decoded, { logits: Boolean(o.saveLogits) });
+        const ms = performance.now() - t0;
+        const stem = join(o.out, basename(file, extname(file)));
+        const color = colorize(r.labels, seg.palette.colors);
+        await Promise.all([
+          writeLabelPng(`${stem}_labels.png`, r.labels, r.width, r.height),
+          writeRgb(`${stem}_color.png`, color, r.width, r.height),
+          writeRgb(`${stem}_overlay.jpg`, overlay(decoded, color), r.width, r.height),
+        ]);
+        if (o.saveLogits) writeNpy(logitsPath(o.saveLogits, file, images.length > 1), r.logits!, [1, r.numClasses, r.height, r.width]);
+        const top = r.legend.slice(0, 4).map((l) => `${l.name} ${((100 * l.pixels) / (r.width * r.height)).toFixed(1)}%`).join(', ');
+        console.log(`${file}: ${r.width}x${r.height} in ${ms.toFixed(0)} ms -> ${stem}_{labels,color,overlay}  [${top}]`);
+      }
+      seg.dispose();
+      if (failed) {
+        console.error(`${failed} of ${images.length} images failed`);
+        process.exitCode = 1;
+      }
+    });
+}

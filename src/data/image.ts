@@ -37,7 +37,7 @@ export async function readImage(input: string | Buffer, name = typeof input === 
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (e) {
     const msg = (e as Error).message;
-    if (/ENOENT|no such file/i.test(msg)) throw new ImageError(name, 'no such file');
+    if (/ENOENT|no such file|input file is missing/i.test(msg)) throw new ImageError(name, 'no such file');
     if (/unsupported image format/i.test(msg)) throw new ImageError(name, 'unsupported or unrecognised image format');
     throw new ImageError(name, `cannot decode image (${msg.split('\n')[0]})`);
   }
@@ -69,7 +69,11 @@ export async function writeLabelPng(file: string, labels: Uint8Array | Uint16Arr
       .toFile(file);
     return;
   }
-  await sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), { raw: { width, height, channels: 1 } }).png().toFile(file);
+  // b-w keeps it one channel (sharp would otherwise widen a single band to sRGB).
+  await sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(file);
 }
 
 /** Class indices to RGB colours. */

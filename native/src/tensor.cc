@@ -330,23 +330,36 @@ static Napi::Value IsInferenceTensor(const Napi::CallbackInfo& info) {
   DL_GUARD_END(env)
 }
 
-// autocast(deviceType, enabled, dtype) -> previous enabled flag. CPU autocast in LibTorch 1.13
-// and 2.x both have these entry points.
+// LibTorch 2.4 replaced the per-device autocast setters with device-typed ones (the old ones
+// are deprecated, later removed); 1.13 has only the old ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define DL_NEW_AUTOCAST 1
+#endif
+
+// autocast(deviceType, enabled, dtype) -> previous enabled flag.
 static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   DL_GUARD_BEGIN
   std::string dev = info[0].As<Napi::String>();
   bool on = info[1].ToBoolean();
+  bool hasDtype = info.Length() > 2 && info[2].IsString();
   bool prev;
+#ifdef DL_NEW_AUTOCAST
+  auto type = dev == "cpu" ? c10::DeviceType::CPU : c10::DeviceType::CUDA;
+  prev = at::autocast::is_autocast_enabled(type);
+  if (hasDtype) at::autocast::set_autocast_dtype(type, parseDtype(info[2].As<Napi::String>()));
+  at::autocast::set_autocast_enabled(type, on);
+#else
   if (dev == "cpu") {
     prev = at::autocast::is_cpu_enabled();
-    if (info.Length() > 2 && info[2].IsString()) at::autocast::set_autocast_cpu_dtype(parseDtype(info[2].As<Napi::String>()));
+    if (hasDtype) at::autocast::set_autocast_cpu_dtype(parseDtype(info[2].As<Napi::String>()));
     at::autocast::set_cpu_enabled(on);
   } else {
     prev = at::autocast::is_enabled();
-    if (info.Length() > 2 && info[2].IsString()) at::autocast::set_autocast_gpu_dtype(parseDtype(info[2].As<Napi::String>()));
+    if (hasDtype) at::autocast::set_autocast_gpu_dtype(parseDtype(info[2].As<Napi::String>()));
     at::autocast::set_enabled(on);
   }
+#endif
   if (!on) at::autocast::clear_cache();
   return Napi::Boolean::New(env, prev);
   DL_GUARD_END(env)
@@ -402,7 +415,11 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("torchVersion", TORCH_VERSION);
   o.Set("mkldnn", at::hasMKLDNN());
   o.Set("cuda", at::hasCUDA());
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  o.Set("cudaDevices", at::hasCUDA() ? static_cast<double>(at::detail::getCUDAHooks().deviceCount()) : 0);
+#else
   o.Set("cudaDevices", at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0);
+#endif
   o.Set("config", at::show_config());
   return o;
 }

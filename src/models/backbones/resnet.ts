@@ -179,6 +179,8 @@ export class ResNet extends nn.Module {
     this.layer3 = makeLayer(256, arch.layers[2], 2);
     this.layer4 = makeLayer(512, arch.layers[3], 2);
     this.channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion];
+    // torchvision's and mmseg's initialisation: Kaiming-normal (fan_out, ReLU) convs, BN 1 and 0.
+    for (const [, m] of this.namedModules()) if (m instanceof nn.Conv2d) nn.init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
     if (!this.opts.bnAffineTrainable) {
       for (const [, m] of this.namedModules()) if (m instanceof nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
     }

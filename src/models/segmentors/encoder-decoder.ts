@@ -1,0 +1,55 @@
+// mmsegmentation's EncoderDecoder: backbone → decode head (+ auxiliary head for training). The
+// field names are mmseg's, so keys read backbone.*, decode_head.*, auxiliary_head.*.
+import { type Tensor, nn, F } from '../../torch/index.js';
+import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import type { DecodeHead } from '../heads/mmseg.js';
+
+/** What the segmentor needs of a backbone: every stage's output and a run-time output stride. */
+export interface Backbone extends nn.Module {
+  forward(x: Tensor): Tensor[];
+  setOutputStride(os: OutputStride): void;
+  readonly outputStride: OutputStride;
+}
+
+/** A decode head whose atrous rates follow the output stride (ASPP heads). */
+type StrideAwareHead = DecodeHead & { setOutputStride?(os: number): void };
+
+export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAwareHead = StrideAwareHead> extends Segmentor {
+  backbone: B;
+  decode_head: H;
+  /** deep supervision in training; mmseg's checkpoints carry it, its inference ignores it */
+  auxiliary_head: DecodeHead | null;
+  readonly numClasses: number;
+
+  constructor(backbone: B, decodeHead: H, auxiliaryHead: DecodeHead | null = null) {
+    super();
+    this.backbone = backbone;
+    this.decode_head = decodeHead;
+    this.auxiliary_head = auxiliaryHead;
+    this.numClasses = decodeHead.numClasses;
+  }
+
+  get outputStride(): OutputStride {
+    return this.backbone.outputStride;
+  }
+
+  /** Backbone strides/rates and the head's atrous rates together, so the ASPP keeps its field of view. */
+  setOutputStride(os: OutputStride): void {
+    this.backbone.setOutputStride(os);
+    this.decode_head.setOutputStride?.(os);
+  }
+
+  /**
+   * Logits resized (bilinear, each head's align_corners) to the input size: mmseg's whole-mode
+   * encode_decode for `out`, and the resize its loss applies for `aux`. The auxiliary head runs
+   * whenever it exists (build with aux: false to skip it at inference).
+   */
+  forward(x: Tensor): SegmentationOutput {
+    const size: [number, number] = [x.shape[2], x.shape[3]];
+    const features = this.backbone.forward(x);
+    const resize = (t: Tensor, alignCorners: boolean) => F.interpolate(t, { size, mode: 'bilinear', alignCorners });
+    const out = resize(this.decode_head.forward(features), this.decode_head.alignCorners);
+    if (!this.auxiliary_head) return { out };
+    return { out, aux: resize(this.auxiliary_head.forward(features), this.auxiliary_head.alignCorners) };
+  }
+}

@@ -43,7 +43,8 @@ export interface BuildOptions {
 export interface Preset {
   /** the name users type: torchvision's builder name or mmseg's config stem */
   name: string;
-  source: 'torchvision' | 'mmsegmentation' | 'deeplab-v2' | 'deeplabv3plus';
+  /** whose key layout and semantics: a project, or 'paper' for a layout of our own from the paper */
+  source: 'torchvision' | 'mmsegmentation' | 'deeplab-v2' | 'deeplabv3plus' | 'paper';
   description: string;
   numClasses: number;
   /** output stride the source evaluates at */

@@ -17,7 +17,21 @@ const AUX_PREFIXES = ['aux_classifier.', 'auxiliary_head.'];
 
 export function readWeights(file: string): Map<string, Tensor> {
   if (!existsSync(file)) throw new Error(`${file}: no such weights file`);
-  let sd: Map<string, Tensor> = file.endsWith('.safetensors') ? readSafetensors(file) : readCheckpoint(file).tensors;
+  let sd: Map<string, Tensor>;
+  if (file.endsWith('.safetensors')) {
+    const st = readSafetensors(file);
+    sd = st;
+    // A training checkpoint of ours: the model is under "model.", next to optimizer state.
+    if (st.metadata.format === 'deeplab-checkpoint') {
+      sd = new Map();
+      for (const [k, v] of st) {
+        if (k.startsWith('model.')) sd.set(k.slice('model.'.length), v);
+        else v.dispose();
+      }
+    }
+  } else {
+    sd = readCheckpoint(file).tensors;
+  }
   // nn.DataParallel / DistributedDataParallel checkpoints prefix every key with "module.".
   if (sd.size && [...sd.keys()].every((k) => k.startsWith('module.'))) {
     sd = new Map([...sd].map(([k, v]) => [k.slice('module.'.length), v]));

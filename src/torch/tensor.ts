@@ -203,6 +203,10 @@ export class Tensor {
   logicalOr(o: Tensor): Tensor { return callT(op('aten::logical_or'), this.handle, o.handle); }
   logicalNot(): Tensor { return callT(op('aten::logical_not'), this.handle); }
   isnan(): Tensor { return callT(op('aten::isnan'), this.handle); }
+  /** Same shape and exactly the same values (torch.equal). */
+  equal(o: Tensor): boolean {
+    return native.call(op('aten::equal'), this.handle, o.handle) as boolean;
+  }
   /** True when every element is within atol + rtol*|other| (torch.allclose). */
   allclose(o: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
     return native.call(op('aten::allclose'), this.handle, o.handle, rtol, atol, false) as boolean;
@@ -234,6 +238,10 @@ export class Tensor {
   argmax(dim?: number, keepdim = false): Tensor { return callT(op('aten::argmax'), this.handle, dim ?? null, keepdim); }
   argmin(dim?: number, keepdim = false): Tensor { return callT(op('aten::argmin'), this.handle, dim ?? null, keepdim); }
   prod(): Tensor { return callT(op('aten::prod'), this.handle); }
+  /** [values, indices] sorted along dim. */
+  sort(dim = -1, descending = false): [Tensor, Tensor] { return callTs(op('aten::sort'), this.handle, dim, descending) as [Tensor, Tensor]; }
+  /** [values, indices] of the k largest (or smallest) along dim. */
+  topk(k: number, dim = -1, largest = true): [Tensor, Tensor] { return callTs(op('aten::topk'), this.handle, k, dim, largest, true) as [Tensor, Tensor]; }
   /** Variance with Bessel's correction by default, as torch.var. */
   var(dim?: number | number[], unbiased = true, keepdim = false): Tensor {
     return callT(op('aten::var', 'dim'), this.handle, dim === undefined ? null : flat([dim]), unbiased, keepdim);
@@ -274,6 +282,11 @@ export class Tensor {
   fill_(v: number): this { native.callVoid(op('aten::fill_', 'Scalar'), this.handle, v); return this; }
   uniform_(from = 0, to = 1): this { native.callVoid(op('aten::uniform_'), this.handle, from, to); return this; }
   normal_(mean = 0, std = 1): this { native.callVoid(op('aten::normal_'), this.handle, mean, std); return this; }
+  /** index_fill_: set the slices at `index` along dim to v. */
+  indexFill_(dim: number, index: Tensor, v: number): this {
+    native.callVoid(op('aten::index_fill_', 'int_Scalar'), this.handle, dim, index.handle, v);
+    return this;
+  }
   /** masked_fill_: set elements where mask is true to v. */
   maskedFill_(mask: Tensor, v: number): this {
     native.callVoid(op('aten::masked_fill_', 'Scalar'), this.handle, mask.handle, v);

@@ -1,0 +1,210 @@
+// The training loop: SGD (or AdamW) with poly LR, per-prefix LR multipliers, the auxiliary loss,
+// gradient accumulation, optional bf16 autocast, batch-norm policies, periodic evaluation at
+// the evaluation output stride, atomic checkpoints and exact resume.
+import { mkdirSync, appendFileSync, existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import type { Config } from '../config/schema.js';
+import type { Normalization, Segmentor } from '../models/segmentor.js';
+import { segmentationLoss } from './losses.js';
+import { polyLr } from './schedule.js';
+import { saveCheckpoint, loadCheckpoint, lastCheckpoint, type TrainState } from './checkpoint.js';
+
+/** A training batch as the data loader delivers it: uint8 NHWC images and uint8 labels. */
+export interface Batch {
+  images: Uint8Array;
+  labels: Uint8Array;
+  height: number;
+  width: number;
+  names: string[];
+}
+
+export interface BatchSource {
+  next(): Promise<Batch>;
+  state(): { epoch: number; position: number };
+  close(): void | Promise<void>;
+}
+
+export interface EvalSummary {
+  mIoU: number;
+  aAcc: number;
+  mAcc: number;
+  perClassIoU: number[];
+}
+
+export interface TrainerOptions {
+  config: Config;
+  model: Segmentor;
+  normalization: Normalization;
+  /** a batch source positioned at (epoch, position): resuming asks for the saved position */
+  makeSource: (at: { epoch: number; position: number }) => BatchSource;
+  /** evaluation on the validation split (the model is in eval mode at the eval output stride) */
+  evaluate?: (model: Segmentor) => Promise<EvalSummary>;
+  /** resume from the work dir's last checkpoint (true) or from this file */
+  resume?: boolean | string;
+  /** one line per log interval (progress bars are the caller's) */
+  onLog?: (entry: LogEntry) => void;
+  onEval?: (iter: number, summary: EvalSummary) => void;
+  /** stop after this many iterations in this process (tests kill runs this way) */
+  stopAfter?: number;
+}
+
+export interface LogEntry {
+  iter: number;
+  lr: number;
+  loss: number;
+  decodeLoss: number;
+  auxLoss: number | null;
+  /** seconds per iteration, and the part of it spent waiting for data */
+  time: number;
+  dataTime: number;
+}
+
+export interface TrainResult {
+  iter: number;
+  bestMIoU: number | null;
+  lastLoss: number;
+  checkpoint: string;
+  dataWaitShare: number;
+}
+
+/** NHWC uint8 batch -> normalised NCHW float tensor. */
+export function batchToTensor(b: Batch, norm: Normalization): torch.Tensor {
+  return torch.scope(() => {
+    const n = b.images.length / (b.height * b.width * 3);
+    let x = torch.tensor(b.images, { dtype: 'uint8', shape: [n, b.height, b.width, 3] }).permute(0, 3, 1, 2).float();
+    if (norm.bgr) x = x.flip(1);
+    const mean = torch.tensor([...norm.mean]).reshape(1, 3, 1, 1);
+    const std = torch.tensor([...norm.std]).reshape(1, 3, 1, 1);
+    return x.mul(norm.scale).sub(mean).div(std).contiguous();
+  });
+}
+
+/** Parameter groups by the first matching LR-multiplier prefix; frozen parameters are left out. */
+export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrMult']): { params: torch.Tensor[]; mult: number }[] {
+  const groups = [{ params: [] as torch.Tensor[], mult: 1 }, ...lrMult.map((m) => ({ params: [] as torch.Tensor[], mult: m.mult }))];
+  for (const [name, p] of model.namedParameters()) {
+    if (!p.requiresGrad) continue;
+    const i = lrMult.findIndex((m) => name.startsWith(m.prefix));
+    groups[i + 1].params.push(p);
+  }
+  return groups.filter((g) => g.params.length > 0);
+}
+
+/** mmseg's norm_eval (statistics frozen) or fully frozen batch norm; train() resets modes, so reapply. */
+function applyBatchNormPolicy(model: Segmentor, policy: Config['model']['batchNorm']): void {
+  if (policy === 'train') return;
+  for (const [, m] of model.namedModules()) if (m instanceof torch.nn.BatchNorm2d) m.eval();
+}
+
+export async function train(o: TrainerOptions): Promise<TrainResult> {
+  const { config: cfg, model } = o;
+  const workDir = cfg.workDir;
+  mkdirSync(workDir, { recursive: true });
+  torch.manualSeed(cfg.train.seed);
+
+  if (cfg.model.batchNorm === 'frozen') {
+    for (const [, m] of model.namedModules()) if (m instanceof torch.nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
+  }
+  const groups = paramGroups(model, cfg.train.lrMult);
+  const base = cfg.train.optimizer;
+  const opt =
+    base.type === 'sgd'
+      ? new torch.optim.SGD(groups.map((g) => ({ params: g.params })), { lr: base.lr, momentum: base.momentum, weightDecay: base.weightDecay, nesterov: base.nesterov })
+      : new torch.optim.AdamW(groups.map((g) => ({ params: g.params })), { lr: base.lr, weightDecay: base.weightDecay, beta1: base.betas[0], beta2: base.betas[1] });
+
+  let state: TrainState = { iter: 0, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: cfg.name };
+  if (o.resume) {
+    const file = typeof o.resume === 'string' ? o.resume : lastCheckpoint(workDir);
+    if (file) state = loadCheckpoint(file, model, opt);
+  }
+  const source = o.makeSource(state.loader);
+  const classWeights = cfg.train.loss.classWeights ? torch.keep(torch.tensor(cfg.train.loss.classWeights)) : null;
+  const logFile = join(workDir, 'log.jsonl');
+  const saved: string[] = [];
+  let lastLoss = NaN;
+  let checkpoint = '';
+  let waited = 0;
+  let total = 0;
+  const stopAt = Math.min(cfg.train.iters, o.stopAfter !== undefined ? state.iter + o.stopAfter : Infinity);
+
+  model.setOutputStride(cfg.model.outputStride.train);
+  try {
+    while (state.iter < stopAt) {
+      const t0 = performance.now();
+      const lr = polyLr(state.iter, cfg.train.iters, base.lr, cfg.train.schedule);
+      opt.setLr((g) => lr * groups[g].mult);
+      model.train();
+      applyBatchNormPolicy(model, cfg.model.batchNorm);
+      let sums = { loss: 0, decode: 0, aux: 0 };
+      let dataTime = 0;
+      for (let a = 0; a < cfg.train.accumulate; a++) {
+        const d0 = performance.now();
+        const batch = await source.next();
+        dataTime += performance.now() - d0;
+        const parts = torch.scope(() => {
+          const x = batchToTensor(batch, o.normalization);
+          const y = torch.tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] }).long();
+          const forward = () => {
+            const out = model.forward(x);
+            const decode = segmentationLoss(out.out.float(), y, cfg.train.loss, classWeights);
+            const aux = out.aux && cfg.model.aux ? segmentationLoss(out.aux.float(), y, cfg.train.loss, classWeights) : null;
+            return { decode, aux };
+          };
+          const { decode, aux } = cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
+          const loss = aux ? decode.add(aux.mul(cfg.train.loss.auxWeight)) : decode;
+          loss.div(cfg.train.accumulate).backward();
+          return { loss: loss.item(), decode: decode.item(), aux: aux ? aux.item() : 0 };
+        });
+        sums = { loss: sums.loss + parts.loss, decode: sums.decode + parts.decode, aux: sums.aux + parts.aux };
+      }
+      opt.step();
+      opt.zeroGrad();
+      state.iter++;
+      state.loader = source.state();
+      const dt = (performance.now() - t0) / 1000;
+      waited += dataTime / 1000;
+      total += dt;
+      const k = cfg.train.accumulate;
+      lastLoss = sums.loss / k;
+      if (!Number.isFinite(lastLoss)) throw new Error(`loss is ${lastLoss} at iteration ${state.iter}: lower the learning rate or check the labels`);
+      const entry: LogEntry = { iter: state.iter, lr, loss: lastLoss, decodeLoss: sums.decode / k, auxLoss: cfg.model.aux ? sums.aux / k : null, time: dt, dataTime: dataTime / 1000 };
+      if (state.iter % cfg.train.logInterval === 0 || state.iter === stopAt) {
+        appendFileSync(logFile, JSON.stringify(entry) + '\n');
+        o.onLog?.(entry);
+      }
+
+      const evalNow = o.evaluate && (state.iter % cfg.train.evalInterval === 0 || state.iter === cfg.train.iters);
+      if (evalNow) {
+        model.eval();
+        model.setOutputStride(cfg.model.outputStride.eval);
+        const summary = await o.evaluate!(model);
+        model.setOutputStride(cfg.model.outputStride.train);
+        appendFileSync(logFile, JSON.stringify({ iter: state.iter, eval: summary }) + '\n');
+        o.onEval?.(state.iter, summary);
+        if (state.bestMIoU === null || summary.mIoU > state.bestMIoU) {
+          state.bestMIoU = summary.mIoU;
+          torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), { format: 'deeplab-weights', iter: String(state.iter), mIoU: String(summary.mIoU), config: cfg.name });
+        }
+      }
+      if (state.iter % cfg.train.checkpointInterval === 0 || state.iter === stopAt) {
+        checkpoint = join(workDir, `iter_${state.iter}.safetensors`);
+        saveCheckpoint(checkpoint, model, opt, state);
+        saved.push(checkpoint);
+        // Keep the two newest periodic checkpoints (and best_mIoU): enough to survive a crash mid-write.
+        while (saved.length > 2) {
+          const old = saved.shift()!;
+          if (existsSync(old)) unlinkSync(old);
+        }
+      }
+    }
+  } finally {
+    await source.close();
+    classWeights?.dispose();
+    opt.dispose();
+  }
+  if (state.iter >= cfg.train.iters) {
+    torch.writeSafetensors(join(workDir, 'final.safetensors'), model.stateDict(), { format: 'deeplab-weights', iter: String(state.iter), config: cfg.name });
+  }
+  return { iter: state.iter, bestMIoU: state.bestMIoU, lastLoss, checkpoint, dataWaitShare: total > 0 ? waited / total : 0 };
+}

@@ -91,6 +91,13 @@ export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrM
   return groups.filter((g) => g.params.length > 0);
 }
 
+interface MultiScale {
+  forwardScales(x: torch.Tensor): torch.Tensor[];
+}
+function isMultiScale(m: Segmentor): m is Segmentor & MultiScale {
+  return typeof (m as Partial<MultiScale>).forwardScales === 'function';
+}
+
 /** mmseg's norm_eval (statistics frozen) or fully frozen batch norm; train() resets modes, so reapply. */
 function applyBatchNormPolicy(model: Segmentor, policy: Config['model']['batchNorm']): void {
   if (policy === 'train') return;
@@ -146,6 +153,15 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           const x = batchToTensor(batch, o.normalization);
           const y = torch.tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] }).long();
           const forward = () => {
+            if (isMultiScale(model)) {
+              // DeepLab-v2's train_msc: four losses (1x, 0.75x, 0.5x, max-fused), labels resized
+              // by nearest neighbour to the logits' size, summed.
+              const outs = model.forwardScales(x);
+              const [h, w] = outs[0].shape.slice(-2);
+              const yy = torch.F.interpolate(y.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).long();
+              const losses = outs.map((o) => segmentationLoss(o.float(), yy, cfg.train.loss, classWeights));
+              return { decode: losses.reduce((a, b) => a.add(b)), aux: null };
+            }
             const out = model.forward(x);
             const decode = segmentationLoss(out.out.float(), y, cfg.train.loss, classWeights);
             const aux = out.aux && cfg.model.aux ? segmentationLoss(out.aux.float(), y, cfg.train.loss, classWeights) : null;

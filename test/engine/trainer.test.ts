@@ -110,3 +110,24 @@ test('the loss falls on the synthetic task; accumulation and bf16 run; nothing l
   assert.ok(Number.isFinite(acc.lastLoss));
   m.dispose();
 });
+
+test("DeepLab-v2 multi-scale input trains with the port's four summed losses", async () => {
+  torch.manualSeed(0);
+  const m = findPreset('deeplabv2_resnet101_msc').build({ numClasses: 3 });
+  const cfg = parseConfig({
+    ...JSON.parse(JSON.stringify(config('/tmp'))),
+    model: { preset: 'deeplabv2_resnet101_msc', numClasses: 3, aux: false, outputStride: { train: 8, eval: 8 }, batchNorm: 'frozen' },
+    train: { iters: 1, batchSize: 2, optimizer: { type: 'sgd', lr: 2.5e-4 }, lrMult: [{ prefix: 'Scale.layer5', mult: 10 }], checkpointInterval: 1, evalInterval: 1000, logInterval: 1, workers: 0 },
+    workDir: mkdtempSync(join(tmpdir(), 'train-msc-')),
+  });
+  const before = [...m.namedParameters()].find(([k]) => k === 'Scale.layer5.conv2d_list.0.weight')![1].clone();
+  const bnBefore = [...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].clone();
+  const r = await train({ config: cfg, model: m, normalization: findPreset('deeplabv2_resnet101_msc').normalization, makeSource: (at) => source(at) });
+  assert.ok(Number.isFinite(r.lastLoss) && r.lastLoss > 0);
+  const after = [...m.namedParameters()].find(([k]) => k === 'Scale.layer5.conv2d_list.0.weight')![1];
+  assert.equal(after.equal(before), false, 'the classifier did not move');
+  assert.equal([...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].equal(bnBefore), true, 'frozen BN moved');
+  before.dispose();
+  bnBefore.dispose();
+  m.dispose();
+});

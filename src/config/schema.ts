@@ -20,6 +20,8 @@ export const ModelConfig = z
     pretrained: z.string().optional(),
     /** prefix to put before the keys of `pretrained` (an ImageNet ResNet .pth -> "backbone.") */
     pretrainedPrefix: z.string().default(''),
+    /** bilinear resizes with align_corners (mmseg's 769x769 configs; presets that support it) */
+    alignCorners: z.boolean().default(false),
     /** batch norm: trained (mmseg default), norm_eval (statistics frozen), frozen (statistics and affine) */
     batchNorm: z.enum(['train', 'eval', 'frozen']).default('train'),
   })

@@ -38,6 +38,8 @@ export interface BuildOptions {
   /** build the auxiliary head too (its keys are in the source's checkpoints) */
   aux?: boolean;
   outputStride?: OutputStride;
+  /** bilinear resizes in the heads and of the logits (mmseg's 769x769 configs set it true) */
+  alignCorners?: boolean;
 }
 
 export interface Preset {

@@ -37,9 +37,10 @@ function buildModel(s: Spec, o: BuildOptions = {}): EncoderDecoder {
     multiGridMode: 'absolute',
   });
   const w = widths(s.depth);
-  const aspp = { inChannels: w.in, channels: w.ch, numClasses, inIndex: 3, dilations: s.mg124 ? [1, 6, 12, 18] : [1, 12, 24, 36], outputStride: nativeOS };
+  const alignCorners = o.alignCorners ?? false;
+  const aspp = { inChannels: w.in, channels: w.ch, numClasses, inIndex: 3, dilations: s.mg124 ? [1, 6, 12, 18] : [1, 12, 24, 36], outputStride: nativeOS, alignCorners };
   const decode = s.plus ? new DepthwiseSeparableASPPHead({ ...aspp, c1InChannels: w.c1In, c1Channels: w.c1 }) : new ASPPHead(aspp);
-  const aux = (o.aux ?? true) ? new FCNHead({ inChannels: w.auxIn, channels: w.auxCh, numClasses, inIndex: 2, numConvs: 1, concatInput: false }) : null;
+  const aux = (o.aux ?? true) ? new FCNHead({ inChannels: w.auxIn, channels: w.auxCh, numClasses, inIndex: 2, numConvs: 1, concatInput: false, alignCorners }) : null;
   const model = new EncoderDecoder(backbone, decode, aux);
   if (o.outputStride && o.outputStride !== nativeOS) model.setOutputStride(o.outputStride);
   return model;

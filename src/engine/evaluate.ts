@@ -1,0 +1,86 @@
+// Evaluation over a dataset, as mmseg's test loop: each image through the test pipeline (a
+// resize the data layer provides, or the TTA views), logits resized bilinear to the original
+// size and argmaxed (postprocess_result), compared with the original-size label in one
+// dataset-level confusion matrix.
+import * as torch from '../torch/index.js';
+import type { Normalization, Segmentor } from '../models/segmentor.js';
+import type { RgbImage } from '../data/image.js';
+import type { EvalConfig } from '../config/schema.js';
+import { toInputTensor } from './preprocess.js';
+import { inferAug, inferView, modelDevice } from './inference.js';
+import { ConfusionMatrix, computeMetrics, type Metrics } from './metrics.js';
+
+export interface EvalSample {
+  name: string;
+  /** the original image */
+  image: RgbImage;
+  /** H x W class indices at the original size (ignoreIndex where unlabelled) */
+  label: Uint8Array | Uint16Array;
+}
+
+export interface EvalProgress {
+  done: number;
+  name: string;
+  seconds: number;
+}
+
+export interface EvaluateOptions {
+  norm: Normalization;
+  numClasses: number;
+  ignoreIndex: number;
+  eval: EvalConfig;
+  /** multi-scale + flip test (eval.tta) instead of the single test pipeline */
+  augTest: boolean;
+  /** the test pipeline's resize (mmseg's Resize(scale, keep_ratio)); none keeps the original size */
+  testResize?: (img: RgbImage) => RgbImage;
+  /** the model's align_corners, for resizing logits to the original size */
+  alignCorners?: boolean;
+  onProgress?: (p: EvalProgress) => void;
+}
+
+export interface EvaluateResult {
+  metrics: Metrics;
+  /** the caller owns it: dispose() when done (or merge it with other workers' first) */
+  confusion: ConfusionMatrix;
+  seconds: number;
+}
+
+/** Predicted labels for one sample, 1 x H x W int64 at the original size. */
+export function predictLabels(model: Segmentor, image: RgbImage, o: Omit<EvaluateOptions, 'numClasses' | 'ignoreIndex' | 'onProgress'>): torch.Tensor {
+  const { mode, crop, stride, tta } = o.eval;
+  if (mode === 'slide' && (!crop || !stride)) throw new TypeError('evaluation mode "slide" needs eval.crop and eval.stride (h, w)');
+  return torch.scope(() =>
+    torch.inferenceMode(() => {
+      if (o.augTest) {
+        return inferAug(model, image, o.norm, { scales: tta.scales, flip: tta.flip, mode, crop, stride, alignCorners: o.alignCorners }).argmax(1);
+      }
+      const resized = o.testResize ? o.testResize(image) : image;
+      const device = modelDevice(model);
+      const x0 = toInputTensor(resized, o.norm);
+      const x = device === 'cpu' ? x0 : x0.to(device);
+      return inferView(model, x, { mode, crop, stride, alignCorners: o.alignCorners, size: [image.height, image.width] }).argmax(1);
+    }),
+  );
+}
+
+export async function evaluate(model: Segmentor, samples: AsyncIterable<EvalSample>, o: EvaluateOptions): Promise<EvaluateResult> {
+  const start = performance.now();
+  const seconds = () => (performance.now() - start) / 1000;
+  const confusion = new ConfusionMatrix(o.numClasses, o.ignoreIndex);
+  let done = 0;
+  try {
+    for await (const s of samples) {
+      const { width, height } = s.image;
+      if (s.label.length !== width * height) {
+        throw new RangeError(`${s.name}: the label has ${s.label.length} pixels but the image is ${width}x${height} (${width * height}); labels must be at the original size`);
+      }
+      torch.scope(() => confusion.update(predictLabels(model, s.image, o), s.label));
+      done++;
+      o.onProgress?.({ done, name: s.name, seconds: seconds() });
+    }
+  } catch (e) {
+    confusion.dispose();
+    throw e;
+  }
+  return { metrics: computeMetrics(confusion, o.eval.metric), confusion, seconds: seconds() };
+}

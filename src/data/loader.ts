@@ -1,0 +1,364 @@
+// Batches for training and samples for evaluation. Decoding and augmentation run in worker
+// threads (or in-process with workers: 0) and run ahead of the training thread, which only turns
+// batches into tensors.
+//
+// Order, as mmseg's InfiniteSampler: an endless stream of per-epoch permutations, batches taken
+// consecutively from it (a batch may span two epochs). Stream position k is sample
+// perm(epoch)[position] with epoch = k / n, position = k % n; each sample's augmentation draws from
+// (seed, epoch, sample index). So the batches depend on the seed alone (not on worker count or
+// timing), and a loader started at state() = {epoch, position} gives exactly the batches that
+// would have followed. A bad sample is skipped by taking the next one of the stream.
+import { Worker } from 'node:worker_threads';
+import type { TestPipelineConfig, TrainPipelineConfig } from '../config/schema.js';
+import type { RgbImage } from './image.js';
+import { epochPermutation } from './rng.js';
+import { BadSampleError, runTask, type LoaderContext, type SampleResult, type SampleTask } from './loader-worker.js';
+import type { Dataset } from './datasets/types.js';
+
+export { BadSampleError } from './loader-worker.js';
+
+/** uint8 NHWC images and NHW labels of one batch (the trainer's Batch). */
+export interface Batch {
+  images: Uint8Array;
+  labels: Uint8Array;
+  height: number;
+  width: number;
+  names: string[];
+}
+
+export interface LoaderPosition {
+  epoch: number;
+  /** samples of this epoch already consumed */
+  position: number;
+}
+
+export interface LoaderOptions {
+  pipeline: TrainPipelineConfig;
+  batchSize: number;
+  seed: number;
+  /** worker threads; 0 = in-process (same batches) */
+  workers: number;
+  /** the model's class count: labels must be below it or 255 */
+  numClasses: number;
+  /** a new permutation every epoch (default); false = dataset order */
+  shuffle?: boolean;
+  /** a sample that fails to load: 'skip' (call onBadSample, use the next) or 'stop' (reject next()) */
+  badSample?: 'skip' | 'stop';
+  onBadSample?: (file: string, err: BadSampleError) => void;
+  /** batches decoded ahead (default 2) */
+  prefetch?: number;
+  /** resume: start at a position returned by state() */
+  start?: LoaderPosition;
+}
+
+// ---- executors: where tasks run ----
+
+interface Executor {
+  run(task: SampleTask): Promise<SampleResult>;
+  close(): Promise<void>;
+}
+
+/** In-process, a couple of tasks at a time so decoding (libuv threads) overlaps the JS work. */
+class InlineExecutor implements Executor {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly ctx: LoaderContext, private readonly limit = 2) {}
+
+  run(task: SampleTask): Promise<SampleResult> {
+    return new Promise((resolve, reject) => {
+      const go = () => {
+        this.active++;
+        runTask(task, this.ctx)
+          .then(resolve, reject)
+          .finally(() => {
+            this.active--;
+            this.waiting.shift()?.();
+          });
+      };
+      if (this.active < this.limit) go();
+      else this.waiting.push(go);
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  resolve: (r: SampleResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** Worker threads, each given at most two tasks at once (one decoding while one computes). */
+class WorkerExecutor implements Executor {
+  private readonly workers: { w: Worker; pending: Map<number, Pending> }[] = [];
+  private readonly waiting: { task: SampleTask; p: Pending }[] = [];
+  private failure: Error | null = null;
+  private closing = false;
+  private keepAlive: NodeJS.Timeout | null = null;
+
+  constructor(count: number, ctx: LoaderContext) {
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: { deeplabLoader: true, ctx } });
+      const slot = { w, pending: new Map<number, Pending>() };
+      w.on('message', (r: SampleResult) => {
+        slot.pending.get(r.id)?.resolve(r);
+        slot.pending.delete(r.id);
+        this.pump();
+      });
+      w.on('error', (e) => this.fail(new Error(`data loader worker failed: ${e.message}`)));
+      w.on('exit', (code) => {
+        if (!this.closing) this.fail(new Error(`data loader worker exited (code ${code})`));
+      });
+      w.unref(); // a loader left open must not keep the process alive; see busy()
+      this.workers.push(slot);
+    }
+  }
+
+  run(task: SampleTask): Promise<SampleResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new Error('data loader is closed'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ task, p: { resolve, reject } });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.waiting.length) {
+      let best = this.workers[0];
+      for (const s of this.workers) if (s.pending.size < best.pending.size) best = s;
+      if (best.pending.size >= 2) break;
+      const { task, p } = this.waiting.shift()!;
+      best.pending.set(task.id, p);
+      best.w.postMessage(task);
+    }
+    this.busy(this.waiting.length > 0 || this.workers.some((s) => s.pending.size > 0));
+  }
+
+  /**
+   * Keeps the event loop alive while results are awaited. The workers stay unref'd and a timer
+   * does this: toggling Worker.ref()/unref() let the loop exit while awaiting (Node 20).
+   */
+  private busy(on: boolean): void {
+    if (on && !this.keepAlive) this.keepAlive = setInterval(() => undefined, 1 << 30);
+    if (!on && this.keepAlive) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = null;
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    for (const s of this.workers) {
+      for (const p of s.pending.values()) p.reject(e);
+      s.pending.clear();
+    }
+    for (const { p } of this.waiting.splice(0)) p.reject(e);
+    this.busy(false);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const closed = new Error('data loader is closed');
+    this.fail(closed);
+    this.busy(true); // awaiting an unref'd worker's exit does not keep the loop alive either
+    try {
+      await Promise.all(this.workers.map((s) => s.w.terminate()));
+    } finally {
+      this.busy(false);
+    }
+  }
+}
+
+function makeExecutor(workers: number, ctx: LoaderContext): Executor {
+  return workers > 0 ? new WorkerExecutor(workers, ctx) : new InlineExecutor(ctx);
+}
+
+function contextFor(dataset: Dataset, numClasses: number, seed: number, extra: Pick<LoaderContext, 'train' | 'test'>): LoaderContext {
+  return {
+    seed,
+    numClasses,
+    reduceZeroLabel: dataset.reduceZeroLabel,
+    ...(dataset.labelMap ? { labelMap: dataset.labelMap } : {}),
+    ignoreIndex: dataset.ignoreIndex,
+    ...extra,
+  };
+}
+
+function fatal(r: Extract<SampleResult, { bad: false }>): Error {
+  const e = new Error(r.message);
+  if (r.stack) e.stack = r.stack;
+  return e;
+}
+
+// ---- training batches ----
+
+export class DataLoader {
+  private readonly n: number;
+  private readonly ahead: number;
+  private readonly executor: Executor;
+  private readonly perms = new Map<number, Int32Array>();
+  private readonly inflight = new Map<number, Promise<SampleResult>>();
+  /** next stream index to consume, next to dispatch, and the position of the last returned batch */
+  private cursor: number;
+  private dispatched: number;
+  private committed: number;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly dataset: Dataset, private readonly o: LoaderOptions) {
+    this.n = dataset.samples.length;
+    if (this.n === 0) throw new Error(`data loader: split ${dataset.split} of ${dataset.name} has no samples`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`data loader: batchSize must be a positive integer, got ${o.batchSize}`);
+    if (!Number.isInteger(o.workers) || o.workers < 0) throw new RangeError(`data loader: workers must be >= 0, got ${o.workers}`);
+    this.cursor = this.dispatched = this.committed = this.streamIndex(o.start ?? { epoch: 0, position: 0 });
+    this.ahead = Math.max(1, o.prefetch ?? 2) * o.batchSize;
+    this.executor = makeExecutor(o.workers, contextFor(dataset, o.numClasses, o.seed, { train: o.pipeline }));
+    this.fill();
+  }
+
+  /** Where the next batch starts: save it with a checkpoint, pass it back as `start` to resume. */
+  state(): LoaderPosition {
+    return { epoch: Math.floor(this.committed / this.n), position: this.committed % this.n };
+  }
+
+  /** The next batch; calls queue, so batches come back in order even if not awaited one by one. */
+  next(): Promise<Batch> {
+    const run = this.queue.then(() => this.take());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Moves to a saved position; work prefetched for the old one is dropped. */
+  seek(at: LoaderPosition): void {
+    const k = this.streamIndex(at);
+    this.queue = this.queue.then(() => {
+      this.inflight.clear();
+      this.cursor = this.dispatched = this.committed = k;
+      this.fill();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.inflight.clear();
+    await this.executor.close();
+  }
+
+  private streamIndex(at: LoaderPosition): number {
+    if (!Number.isInteger(at.epoch) || at.epoch < 0 || !Number.isInteger(at.position) || at.position < 0 || at.position > this.n) {
+      throw new RangeError(`data loader: invalid position epoch ${at.epoch}, position ${at.position} (the split has ${this.n} samples)`);
+    }
+    return at.epoch * this.n + at.position;
+  }
+
+  private permutation(epoch: number): Int32Array {
+    let p = this.perms.get(epoch);
+    if (!p) {
+      p = epochPermutation(this.o.seed, epoch, this.n, this.o.shuffle ?? true);
+      this.perms.set(epoch, p);
+      for (const e of this.perms.keys()) if (e < epoch - 1) this.perms.delete(e);
+    }
+    return p;
+  }
+
+  private fill(): void {
+    while (!this.closed && this.dispatched < this.cursor + this.ahead) {
+      const k = this.dispatched++;
+      const epoch = Math.floor(k / this.n);
+      const index = this.permutation(epoch)[k % this.n];
+      const p = this.executor.run({ kind: 'train', id: k, epoch, index, sample: this.dataset.samples[index] });
+      p.catch(() => undefined); // observed in take(); dropped ones must not be "unhandled"
+      this.inflight.set(k, p);
+    }
+  }
+
+  private async take(): Promise<Batch> {
+    if (this.closed) throw new Error('data loader is closed');
+    const [h, w] = this.o.pipeline.crop;
+    const size = this.o.batchSize;
+    const images = new Uint8Array(size * h * w * 3);
+    const labels = new Uint8Array(size * h * w);
+    const names: string[] = [];
+    let skippedInARow = 0;
+    while (names.length < size) {
+      this.fill();
+      const k = this.cursor;
+      const r = await this.inflight.get(k)!;
+      this.inflight.delete(k);
+      this.cursor++;
+      if (r.ok) {
+        images.set(r.image.data, names.length * h * w * 3);
+        labels.set(r.label, names.length * h * w);
+        names.push(r.name);
+        skippedInARow = 0;
+        continue;
+      }
+      if (!r.bad) throw fatal(r);
+      const err = new BadSampleError(r.file, r.kind, r.message);
+      if ((this.o.badSample ?? 'stop') === 'stop') throw err;
+      this.o.onBadSample?.(r.file, err);
+      if (++skippedInARow >= this.n) throw new Error(`data loader: all ${this.n} samples of ${this.dataset.name} ${this.dataset.split} failed to load; the last: ${r.message}`);
+    }
+    this.committed = this.cursor;
+    this.fill();
+    return { images, labels, height: h, width: w, names };
+  }
+}
+
+// ---- evaluation samples ----
+
+export interface EvalSample {
+  name: string;
+  /** resized per the test pipeline */
+  image: RgbImage;
+  original: { width: number; height: number };
+  /** labels at the original size (reduceZeroLabel / label map applied) */
+  label: Uint8Array;
+}
+
+export interface EvalOptions {
+  /** labels are checked against it (default: the dataset's class count) */
+  numClasses?: number;
+  /** worker threads (default 1; 0 = in-process); samples are read this many ahead, at least one */
+  workers?: number;
+  badSample?: 'skip' | 'stop';
+  onBadSample?: (file: string, err: BadSampleError) => void;
+}
+
+/** The split's samples in dataset order, each read while the previous one is being evaluated. */
+export async function* iterateEval(dataset: Dataset, test: TestPipelineConfig, o: EvalOptions = {}): AsyncGenerator<EvalSample> {
+  const workers = o.workers ?? 1;
+  const executor = makeExecutor(workers, contextFor(dataset, o.numClasses ?? dataset.classes.length, 0, { test }));
+  const ahead = Math.max(1, workers);
+  const inflight: Promise<SampleResult>[] = [];
+  const n = dataset.samples.length;
+  let dispatched = 0;
+  const fill = () => {
+    while (dispatched < n && inflight.length < ahead) {
+      const i = dispatched++;
+      const p = executor.run({ kind: 'eval', id: i, index: i, sample: dataset.samples[i] });
+      p.catch(() => undefined);
+      inflight.push(p);
+    }
+  };
+  try {
+    fill();
+    while (inflight.length) {
+      const r = await inflight.shift()!;
+      fill();
+      if (r.ok) {
+        yield { name: r.name, image: r.image, original: r.original, label: r.label };
+        continue;
+      }
+      if (!r.bad) throw fatal(r);
+      const err = new BadSampleError(r.file, r.kind, r.message);
+      if ((o.badSample ?? 'stop') === 'stop') throw err;
+      o.onBadSample?.(r.file, err);
+    }
+  } finally {
+    await executor.close();
+  }
+}

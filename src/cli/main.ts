@@ -5,6 +5,8 @@ import { infoCommand } from './info.js';
 import { demoCommand } from './demo.js';
 import { predictCommand } from './predict.js';
 import { modelsCommand } from './models.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -15,6 +17,8 @@ program.addCommand(infoCommand());
 program.addCommand(demoCommand());
 program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
+program.addCommand(trainCommand());
+program.addCommand(evalCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`deeplab: ${e.message}`);

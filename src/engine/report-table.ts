@@ -53,10 +53,15 @@ export function summaryLine(m: Metrics): string {
   return `aAcc: ${f(m.aAcc)}  mIoU: ${f(m.mIoU)}  mAcc: ${f(m.mAcc)}`;
 }
 
-/** The whole terminal report, plus one line per NaN class saying why. */
+/** The whole terminal report, plus a line per kind of NaN saying which classes and why. */
 export function formatReport(m: Metrics, classNames?: readonly string[]): string {
   const lines = ['per class results:', '', classTable(m, classNames), summaryLine(m)];
-  for (const r of m.nanReasons) lines.push(`${className(classNames, r.index)}: ${r.nan.join('/')} NaN: ${r.reason}; ${r.effect}`);
+  const groups = new Map<string, string[]>();
+  for (const r of m.nanReasons) {
+    const key = `${r.nan.join('/')} NaN, ${r.reason}; ${r.effect}`;
+    groups.set(key, [...(groups.get(key) ?? []), className(classNames, r.index)]);
+  }
+  for (const [why, classes] of groups) lines.push(`${why}: ${classes.join(', ')}`);
   return lines.join('\n');
 }
 

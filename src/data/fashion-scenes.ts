@@ -109,7 +109,7 @@ export const SCENE_PALETTE: RGB[] = vocColormap(11);
 
 /**
  * Writes the dataset in the custom layout (images/<split>/NNNNN.png, masks/<split>/NNNNN.png,
- * <split>.txt and meta.json); skips the work when meta.json already records the same options.
+ * <split>.txt and meta.json); skips the work when generator.json records the same options.
  */
 export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string> {
   const seed = o.seed ?? 0;
@@ -122,10 +122,11 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     maskSuffix: '.png',
     splits: { train: 'train.txt', val: 'val.txt' },
     reduceZeroLabel: false,
-    generator: { name: 'fashion-mnist-scenes', trainCount: o.trainCount, valCount: o.valCount, size: o.size, seed },
   };
+  const generator = JSON.stringify({ name: 'fashion-mnist-scenes', trainCount: o.trainCount, valCount: o.valCount, size: o.size, seed });
   const metaFile = join(o.root, 'meta.json');
-  if (existsSync(metaFile) && JSON.stringify(JSON.parse(readFileSync(metaFile, 'utf8')).generator) === JSON.stringify(meta.generator)) return metaFile;
+  const stamp = join(o.root, 'generator.json');
+  if (existsSync(metaFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === generator) return metaFile;
   for (const [split, count, source, base] of [['train', o.trainCount, 'train', 0], ['val', o.valCount, 't10k', 1_000_000]] as const) {
     const items = readFashionMnist(source, o.fashionDir);
     mkdirSync(join(o.root, 'images', split), { recursive: true });
@@ -143,5 +144,6 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     writeFileSync(join(o.root, `${split}.txt`), names.join('\n') + '\n');
   }
   writeFileSync(metaFile, JSON.stringify(meta, null, 2));
+  writeFileSync(stamp, generator); // last: a partial dataset is regenerated next time
   return metaFile;
 }

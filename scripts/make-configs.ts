@@ -418,12 +418,111 @@ export function generateConfigs(): GeneratedConfig[] {
   out.push({ path: `deeplabv2/${v2.name}.json`, config: parseConfig(v2, `configs/deeplabv2/${v2.name}.json`) });
   const tv = torchvisionConfig();
   out.push({ path: `torchvision/${tv.name}.json`, config: parseConfig(tv, `configs/torchvision/${tv.name}.json`) });
+  const demo = demoConfig();
+  out.push({ path: `demo/${demo.name}.json`, config: parseConfig(demo, `configs/demo/${demo.name}.json`) });
   const names = new Set(out.map((g) => g.path));
   if (names.size !== out.length) throw new Error('two configs share a name');
   return out;
 }
 
-export const CONFIG_DIRS = ['deeplabv3', 'deeplabv3plus', 'deeplabv2', 'torchvision'] as const;
+export const CONFIG_DIRS = ['deeplabv3', 'deeplabv3plus', 'deeplabv2', 'torchvision', 'demo'] as const;
+
+/**
+ * The README demo (`deeplab demo`): DeepLabV3 R-18-D8 from scratch on Fashion-MNIST scenes
+ * (src/data/fashion-scenes.ts), 128x128, trained at OS16 and evaluated at OS8; sized to train in
+ * about five minutes on 2 cores. The demo command sets the dataset root and work dir.
+ */
+function demoConfig(): ConfigInput {
+  return {
+    "name": "fashion-scenes_deeplabv3_r18-d8",
+    "model": {
+      "preset": "deeplabv3_r18-d8",
+      "numClasses": 11,
+      "aux": true,
+      "outputStride": {
+        "train": 16,
+        "eval": 8
+      },
+      "pretrainedPrefix": "",
+      "alignCorners": false,
+      "batchNorm": "train"
+    },
+    "data": {
+      "dataset": {
+        "type": "custom",
+        "root": ".cache/fashion-scenes",
+        "meta": ".cache/fashion-scenes/meta.json",
+        "trainSplit": "train",
+        "valSplit": "val"
+      },
+      "train": {
+        "scale": [
+          128,
+          128
+        ],
+        "ratioRange": [
+          0.75,
+          1.5
+        ],
+        "crop": [
+          128,
+          128
+        ],
+        "catMaxRatio": 0.75,
+        "flipProb": 0.5,
+        "photometric": true
+      },
+      "test": {
+        "scale": null
+      }
+    },
+    "train": {
+      "iters": 1000,
+      "batchSize": 8,
+      "accumulate": 1,
+      "optimizer": {
+        "type": "sgd",
+        "lr": 0.02,
+        "momentum": 0.9,
+        "weightDecay": 0.0005,
+        "nesterov": false
+      },
+      "schedule": {
+        "type": "poly",
+        "power": 0.9,
+        "minLr": 0.0001,
+        "warmupIters": 50,
+        "warmupRatio": 0.1
+      },
+      "lrMult": [],
+      "loss": {
+        "avgNonIgnore": false,
+        "auxWeight": 0.4,
+        "ignoreIndex": 255
+      },
+      "precision": "fp32",
+      "checkpointInterval": 250,
+      "evalInterval": 500,
+      "logInterval": 25,
+      "badSample": "stop",
+      "seed": 0,
+      "workers": 1
+    },
+    "evaluation": {
+      "mode": "whole",
+      "tta": {
+        "scales": [
+          0.75,
+          1.0,
+          1.25
+        ],
+        "flip": true
+      },
+      "metric": "mmseg"
+    },
+    "workDir": "work_dirs/fashion-scenes_deeplabv3_r18-d8"
+  };
+}
 
 /** JSON with two-space indents, arrays of numbers and strings on one line ([512, 1024]). */
 export function configText(c: Config): string {
@@ -461,7 +560,7 @@ export function readmeText(all: GeneratedConfig[]): string {
   L.push('');
   L.push(`${all.length} configs: ${seedRows.length} in \`deeplabv3/\` (one per row of the seed tables, mmseg's DeepLabV3 model zoo),`);
   L.push(`${plusRows.length} in \`deeplabv3plus/\`, the DeepLab-v2 VOC recipe in \`deeplabv2/\` and torchvision's reference recipe in`);
-  L.push('`torchvision/`. `test/config/configs.test.ts` checks that each parses, that each seed row has exactly one');
+  L.push('`torchvision/`, and the README demo in `demo/`. `test/config/configs.test.ts` checks that each parses, that each seed row has exactly one');
   L.push('config (dataset, backbone preset, crop, iterations, precision) and that the files are what the script writes.');
   L.push('');
   L.push('## Using them');

@@ -77,7 +77,7 @@ test('presets: names, classes, strides, sources and normalisation', () => {
     ['deeplabv2_resnet101_msc', 'deeplab-v2', 21, 8, false, 'voc'],
     ['deeplabv3plus_xception65', 'deeplabv3plus', 21, 16, false, 'voc'],
     ['deeplabv3plus_mobilenetv2', 'deeplabv3plus', 21, 16, false, 'voc'],
-    ['deeplabv3_cascade_resnet50', 'deeplabv3plus', 21, 16, false, 'voc'],
+    ['deeplabv3_cascade_resnet50', 'paper', 21, 16, false, 'voc'],
   ]);
   for (const p of V2_PRESETS) assert.deepEqual(p.normalization, CAFFE_BGR);
   assert.deepEqual(CAFFE_BGR, { scale: 1, mean: [104.00699, 116.66877, 122.67891], std: [1, 1, 1], bgr: true });

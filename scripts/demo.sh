@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/src/cli/main.js demo "$@"
+# bin/deeplab: the CLI with jemalloc when installed (DEEPLAB_ALLOCATOR=system opts out)
+exec bin/deeplab demo "$@"

@@ -6,6 +6,7 @@ import { findPreset } from './models/zoo.js';
 import type { OutputStride, Preset, Segmentor } from './models/segmentor.js';
 import { loadWeights, type WeightsReport } from './engine/weights.js';
 import { toInputTensor } from './engine/preprocess.js';
+import { forwardLogits, prepareForInference, type InferenceSettings, type Precision } from './engine/fast-path.js';
 import { colorize, fromRawPixels, readImage, type RawPixels, type RgbImage } from './data/image.js';
 import { paletteFor, type Palette, type PaletteName, type RGB } from './data/palettes.js';
 
@@ -17,6 +18,14 @@ export interface LoadOptions {
   outputStride?: OutputStride;
   /** colours and names for the legend (default: the preset's dataset) */
   palette?: PaletteName;
+  /**
+   * The inference fast path (default true): batch norms folded into the convolutions and
+   * channels_last weights and inputs. The model is then for inference only; pass false to get a
+   * plain model you can train or fine-tune (segmenter.model).
+   */
+  fast?: boolean;
+  /** 'bf16' runs the network under bfloat16 autocast (about 2x faster on CPUs with AVX512-BF16; logits agree to about 1%); default 'fp32' */
+  precision?: Precision;
 }
 
 export interface SegmentOptions {
@@ -57,6 +66,8 @@ export class Segmenter {
     readonly model: Segmentor,
     readonly palette: Palette,
     readonly weights: WeightsReport | null,
+    /** how the model runs: precision and input layout (see engine/fast-path.ts) */
+    readonly settings: InferenceSettings = { precision: 'fp32', channelsLast: false },
   ) {}
 
   get numClasses(): number {
@@ -74,8 +85,8 @@ export class Segmenter {
     const n = this.model.numClasses;
     const { labels, probs, logits } = torch.scope(() =>
       torch.inferenceMode(() => {
-        const x = toInputTensor(img, this.preset.normalization);
-        const out = this.model.forward(x).out;
+        const x = toInputTensor(img, this.preset.normalization, this.settings.channelsLast ? 'channels_last' : 'contiguous');
+        const out = forwardLogits(this.model, x, this.settings);
         const lab = out.argmax(1).to(n <= 256 ? 'uint8' : 'int32');
         const l = lab.data();
         return {
@@ -116,21 +127,25 @@ async function toRgb(input: ImageInput): Promise<RgbImage> {
   return input;
 }
 
-/** Builds a preset, loads its weights if given, and returns a ready Segmenter (eval mode). */
+/**
+ * Builds a preset, loads its weights if given, and returns a ready Segmenter: eval mode and, unless
+ * `fast: false`, prepared for inference (folded batch norms, channels_last).
+ */
 export async function load(presetName: string, o: LoadOptions = {}): Promise<Segmenter> {
   const preset = findPreset(presetName);
   // No auxiliary head: it is for training only, and torchvision's forward would compute it.
   const model = preset.build({ numClasses: o.numClasses, outputStride: o.outputStride, aux: false });
   let report: WeightsReport | null = null;
+  let settings: InferenceSettings;
   try {
     if (o.weights) report = loadWeights(model, o.weights, { freshHead: o.numClasses !== undefined && o.numClasses !== preset.numClasses });
+    settings = prepareForInference(model, { fast: o.fast, precision: o.precision }).settings;
   } catch (e) {
     model.dispose();
     throw e;
   }
-  model.eval();
   const paletteName = o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined);
-  return new Segmenter(preset, model, paletteFor(paletteName, model.numClasses), report);
+  return new Segmenter(preset, model, paletteFor(paletteName, model.numClasses), report, settings);
 }
 
 const PALETTE_OF_DATASET: Record<string, PaletteName> = { voc: 'voc', cityscapes: 'cityscapes', ade20k: 'ade20k' };

@@ -5,6 +5,8 @@ export { Segmentor, type Preset, type BuildOptions, type Normalization, type Out
 export { countFlops } from './models/flops.js';
 export { loadWeights, readWeights, type WeightsReport } from './engine/weights.js';
 export { toInputTensor } from './engine/preprocess.js';
+export { prepareForInference, forwardLogits, type InferenceSettings, type Precision, type PrepareOptions } from './engine/fast-path.js';
+export { foldBatchNorm, isFolded, type FoldOptions, type FoldReport } from './models/fold.js';
 export { readImage, writeLabelPng, writeRgb, colorize, overlay, ImageError, type RgbImage, type RawPixels } from './data/image.js';
 export { PALETTES, paletteFor, type Palette, type PaletteName, type RGB } from './data/palettes.js';
 export { writeNpy, encodeNpy } from './data/npy.js';

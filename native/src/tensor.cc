@@ -245,6 +245,29 @@ static Napi::Value SameTensor(const Napi::CallbackInfo& info) {
   DL_GUARD_END(env)
 }
 
+// setData(h, src): the tensor takes src's storage, dtype, device and strides but stays the same
+// object (at::Tensor::set_data, PyTorch's `param.data = src`), so a module's parameters and the
+// optimizers that hold them see the new data. The bytes reported to V8 follow the new storage.
+static Napi::Value SetData(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  DL_GUARD_BEGIN
+  Slot* s = slotOf(info[0]);
+  if (!s) tensorOf(info[0]);  // throws the usual error
+  const at::Tensor& src = tensorOf(info[1]);
+  s->t.set_data(src);
+  int64_t now = s->t.has_storage() && s->t.device().type() == c10::DeviceType::CPU && s->t.storage().nbytes() >= (64 << 10)
+                    ? static_cast<int64_t>(s->t.storage().nbytes())
+                    : 0;
+  // The handle now reports its new storage (src's handle, usually disposed next, reports it too
+  // meanwhile: the figure only steers V8's GC, so a short double count is harmless).
+  if (now != s->reported) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, now - s->reported);
+    s->reported = now;
+  }
+  return env.Undefined();
+  DL_GUARD_END(env)
+}
+
 static Napi::Value Item(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   DL_GUARD_BEGIN
@@ -436,6 +459,7 @@ void initTensor(Napi::Env env, Napi::Object e) {
   e.Set("isDisposed", Napi::Function::New(env, IsDisposed));
   e.Set("liveCount", Napi::Function::New(env, LiveCount));
   e.Set("sameTensor", Napi::Function::New(env, SameTensor));
+  e.Set("setData", Napi::Function::New(env, SetData));
   e.Set("item", Napi::Function::New(env, Item));
   e.Set("backward", Napi::Function::New(env, Backward));
   e.Set("grad", Napi::Function::New(env, Grad));

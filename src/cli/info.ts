@@ -1,6 +1,19 @@
 // `deeplab info`: what the addon was built against and how it will run here.
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
+
+/** The malloc this process runs with: jemalloc when bin/deeplab preloaded it. */
+export function allocator(): string {
+  let maps = '';
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return 'unknown';
+  }
+  if (!maps.includes('libjemalloc')) return 'system malloc';
+  return `jemalloc${process.env.MALLOC_CONF ? ` (MALLOC_CONF=${process.env.MALLOC_CONF})` : ''}`;
+}
 
 export function infoCommand(): Command {
   return new Command('info')
@@ -10,6 +23,7 @@ export function infoCommand(): Command {
       const b = torch.buildInfo();
       console.log(`LibTorch ${b.torchVersion}  oneDNN: ${b.mkldnn ? 'yes' : 'no'}  CUDA: ${b.cuda ? `${b.cudaDevices} device(s)` : 'no'}`);
       console.log(`intra-op threads: ${torch.getNumThreads()}`);
+      console.log(`allocator: ${allocator()}`);
       if (o.config) console.log(b.config);
     });
 }

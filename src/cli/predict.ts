@@ -16,6 +16,8 @@ interface PredictOptions {
   out: string;
   palette?: 'voc' | 'cityscapes' | 'ade20k';
   saveLogits?: string;
+  precision: 'fp32' | 'bf16';
+  fast: boolean;
 }
 
 /** One .npy for one image; for several, the image's name goes before the extension. */
@@ -36,8 +38,10 @@ export function predictCommand(): Command {
     .option('-o, --out <dir>', 'output folder', 'out')
     .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']))
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
+    .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (about 2x faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
+    .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .action(async (images: string[], o: PredictOptions) => {
-      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, outputStride: o.os, palette: o.palette });
+      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, outputStride: o.os, palette: o.palette, precision: o.precision, fast: o.fast });
       if (seg.weights) {
         const extra = seg.weights.freshHead.length ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}` : '';
         const aux = seg.weights.skippedAux.length ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference` : '';

@@ -8,6 +8,7 @@ import type { RgbImage } from '../data/image.js';
 import type { EvalConfig } from '../config/schema.js';
 import { toInputTensor } from './preprocess.js';
 import { inferAug, inferView, modelDevice } from './inference.js';
+import type { InferenceSettings } from './fast-path.js';
 import { ConfusionMatrix, computeMetrics, type Metrics } from './metrics.js';
 
 export interface EvalSample {
@@ -36,6 +37,8 @@ export interface EvaluateOptions {
   /** the model's align_corners, for resizing logits to the original size */
   alignCorners?: boolean;
   onProgress?: (p: EvalProgress) => void;
+  /** how the model runs (prepareForInference's settings; default plain fp32 NCHW) */
+  settings?: InferenceSettings;
 }
 
 export interface EvaluateResult {
@@ -52,13 +55,13 @@ export function predictLabels(model: Segmentor, image: RgbImage, o: Omit<Evaluat
   return torch.scope(() =>
     torch.inferenceMode(() => {
       if (o.augTest) {
-        return inferAug(model, image, o.norm, { scales: tta.scales, flip: tta.flip, mode, crop, stride, alignCorners: o.alignCorners }).argmax(1);
+        return inferAug(model, image, o.norm, { scales: tta.scales, flip: tta.flip, mode, crop, stride, alignCorners: o.alignCorners, settings: o.settings }).argmax(1);
       }
       const resized = o.testResize ? o.testResize(image) : image;
       const device = modelDevice(model);
-      const x0 = toInputTensor(resized, o.norm);
+      const x0 = toInputTensor(resized, o.norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
       const x = device === 'cpu' ? x0 : x0.to(device);
-      return inferView(model, x, { mode, crop, stride, alignCorners: o.alignCorners, size: [image.height, image.width] }).argmax(1);
+      return inferView(model, x, { mode, crop, stride, alignCorners: o.alignCorners, size: [image.height, image.width], settings: o.settings }).argmax(1);
     }),
   );
 }

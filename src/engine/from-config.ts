@@ -15,6 +15,7 @@ import { evaluate, type EvalSample, type EvaluateResult } from './evaluate.js';
 import { readWeights } from './weights.js';
 import type { BatchSource, EvalSummary } from './trainer.js';
 import type { RgbImage } from '../data/image.js';
+import type { InferenceSettings } from './fast-path.js';
 
 export interface Run {
   preset: Preset;
@@ -98,6 +99,8 @@ export interface EvalRunOptions {
   augTest?: boolean;
   mode?: 'whole' | 'slide';
   onProgress?: (done: number, total: number) => void;
+  /** how the model runs (prepareForInference's settings; default plain fp32 NCHW, as in training) */
+  settings?: InferenceSettings;
 }
 
 /** Evaluates on the validation split with the config's test pipeline, metric and mode. */
@@ -112,6 +115,7 @@ export async function evaluateOnSplit(model: Segmentor, cfg: Config, preset: Pre
     testResize: testResizer(cfg.data.test.scale),
     alignCorners: cfg.model.alignCorners,
     onProgress: o.onProgress ? (p) => o.onProgress!(p.done, total) : undefined,
+    settings: o.settings,
   });
 }
 

@@ -7,6 +7,7 @@ import { F } from '../torch/index.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
 import type { RgbImage } from '../data/image.js';
 import { toInputTensor } from './preprocess.js';
+import { forwardLogits, PLAIN, type InferenceSettings } from './fast-path.js';
 
 export type Pair = [number, number];
 
@@ -16,9 +17,12 @@ export function modelDevice(model: Segmentor): torch.Device {
   return p === undefined ? 'cpu' : p.device;
 }
 
-/** mmseg's whole_inference: logits N x C x H x W at the input's resolution. */
-export function inferWhole(model: Segmentor, x: torch.Tensor): torch.Tensor {
-  return torch.scope(() => torch.inferenceMode(() => model.forward(x).out));
+/**
+ * mmseg's whole_inference: logits N x C x H x W at the input's resolution (float32, contiguous).
+ * `settings` says how the model runs (see fast-path.ts; default plain fp32).
+ */
+export function inferWhole(model: Segmentor, x: torch.Tensor, settings: InferenceSettings = PLAIN): torch.Tensor {
+  return forwardLogits(model, x, settings);
 }
 
 /**
@@ -29,7 +33,7 @@ export function inferWhole(model: Segmentor, x: torch.Tensor): torch.Tensor {
  * the whole (smaller) image, unpadded, exactly as mmseg ("the small patch will be used to decode
  * without padding").
  */
-export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride: Pair, numClasses: number): torch.Tensor {
+export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride: Pair, numClasses: number, settings: InferenceSettings = PLAIN): torch.Tensor {
   const [hCrop, wCrop] = crop;
   const [hStride, wStride] = stride;
   for (const [name, v] of [['crop', crop], ['stride', stride]] as const) {
@@ -50,7 +54,7 @@ export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride
           const x1 = Math.max(x2 - wCrop, 0);
           // One window's activations are freed before the next runs.
           torch.scope(() => {
-            const logits = model.forward(x.slice(2, y1, y2).slice(3, x1, x2)).out;
+            const logits = forwardLogits(model, x.slice(2, y1, y2).slice(3, x1, x2), settings);
             if (logits.size(1) !== numClasses) throw new RangeError(`inferSlide: the model gives ${logits.size(1)} classes, expected numClasses = ${numClasses}`);
             // Adding into the window's view equals mmseg's `preds += F.pad(window)`: the pad adds zeros.
             sum.slice(2, y1, y2).slice(3, x1, x2).add_(logits);
@@ -161,6 +165,8 @@ export interface AugOptions {
   stride?: Pair;
   /** the model's align_corners, used to resize logits back to the original size (mmseg postprocess) */
   alignCorners?: boolean;
+  /** how the model runs (default plain fp32 NCHW) */
+  settings?: InferenceSettings;
 }
 
 /** Logits of one view, un-flipped and resized to (H, W): mmseg's inference + postprocess_result. */
@@ -171,9 +177,9 @@ export function inferView(model: Segmentor, x: torch.Tensor, o: Omit<AugOptions,
       let logits: torch.Tensor;
       if (o.mode === 'slide') {
         if (!o.crop || !o.stride) throw new TypeError('slide inference needs crop and stride (h, w)');
-        logits = inferSlide(model, input, o.crop, o.stride, model.numClasses);
+        logits = inferSlide(model, input, o.crop, o.stride, model.numClasses, o.settings);
       } else {
-        logits = inferWhole(model, input);
+        logits = inferWhole(model, input, o.settings);
       }
       if (o.flip) logits = logits.flip(3);
       const [h, w] = o.size;
@@ -199,7 +205,7 @@ export function inferAug(model: Segmentor, img: RgbImage, norm: Normalization, o
       let views = 0;
       for (const r of o.scales) {
         const { width, height } = rescaleSize(img.width, img.height, r);
-        const x0 = toInputTensor(resizeImage(img, width, height), norm);
+        const x0 = toInputTensor(resizeImage(img, width, height), norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
         const x = device === 'cpu' ? x0 : x0.to(device);
         for (const flip of o.flip ? [false, true] : [false]) {
           // Scoped per view so each view's logits are freed once added.

@@ -36,6 +36,8 @@ export interface NativeBinding {
   isDisposed(h: Handle): boolean;
   liveCount(): number;
   sameTensor(a: Handle, b: Handle): boolean;
+  /** at::Tensor::set_data: h takes src's storage, dtype, device and strides, keeping its identity. */
+  setData(h: Handle, src: Handle): void;
   item(h: Handle): number | boolean;
   backward(h: Handle, grad: Handle | null, retainGraph: boolean, createGraph: boolean): void;
   grad(h: Handle): Handle | null;

@@ -133,6 +133,21 @@ export class Tensor {
     return callT(op('aten::contiguous'), this.handle, memoryFormat);
   }
   detach(): Tensor { return callT(op('aten::detach'), this.handle); }
+  /**
+   * Makes this tensor use src's data (storage, dtype, device, strides) while staying the same
+   * object: PyTorch's `param.data = src`. Whoever holds this tensor (a module, an optimizer)
+   * sees the new data. src stays valid and shares the storage; dispose it if it was a temporary.
+   */
+  setData_(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    this.#shape = undefined;
+    this.#dtype = undefined;
+    return this;
+  }
+  /** The version counter that in-place operations bump (Tensor._version; not for inference tensors). */
+  get version(): number {
+    return native.call(op('aten::_version'), this.handle) as number;
+  }
 
   // ---- views and layout -------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ export class AsppBranch extends nn.Module {
   }
 }
 
+function sameLayout(t: Tensor, like: Tensor): Tensor {
+  return like.isContiguous('channels_last') && !like.isContiguous() && !t.isContiguous('channels_last') ? t.contiguous('channels_last') : t;
+}
+
 export class DeepLabV3PlusASPP extends nn.Module {
   aspp1: AsppBranch;
   aspp2: AsppBranch;
@@ -76,7 +80,10 @@ export class DeepLabV3PlusASPP extends nn.Module {
   forward(x: Tensor): Tensor {
     const branches = [this.aspp1, this.aspp2, this.aspp3, this.aspp4].map((b) => b.forward(x));
     const [h, w] = branches[3].shape.slice(-2);
-    const pool = F.interpolate(this.global_avg_pool.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: true });
+    // The pooled branch is 1x1 before upsampling, where NCHW and NHWC strides coincide, and can
+    // come out NCHW; given the other branches' layout, the concatenation stays channels_last on
+    // the fast path (a cat of mixed layouts is NCHW). A no-op for NCHW models.
+    const pool = sameLayout(F.interpolate(this.global_avg_pool.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: true }), branches[0]);
     const y = F.relu_(this.bn1.forward(this.conv1.forward(cat([...branches, pool], 1))));
     return this.dropout.forward(y);
   }

@@ -50,6 +50,17 @@ export class Conv2d extends Module implements Layer {
     }
   }
 
+  /**
+   * Sets the bias to `value` (copied), first registering a bias parameter (key `bias`) when the
+   * conv has none: batch-norm folding gives bias-free convs one.
+   */
+  setBias(value: Tensor): void {
+    noGrad(() => {
+      if (this.bias) this.bias.copy_(value);
+      else this.bias = this.param(value.to(this.weight.dtype, { copy: true }));
+    });
+  }
+
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
@@ -91,6 +102,12 @@ export class BatchNorm2d extends Module implements Layer {
   num_batches_tracked: Tensor | null;
   readonly eps: number;
   readonly momentum: number | null;
+  /**
+   * Set by foldBatchNorm (src/models/fold.ts): the convolution before this layer applies its
+   * normalisation, so forward is the identity in eval mode and an error in training mode (a
+   * folded model is for inference only).
+   */
+  folded = false;
 
   constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -107,6 +124,10 @@ export class BatchNorm2d extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new RangeError(`BatchNorm2d: expected 4D input (got ${x.ndim}D input)`);
+    if (this.folded) {
+      if (this.training) throw new Error('BatchNorm2d: this layer is folded into the convolution before it (foldBatchNorm), which is for inference only; train a model that was not folded');
+      return x;
+    }
     let momentum = this.momentum ?? 0;
     if (this.training && this.num_batches_tracked) {
       noGrad(() => this.num_batches_tracked!.add_(1));

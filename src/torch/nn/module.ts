@@ -2,9 +2,11 @@
 // names are PyTorch's state_dict keys. A field holding a Module is a child; a tensor registered
 // with param() or buffer() is a parameter or buffer; names are the field names, in the order the
 // constructor assigned them (JavaScript keeps that order, like nn.Module's OrderedDicts).
-import { Tensor } from '../tensor.js';
+import { Tensor, isDType, type Device } from '../tensor.js';
 import { keep } from '../scope.js';
 import { noGrad } from '../autograd.js';
+import { native } from '../native.js';
+import { isFloating, type DType } from '../dtype.js';
 
 export class StateDictError extends Error {
   constructor(
@@ -23,6 +25,9 @@ export interface LoadResult {
   unexpected: string[];
   mismatched: { key: string; expected: number[]; got: number[] }[];
 }
+
+/** What Module.to() converts to: a floating dtype, a device, or a memory format for 4-D tensors. */
+export type ModuleTarget = DType | Device | { memoryFormat: 'channels_last' | 'contiguous' };
 
 /** A layer with one input and one output: what Sequential chains. */
 export interface Layer {
@@ -143,6 +148,55 @@ export abstract class Module {
       }
     });
     return result;
+  }
+
+  /**
+   * Converts every parameter and buffer (and existing gradient) in place, as PyTorch's
+   * `module.to(...)`: each tensor keeps its identity (set_data, like `p.data = p.data.to(...)`), so
+   * an optimizer built earlier keeps working. A dtype applies to floating-point tensors only
+   * (num_batches_tracked stays int64); a memory format to 4-D tensors (conv weights); a device to
+   * all. Every conversion is made before any is applied, so a failure (no CUDA) changes nothing.
+   */
+  to(target: ModuleTarget): this {
+    const convert = (t: Tensor): Tensor | null => {
+      if (typeof target === 'object') {
+        if (t.ndim !== 4) return null;
+        return t.isContiguous(target.memoryFormat) ? null : t.contiguous(target.memoryFormat);
+      }
+      if (isDType(target)) return isFloating(t.dtype) && t.dtype !== target ? t.to(target) : null;
+      return t.to(target);
+    };
+    const seen = new Set<Tensor>();
+    const targets: Tensor[] = [];
+    for (const [, m] of this.namedModules()) {
+      for (const [, t] of m.ownTensors()) {
+        if (seen.has(t)) continue;
+        seen.add(t);
+        targets.push(t);
+        const g = t.grad;
+        if (g) targets.push(g);
+      }
+    }
+    const plan: [Tensor, Tensor][] = [];
+    try {
+      noGrad(() => {
+        for (const t of targets) {
+          const c = convert(t);
+          if (c && native.sameTensor(c.handle, t.handle)) c.dispose();
+          else if (c) plan.push([t, c]);
+        }
+      });
+    } catch (e) {
+      for (const [, c] of plan) c.dispose();
+      throw e;
+    }
+    for (const [t, c] of plan) {
+      t.setData_(c);
+      c.dispose();
+    }
+    // the grad handles read above were new handles on the gradients: release them
+    for (const t of targets) if (!seen.has(t)) t.dispose();
+    return this;
   }
 
   train(mode = true): this {

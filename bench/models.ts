@@ -1,0 +1,94 @@
+// Our side of the model benchmarks (bench/py/models.py is PyTorch's): inference latency of one
+// preset at one size, one JSON line last.
+//   node dist/bench/models.js --model deeplabv3_resnet50 --size 512x1024 --batch 1 --warmup 1 --iters 3
+//        --threads 2 --fast 0|1 --layout nchw|cl --precision fp32|bf16 --aux 0|1
+// The model is findPreset(name).build({ aux }) in eval mode (random weights, seed 0), the input
+// randn(batch, 3, H, W). --aux 0 (default) builds no auxiliary head, as load() does.
+//  --fast 0 (default): the plain eager model, like for like with PyTorch eager: each call is
+//    model.forward(x).out under torch.inferenceMode in a scope that frees its outputs; --layout cl
+//    converts the weights (Module.to) and the input to channels_last; --precision bf16 runs the
+//    call under torch.autocast('cpu', 'bfloat16').
+//  --fast 1: what load() / `deeplab predict` run: prepareForInference (batch norms folded into the
+//    convs, channels_last weights) and forwardLogits (channels_last input, bf16 autocast with
+//    --precision bf16, fp32 contiguous logits); --layout is then always cl.
+// GFLOP is countFlops (2 x MACs of convs, before folding) x batch, as bench/py/models.py counts.
+import * as torch from '../src/torch/index.js';
+import { findPreset } from '../src/models/zoo.js';
+import { countFlops } from '../src/models/flops.js';
+import { forwardLogits, prepareForInference } from '../src/engine/fast-path.js';
+
+const args = process.argv.slice(2);
+const opt: Record<string, string> = {
+  '--model': 'deeplabv3_resnet50', '--size': '512', '--batch': '1', '--warmup': '1', '--iters': '3',
+  '--threads': '2', '--fast': '0', '--layout': 'nchw', '--precision': 'fp32', '--aux': '0', '--seed': '0',
+};
+for (let i = 0; i < args.length; i += 2) {
+  if (!(args[i] in opt) || i + 1 >= args.length) throw new Error(`unknown option or missing value: ${args[i]} (known: ${Object.keys(opt).join(' ')})`);
+  opt[args[i]] = args[i + 1];
+}
+const sz = opt['--size'].toLowerCase().split('x').map(Number);
+const [h, w] = sz.length === 2 ? sz : [sz[0], sz[0]];
+const batch = Number(opt['--batch']);
+const warmup = Math.max(1, Number(opt['--warmup']));
+const iters = Number(opt['--iters']);
+const layout = opt['--layout'];
+const precision = opt['--precision'];
+if (!['nchw', 'cl'].includes(layout) || !['fp32', 'bf16'].includes(precision)) throw new Error('--layout nchw|cl, --precision fp32|bf16');
+torch.setNumThreads(Number(opt['--threads']));
+torch.manualSeed(Number(opt['--seed']));
+
+let t0 = performance.now();
+const model = findPreset(opt['--model']).build({ aux: opt['--aux'] === '1' }).eval();
+const buildMs = performance.now() - t0;
+const gflop = (countFlops(model, h, w) * batch) / 1e9;
+
+const fast = opt['--fast'] === '1';
+let layoutNote = layout;
+let call: () => void;
+let outShape: number[] = [];
+let outDtype = '';
+t0 = performance.now();
+if (fast) {
+  const { settings, fold } = prepareForInference(model, { precision: precision as 'fp32' | 'bf16' });
+  layoutNote = `fast: ${fold ? `${fold.folded.length} BNs folded, ${fold.skipped.length} left` : 'no folding'}, ${settings.channelsLast ? 'cl' : 'nchw'}`;
+  const x = torch.randn([batch, 3, h, w]).contiguous(settings.channelsLast ? 'channels_last' : 'contiguous');
+  call = () =>
+    torch.scope(() => {
+      const out = forwardLogits(model, x, settings);
+      outShape = out.shape;
+      outDtype = out.dtype;
+    });
+} else {
+  if (layout === 'cl') model.to({ memoryFormat: 'channels_last' });
+  const x = torch.randn([batch, 3, h, w]).contiguous(layout === 'cl' ? 'channels_last' : 'contiguous');
+  const plain = () =>
+    torch.scope(() =>
+      torch.inferenceMode(() => {
+        const out = model.forward(x).out;
+        outShape = out.shape;
+        outDtype = out.dtype;
+      }),
+    );
+  call = precision === 'bf16' ? () => torch.autocast('cpu', 'bfloat16', plain) : plain;
+}
+const prepareMs = performance.now() - t0;
+const fn = call;
+
+const ms: number[] = [];
+let firstMs = 0;
+for (let i = 0; i < warmup + iters; i++) {
+  t0 = performance.now();
+  fn();
+  const dt = performance.now() - t0;
+  if (i === 0) firstMs = dt;
+  if (i >= warmup) ms.push(dt);
+}
+ms.sort((a, b) => a - b);
+const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
+console.log(JSON.stringify({
+  side: 'deeplab', bench: 'models', model: opt['--model'], size: [h, w], batch, layout: fast ? 'cl' : layout, precision, aux: Number(opt['--aux']),
+  warmup, runs: ms.length, median_ms: median, min_ms: ms[0], max_ms: ms[ms.length - 1], first_ms: firstMs, build_ms: buildMs, prepare_ms: prepareMs, fast,
+  gflop, gflops: (gflop * 1e3) / median, out_shape: outShape, out_dtype: outDtype,
+  peak_rss_mib: process.resourceUsage().maxRSS / 1024, layout_note: layoutNote,
+  threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion,
+}));

@@ -92,3 +92,22 @@ test('10,000 small training steps: live tensors constant, resident memory flat',
   x.dispose();
   y.dispose();
 });
+
+test('each module forward frees its intermediates when it returns', () => {
+  class Block extends nn.Module {
+    a = new nn.Conv2d(2, 2, 1);
+    b = new nn.Conv2d(2, 2, 1);
+    forward(x: torch.Tensor): torch.Tensor {
+      return this.b.forward(F.relu(this.a.forward(x)));
+    }
+  }
+  const m = new Block();
+  const x = torch.ones([1, 2, 4, 4]);
+  const before = torch.liveTensors();
+  // Outside any scope: only the result survives the call, not a's output or the relu.
+  const y = torch.noGrad(() => m.forward(x));
+  assert.equal(torch.liveTensors(), before + 1);
+  y.dispose();
+  x.dispose();
+  m.dispose();
+});

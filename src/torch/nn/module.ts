@@ -3,7 +3,7 @@
 // with param() or buffer() is a parameter or buffer; names are the field names, in the order the
 // constructor assigned them (JavaScript keeps that order, like nn.Module's OrderedDicts).
 import { Tensor, isDType, type Device } from '../tensor.js';
-import { keep } from '../scope.js';
+import { keep, scope } from '../scope.js';
 import { noGrad } from '../autograd.js';
 import { native } from '../native.js';
 import { isFloating, type DType } from '../dtype.js';
@@ -44,6 +44,20 @@ export abstract class Module {
   constructor() {
     for (const k of ['_params', '_buffers', '_nonPersistent'] as const) {
       Object.defineProperty(this, k, { value: new Set<Tensor>(), enumerable: false, writable: false });
+    }
+    // Every forward runs in its own scope, so the intermediates of a module are freed as soon as
+    // it returns (only its result escapes), as Python frees them by refcount. Without this, a
+    // whole network's activations live until the caller's scope ends: eager peak memory was ~1.8x
+    // PyTorch's. Autograd keeps its own references to what backward needs, so training is
+    // unaffected. The method is looked up at call time, so prototype patches still apply.
+    const proto = Object.getPrototypeOf(this) as { forward?: (...a: unknown[]) => unknown };
+    if (typeof proto.forward === 'function') {
+      Object.defineProperty(this, 'forward', {
+        value: (...args: unknown[]) => scope(() => proto.forward!.apply(this, args)),
+        enumerable: false,
+        writable: true,
+        configurable: true,
+      });
     }
   }
 

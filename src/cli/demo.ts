@@ -12,6 +12,7 @@ import { readImage, colorize, overlay } from '../data/image.js';
 import { readMask } from '../data/masks.js';
 import { findPreset } from '../models/zoo.js';
 import { loadWeights } from '../engine/weights.js';
+import { prepareForInference } from '../engine/fast-path.js';
 import { openSplit, evaluateOnSplit } from '../engine/from-config.js';
 import { formatReport } from '../engine/report-table.js';
 import { Segmenter } from '../api.js';
@@ -51,10 +52,11 @@ export function demoCommand(): Command {
       const preset = findPreset(cfg.model.preset);
       const model = preset.build({ numClasses: cfg.model.numClasses, aux: false, outputStride: cfg.model.outputStride.eval });
       loadWeights(model, join(cfg.workDir, 'final.safetensors'));
-      model.eval();
+      // The inference fast path (folded batch norms, channels_last), as `deeplab eval` runs.
+      const { settings } = prepareForInference(model);
       const val = openSplit(cfg, 'val');
-      const single = await evaluateOnSplit(model, cfg, preset, val);
-      const multi = await evaluateOnSplit(model, cfg, preset, val, { augTest: true });
+      const single = await evaluateOnSplit(model, cfg, preset, val, { settings });
+      const multi = await evaluateOnSplit(model, cfg, preset, val, { augTest: true, settings });
       console.log(formatReport(single.metrics, val.classes));
       const figures = {
         config: cfg.name,
@@ -69,7 +71,7 @@ export function demoCommand(): Command {
       multi.confusion.dispose();
 
       // Sample pictures: image | ground truth | prediction | overlay, one row per image.
-      const seg = new Segmenter(preset, model, paletteFor(undefined, cfg.model.numClasses), null);
+      const seg = new Segmenter(preset, model, paletteFor(undefined, cfg.model.numClasses), null, settings);
       const sheet = await sampleSheet(seg, val.samples.slice(0, 4));
       const samplesDir = join(cfg.workDir, 'samples');
       mkdirSync(samplesDir, { recursive: true });

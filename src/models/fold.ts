@@ -21,7 +21,7 @@ import * as torch from '../torch/index.js';
 import { nn, type Tensor } from '../torch/index.js';
 
 export interface FoldOptions {
-  /** the input the trace runs on (default: random 1 x 3 x 64 x 64; the global RNG is restored) */
+  /** the input the trace runs on (default: random 1 x 3 x 64 x 64 on the model's device; the global RNG is restored) */
   input?: Tensor;
   /** how to run the model (default: model.forward(x)); any tensors in its result are compared */
   run?: (x: Tensor) => unknown;
@@ -64,7 +64,8 @@ export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport
   try {
     torch.scope(() =>
       torch.noGrad(() => {
-        const x = o.input ?? torch.randn([1, 3, 64, 64]);
+        const device = model.parameters()[0]?.device ?? 'cpu';
+        const x = o.input ?? torch.randn([1, 3, 64, 64], { device });
 
         // Random statistics for every BN that has running statistics: the trace's output is then
         // the reference the check compares the simulated folding with.
@@ -72,11 +73,12 @@ export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport
         for (const bn of bns) {
           if (!bn.running_mean || !bn.running_var) continue;
           const c = bn.numFeatures;
+          const dev = { device: bn.running_mean.device };
           random.set(bn, {
-            gamma: torch.rand([c]).mul(1.5).add(0.25),
-            beta: torch.randn([c]).mul(0.5),
-            mean: torch.randn([c]).mul(0.5),
-            var: torch.rand([c]).mul(2).add(0.25),
+            gamma: torch.rand([c], dev).mul(1.5).add(0.25),
+            beta: torch.randn([c], dev).mul(0.5),
+            mean: torch.randn([c], dev).mul(0.5),
+            var: torch.rand([c], dev).mul(2).add(0.25),
             eps: bn.eps,
           });
         }
@@ -200,8 +202,8 @@ export function isFolded(model: nn.Module): boolean {
 function statsOf(bn: nn.BatchNorm2d): Stats {
   const c = bn.numFeatures;
   return {
-    gamma: bn.weight ?? torch.ones([c]),
-    beta: bn.bias ?? torch.zeros([c]),
+    gamma: bn.weight ?? torch.ones([c], { device: bn.running_mean!.device }),
+    beta: bn.bias ?? torch.zeros([c], { device: bn.running_mean!.device }),
     mean: bn.running_mean!,
     var: bn.running_var!,
     eps: bn.eps,
@@ -219,7 +221,7 @@ function foldedParams(conv: nn.Conv2d, s: Stats): [Tensor, Tensor] {
     const dtype = conv.weight.dtype;
     const scale = f64(s.gamma).div(f64(s.var).add(s.eps).sqrt());
     const w = conv.weight.mul(scale.to(dtype).reshape(-1, 1, 1, 1));
-    const b0 = conv.bias ? f64(conv.bias) : torch.zeros([conv.outChannels], { dtype: 'float64' });
+    const b0 = conv.bias ? f64(conv.bias) : torch.zeros([conv.outChannels], { dtype: 'float64', device: conv.weight.device });
     const b = b0.sub(f64(s.mean)).mul(scale).add(f64(s.beta)).to(dtype);
     return [w, b] as [Tensor, Tensor];
   });
@@ -228,18 +230,27 @@ function foldedParams(conv: nn.Conv2d, s: Stats): [Tensor, Tensor] {
 type Forward = (x: Tensor) => Tensor;
 type Hook = [nn.Module, (orig: Forward) => Forward];
 
-/** Runs body with instance-level forward overrides on some modules, then removes them. */
+/**
+ * Runs body with instance-level forward overrides on some modules, then puts back what was there
+ * (Module gives each instance a forward that runs the prototype's in a scope). A hook's `orig` is
+ * that instance forward.
+ */
 function withHooks<T>(hooks: readonly Hook[], body: () => T): T {
-  const hooked: nn.Module[] = [];
+  const saved: [nn.Module, PropertyDescriptor | undefined][] = [];
   try {
     for (const [m, make] of hooks) {
-      const orig: Forward = (x) => Object.getPrototypeOf(m).forward.call(m, x);
+      const own = Object.getOwnPropertyDescriptor(m, 'forward');
+      const prev = (m as unknown as { forward: Forward }).forward;
+      const orig: Forward = (x) => prev.call(m, x);
       Object.defineProperty(m, 'forward', { value: make(orig), configurable: true, enumerable: false, writable: true });
-      hooked.push(m);
+      saved.push([m, own]);
     }
     return body();
   } finally {
-    for (const m of hooked) delete (m as unknown as { forward?: unknown }).forward;
+    for (const [m, own] of saved.reverse()) {
+      if (own) Object.defineProperty(m, 'forward', own);
+      else delete (m as unknown as { forward?: unknown }).forward;
+    }
   }
 }
 

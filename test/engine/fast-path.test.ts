@@ -79,11 +79,11 @@ test('channels_last from the input to the logits; forwardLogits gives contiguous
     const x = torch.randn([1, 3, 40, 56]).contiguous('channels_last');
     // Every module's 4-D output with more than one channel and pixel is channels_last.
     const notCl: string[] = [];
-    const hooked: torch.nn.Module[] = [];
+    const hooked = new Map<torch.nn.Module, PropertyDescriptor | undefined>();
     for (const [name, m] of model.namedModules()) {
-      const orig = Object.getPrototypeOf(m).forward as ((x: torch.Tensor) => unknown) | undefined;
-      if (typeof orig !== 'function' || hooked.includes(m)) continue;
-      hooked.push(m);
+      const orig = (m as unknown as { forward?: (x: torch.Tensor) => unknown }).forward;
+      if (typeof orig !== 'function' || hooked.has(m)) continue;
+      hooked.set(m, Object.getOwnPropertyDescriptor(m, 'forward'));
       Object.defineProperty(m, 'forward', {
         configurable: true,
         value: (input: torch.Tensor) => {
@@ -99,7 +99,10 @@ test('channels_last from the input to the logits; forwardLogits gives contiguous
     try {
       torch.inferenceMode(() => model.forward(x));
     } finally {
-      for (const m of hooked) delete (m as unknown as { forward?: unknown }).forward;
+      for (const [m, own] of hooked) {
+        if (own) Object.defineProperty(m, 'forward', own);
+        else delete (m as unknown as { forward?: unknown }).forward;
+      }
     }
     assert.deepEqual(notCl, []);
     const out = forwardLogits(model, x, settings);

@@ -156,7 +156,10 @@ test('a conv run twice, each time into its BN, folds; the folded model is for in
   const x = torch.randn([2, 3, 6, 7]);
   const want = outputs(m, x);
   const keys = [...m.stateDict().keys()];
+  const own = (x: object) => Object.getOwnPropertyDescriptor(x, 'forward')?.value as unknown;
+  const forwards = [own(m.conv), own(m.bn)];
   const r = foldBatchNorm(m, { input: torch.randn([1, 3, 5, 5]) });
+  assert.deepEqual([own(m.conv), own(m.bn)], forwards, 'the trace puts the instance forwards back');
   assert.deepEqual(r.folded, [{ conv: 'conv', bn: 'bn' }]);
   assert.ok(isFolded(m));
   assert.ok(relErr(want, outputs(m, x)) < 1e-5);

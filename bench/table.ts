@@ -40,6 +40,8 @@ interface Variant {
   label: string;
   /** our arguments on top of the case's */
   argv: string[];
+  /** run ours under jemalloc (as bin/deeplab does) */
+  jemalloc?: boolean;
 }
 
 interface Case {
@@ -61,6 +63,18 @@ interface Case {
   precision?: 'fp32' | 'bf16';
   /** rough forward GFLOP (for the time estimate) */
   gflop: number;
+  /** run PyTorch under jemalloc too (the same allocator on both sides) */
+  theirsJemalloc?: boolean;
+}
+
+// jemalloc as bin/deeplab sets it up (Debian's libjemalloc2, never returning memory): the
+// allocator is part of the step (perf-baseline.md), so rows say which side ran under which.
+const jemallocLib = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib64/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'].find((p) => existsSync(p));
+const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
+function allocEnv(jemalloc: boolean | undefined): NodeJS.ProcessEnv | undefined {
+  if (!jemalloc) return undefined;
+  if (!jemallocLib) throw new Error('libjemalloc.so.2 not found (apt-get install libjemalloc2)');
+  return { ...process.env, LD_PRELOAD: jemallocLib, MALLOC_CONF: JEMALLOC_CONF };
 }
 
 const sz = (h: number, w: number) => `${Math.round(h * scale)}x${Math.round(w * scale)}`;
@@ -89,6 +103,10 @@ const CASES: Case[] = [
     name: 'v3-resnet50-512x512-bf16', label: `deeplabv3_resnet50 ${sz(512, 512)} bf16, PyTorch autocast + CL`, theirs: ['--layout', 'cl', '--precision', 'bf16'], precision: 'bf16',
     ours: [{ label: 'eager bf16 autocast CL, both', argv: ['--fast', '0', '--layout', 'cl', '--precision', 'bf16'] }, { label: 'ours fast path bf16 vs PyTorch autocast CL', argv: ['--fast', '1', '--precision', 'bf16'] }],
   }),
+  inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
+    name: 'v3-resnet50-512x512-jemalloc', label: `deeplabv3_resnet50 ${sz(512, 512)}, both under jemalloc`, theirsJemalloc: true,
+    ours: [{ label: 'eager fp32 NCHW, both jemalloc', argv: ['--fast', '0'], jemalloc: true }, { label: 'ours fast path vs PyTorch eager NCHW, both jemalloc', argv: ['--fast', '1'], jemalloc: true }],
+  }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 1024, 1, 1),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 1024, 2048, 1, 1, { once: true }),
   inf('deeplabv3_resnet101', 'deeplabv3_resnet101', 512, 512, 1, 1),
@@ -101,8 +119,28 @@ const CASES: Case[] = [
   inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 1024, 1, 1),
   {
     name: 'train-resnet50', label: `training step, deeplabv3_resnet50 + aux, SGD, batch 2, ${sz(512, 512)}`, kind: 'train',
-    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [], ours: [{ label: 'fp32 NCHW, both', argv: [] }],
+    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [],
+    ours: [
+      { label: 'fp32 NCHW, both, glibc malloc (like for like)', argv: [] },
+      { label: 'ours fp32 channels_last + jemalloc (our training fast path) vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl'], jemalloc: true },
+      { label: 'ours bf16 autocast channels_last + jemalloc vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl', '--precision', 'bf16'], jemalloc: true },
+    ],
     warmup: 1, iters: 2, once: true, gflop: 2 * 346.5 * scale * scale,
+  },
+  {
+    name: 'train-resnet50-jemalloc', label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, PyTorch under jemalloc too`, kind: 'train',
+    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [], theirsJemalloc: true,
+    ours: [
+      { label: 'fp32 NCHW, both under jemalloc (kernels alone)', argv: [], jemalloc: true },
+      { label: 'ours fp32 channels_last vs PyTorch fp32 NCHW, both jemalloc', argv: ['--layout', 'cl'], jemalloc: true },
+    ],
+    warmup: 1, iters: 2, once: true, gflop: 2 * 346.5 * scale * scale,
+  },
+  {
+    name: 'train-resnet50-bf16', label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, bf16 autocast channels_last`, kind: 'train',
+    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512), '--layout', 'cl', '--precision', 'bf16'], theirs: [], theirsJemalloc: true,
+    ours: [{ label: 'bf16 CL, both under jemalloc (PyTorch at its best)', argv: [], jemalloc: true }],
+    warmup: 1, iters: 2, once: true, precision: 'bf16', gflop: 2 * 346.5 * scale * scale,
   },
   {
     name: 'predict-resnet50', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: [],
@@ -121,17 +159,17 @@ const CASES: Case[] = [
 const cases = CASES.filter((c) => (only.length ? only.some((o) => c.name.includes(o)) : flag('--all') || !c.optional));
 if (!cases.length) throw new Error(`--only ${only.join(',')} matches none of: ${CASES.map((c) => c.name).join(', ')}`);
 
-function runJson(cmd: string, argv: string[]): Json {
+function runJson(cmd: string, argv: string[], env?: NodeJS.ProcessEnv): Json {
   let text: string;
   try {
-    text = execFileSync(cmd, argv, { encoding: 'utf8', cwd: root, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    text = execFileSync(cmd, argv, { encoding: 'utf8', cwd: root, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, env });
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string };
     const tail = (err.stderr || err.stdout || err.message).trim().split('\n').slice(-6).join('\n');
     throw new Error(`${cmd} ${argv.join(' ')} failed:\n${tail}`);
   }
   const r = JSON.parse(text.trim().split('\n').pop()!) as Json;
-  appendFileSync(jsonl, JSON.stringify({ ...r, argv: [cmd, ...argv].join(' '), at: new Date().toISOString() }) + '\n');
+  appendFileSync(jsonl, JSON.stringify({ ...r, argv: [cmd, ...argv].join(' '), allocator: env?.LD_PRELOAD ? 'jemalloc' : 'default', at: new Date().toISOString() }) + '\n');
   return r;
 }
 
@@ -205,7 +243,7 @@ function estimateS(c: Case): number {
   const n = quick || c.once ? 1 : rounds;
   const [w, i] = quick ? [1, 1] : [c.warmup, c.iters];
   if (c.kind === 'models') return n * (1 + c.ours.length) * (startup + (w + i) * call);
-  if (c.kind === 'train') return n * 2 * (startup + (w + i) * 3 * call * 1.3);
+  if (c.kind === 'train') return n * (1 + c.ours.length) * (startup + (w + i) * 3 * call * 1.3);
   return n * (2 * startup + (2 + 3 * nImages) * call);
 }
 const etaS = cases.reduce((s, c) => s + estimateS(c), 0);
@@ -248,9 +286,9 @@ for (const c of cases) {
   try {
     for (let r = 0; r < n; r++) {
       // ours, PyTorch, ours (next variant), ...: each of our runs sits next to the PyTorch run
-      const a0 = runJson(process.execPath, cmd.ours[0]);
-      const b = runJson(python, cmd.theirs);
-      const as = [a0, ...cmd.ours.slice(1).map((o) => runJson(process.execPath, o))];
+      const a0 = runJson(process.execPath, cmd.ours[0], allocEnv(c.ours[0].jemalloc));
+      const b = runJson(python, cmd.theirs, allocEnv(c.theirsJemalloc));
+      const as = [a0, ...cmd.ours.slice(1).map((o, i) => runJson(process.execPath, o, allocEnv(c.ours[i + 1].jemalloc)))];
       as.forEach((a, i) => {
         mine[i].ours.push(a);
         mine[i].theirs.push(b);
@@ -274,7 +312,9 @@ const pct = (g: number | null, lim: number) => (g === null ? '-' : `${((100 * g)
 const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
 const anyOurs = rows.find((r) => r.ours.length)?.ours[0];
 const anyTheirs = rows.find((r) => r.theirs.length)?.theirs[0];
-const alloc = process.env.LD_PRELOAD ? `LD_PRELOAD=${process.env.LD_PRELOAD} ${process.env.MALLOC_CONF ?? ''}`.trim() : 'glibc malloc on both sides';
+const alloc = process.env.LD_PRELOAD
+  ? `LD_PRELOAD=${process.env.LD_PRELOAD} ${process.env.MALLOC_CONF ?? ''}`.trim()
+  : `glibc malloc on both sides unless the row says jemalloc (${jemallocLib ?? 'libjemalloc2 not installed'}, MALLOC_CONF=${JEMALLOC_CONF}, as bin/deeplab runs)`;
 
 const lines: string[] = [
   `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpu} (${cpus().length} cores), ${threads} threads, ` +
@@ -317,12 +357,18 @@ for (const r of rows) {
 lines.push('');
 if (rows.some((r) => r.c.kind === 'train' && r.ours.length)) lines.push('(train: GFLOP/s from 3 x the forward conv FLOPs with the aux head, batch 2.)', '');
 
-const train = rows.find((r) => r.c.kind === 'train' && r.ours.length);
-if (train) {
+const trains = rows.filter((r) => r.c.kind === 'train' && r.ours.length);
+if (trains.length) {
   lines.push('Training step split (medians, ms): forward (incl. loss) / backward / optimizer step.', '');
-  lines.push('| side | step | forward | backward | optimizer | first loss | peak RSS MiB |', '|---|---|---|---|---|---|---|');
-  for (const [side, js] of [['ours', train.ours], ['PyTorch', train.theirs]] as const) {
-    lines.push(`| ${side} | ${f(med(js, 'median_ms'))} | ${f(med(js, 'fwd_ms'))} | ${f(med(js, 'bwd_ms'))} | ${f(med(js, 'step_ms'))} | ${f(med(js, 'first_loss'), 3)} | ${f(med(js, 'peak_rss_mib'))} |`);
+  lines.push('| run | step | forward | backward | optimizer | first loss | peak RSS MiB |', '|---|---|---|---|---|---|---|');
+  const seen = new Set<Json>();
+  for (const r of trains) {
+    const pairs: [string, Json[]][] = [[`ours: ${[...r.c.argv.slice(6), ...r.v.argv].join(' ') || 'fp32 NCHW'}${r.v.jemalloc ? ', jemalloc' : ''}`, r.ours]];
+    if (!seen.has(r.theirs[0])) pairs.push([`PyTorch: ${r.c.argv.slice(6).join(' ') || 'fp32 NCHW'}${r.c.theirsJemalloc ? ', jemalloc' : ''}`, r.theirs]);
+    r.theirs.forEach((j) => seen.add(j));
+    for (const [side, js] of pairs) {
+      lines.push(`| ${side} | ${f(med(js, 'median_ms'))} | ${f(med(js, 'fwd_ms'))} | ${f(med(js, 'bwd_ms'))} | ${f(med(js, 'step_ms'))} | ${f(med(js, 'first_loss'), 3)} | ${f(med(js, 'peak_rss_mib'))} |`);
+    }
   }
   lines.push('');
 }

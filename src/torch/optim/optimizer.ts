@@ -41,19 +41,22 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   /** One update of every parameter that has a gradient. */
   step(): void {
-    noGrad(() =>
-      scope(() => {
-        for (const g of this.groups) {
-          for (const p of g.params) {
+    noGrad(() => {
+      for (const g of this.groups) {
+        for (const p of g.params) {
+          // One scope per parameter: its temporaries (grad + wd x p, ...) are freed before the next
+          // parameter's are allocated, as PyTorch's refcounting frees them, so the allocator reuses
+          // one buffer instead of mapping fresh memory for all of them (ResNet-50: 64 -> ~30 ms a step).
+          scope(() => {
             const grad = p.grad;
-            if (!grad) continue;
+            if (!grad) return;
             let st = this.state.get(p);
             if (!st) this.state.set(p, (st = {}));
             this.update(p, grad, st, g.hyper);
-          }
+          });
         }
-      }),
-    );
+      }
+    });
   }
 
   /** Updates p in place from grad; state tensors it creates must be kept (keep()). */

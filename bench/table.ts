@@ -40,8 +40,8 @@ interface Variant {
   label: string;
   /** our arguments on top of the case's */
   argv: string[];
-  /** run ours under jemalloc (as bin/deeplab does) */
-  jemalloc?: boolean;
+  /** run ours under jemalloc: true = never returning pages (as bin/deeplab runs train/eval), a string = that MALLOC_CONF ('' = jemalloc's defaults, as bin/deeplab runs predict) */
+  jemalloc?: boolean | string;
 }
 
 interface Case {
@@ -71,10 +71,12 @@ interface Case {
 // allocator is part of the step (perf-baseline.md), so rows say which side ran under which.
 const jemallocLib = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib64/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'].find((p) => existsSync(p));
 const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
-function allocEnv(jemalloc: boolean | undefined): NodeJS.ProcessEnv | undefined {
-  if (!jemalloc) return undefined;
+function allocEnv(jemalloc: boolean | string | undefined): NodeJS.ProcessEnv | undefined {
+  if (jemalloc === undefined || jemalloc === false) return undefined;
   if (!jemallocLib) throw new Error('libjemalloc.so.2 not found (apt-get install libjemalloc2)');
-  return { ...process.env, LD_PRELOAD: jemallocLib, MALLOC_CONF: JEMALLOC_CONF };
+  const { MALLOC_CONF: _, ...env } = process.env;
+  const conf = jemalloc === true ? JEMALLOC_CONF : jemalloc;
+  return conf ? { ...env, LD_PRELOAD: jemallocLib, MALLOC_CONF: conf } : { ...env, LD_PRELOAD: jemallocLib };
 }
 
 const sz = (h: number, w: number) => `${Math.round(h * scale)}x${Math.round(w * scale)}`;
@@ -144,7 +146,11 @@ const CASES: Case[] = [
   },
   {
     name: 'predict-resnet50', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: [],
-    ours: [{ label: 'ours default (fast path fp32) vs PyTorch eager fp32 NCHW', argv: [] }], warmup: 0, iters: 0, once: true, gflop: 327.2 * scale * scale,
+    ours: [
+      { label: 'ours as `deeplab predict` runs (fast path fp32, jemalloc defaults) vs PyTorch eager fp32 NCHW', argv: [], jemalloc: '' },
+      { label: 'ours fast path fp32, glibc malloc, vs PyTorch eager fp32 NCHW (same allocator)', argv: [] },
+    ],
+    warmup: 0, iters: 0, once: true, gflop: 327.2 * scale * scale,
   },
   {
     name: 'predict-resnet50-plain', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: [],
@@ -169,7 +175,7 @@ function runJson(cmd: string, argv: string[], env?: NodeJS.ProcessEnv): Json {
     throw new Error(`${cmd} ${argv.join(' ')} failed:\n${tail}`);
   }
   const r = JSON.parse(text.trim().split('\n').pop()!) as Json;
-  appendFileSync(jsonl, JSON.stringify({ ...r, argv: [cmd, ...argv].join(' '), allocator: env?.LD_PRELOAD ? 'jemalloc' : 'default', at: new Date().toISOString() }) + '\n');
+  appendFileSync(jsonl, JSON.stringify({ ...r, argv: [cmd, ...argv].join(' '), allocator: env?.LD_PRELOAD ? `jemalloc ${env.MALLOC_CONF ?? '(defaults)'}` : 'glibc', at: new Date().toISOString() }) + '\n');
   return r;
 }
 
@@ -297,7 +303,7 @@ for (const c of cases) {
       const ms = as.map((a) => (a[key] as number).toFixed(1)).join(' / ');
       console.log(`[${elapsed()}] ${c.name} round ${r + 1}/${n}: ours ${ms} ms, PyTorch ${(b[key] as number).toFixed(1)} ms, ratio ${mine.map((m) => m.ratios[r].toFixed(3)).join(' / ')}`);
     }
-    if (cmd.outDirs) mine[0].agreement = await labelAgreement(...cmd.outDirs);
+    if (cmd.outDirs) { const a = await labelAgreement(...cmd.outDirs); for (const m of mine) m.agreement = a; }
   } catch (e) {
     for (const m of mine) m.error = (e as Error).message;
     console.log(`[${elapsed()}] ${c.name}: ERROR ${(e as Error).message}`);

@@ -16,8 +16,11 @@ export interface LoadOptions {
   /** classes of the model; a checkpoint with another count keeps a fresh classifier */
   numClasses?: number;
   outputStride?: OutputStride;
-  /** colours and names for the legend (default: the preset's dataset) */
-  palette?: PaletteName;
+  /**
+   * colours and names for the legend: a dataset's name, or your own classes (e.g. from a custom
+   * dataset's meta file: `{ name, classes, colors }`); default: the preset's dataset
+   */
+  palette?: PaletteName | Palette;
   /**
    * The inference fast path (default true): batch norms folded into the convolutions and
    * channels_last weights and inputs. The model is then for inference only; pass false to get a
@@ -144,8 +147,10 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     model.dispose();
     throw e;
   }
-  const paletteName = o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined);
-  return new Segmenter(preset, model, paletteFor(paletteName, model.numClasses), report, settings);
+  const palette = typeof o.palette === 'object'
+    ? paletteFor(o.palette, model.numClasses)
+    : paletteFor(o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined), model.numClasses);
+  return new Segmenter(preset, model, palette, report, settings);
 }
 
 const PALETTE_OF_DATASET: Record<string, PaletteName> = { voc: 'voc', cityscapes: 'cityscapes', ade20k: 'ade20k' };

@@ -12,7 +12,7 @@ export function allocator(): string {
     return 'unknown';
   }
   if (!maps.includes('libjemalloc')) return 'system malloc';
-  return `jemalloc${process.env.MALLOC_CONF ? ` (MALLOC_CONF=${process.env.MALLOC_CONF})` : ''}`;
+  return `jemalloc (${process.env.MALLOC_CONF ? `MALLOC_CONF=${process.env.MALLOC_CONF}` : 'its default settings'})`;
 }
 
 export function infoCommand(): Command {

@@ -6,6 +6,8 @@ import { basename, extname, join } from 'node:path';
 import { load } from '../api.js';
 import { writeLabelPng, writeRgb, overlay, colorize, readImage } from '../data/image.js';
 import { writeNpy } from '../data/npy.js';
+import { paletteFor, type Palette } from '../data/palettes.js';
+import { readCustomMeta } from '../data/datasets/custom.js';
 import { parseIntOption, parseOutputStride } from './options.js';
 
 interface PredictOptions {
@@ -15,6 +17,7 @@ interface PredictOptions {
   os?: 8 | 16;
   out: string;
   palette?: 'voc' | 'cityscapes' | 'ade20k';
+  classes?: string;
   saveLogits?: string;
   precision: 'fp32' | 'bf16';
   fast: boolean;
@@ -27,6 +30,13 @@ function logitsPath(pattern: string, image: string, many: boolean): string {
   return `${pattern.slice(0, pattern.length - extname(pattern).length)}.${basename(image, extname(image))}${ext}`;
 }
 
+/** A custom dataset's class names and colours (its meta file), as predict's palette. */
+function classesPalette(file: string): Palette {
+  const meta = readCustomMeta(file);
+  const colors = meta.palette ?? paletteFor(undefined, meta.classes.length).colors;
+  return { name: basename(file), classes: meta.classes, colors };
+}
+
 export function predictCommand(): Command {
   return new Command('predict')
     .description('segment images: writes NAME_labels.png (class indices), NAME_color.png and NAME_overlay.jpg')
@@ -36,12 +46,14 @@ export function predictCommand(): Command {
     .option('--num-classes <n>', 'classes (default: the preset\'s); a checkpoint with another count gets a fresh head', parseIntOption)
     .option('--os <stride>', 'output stride 8 or 16 (default: the preset\'s)', parseOutputStride)
     .option('-o, --out <dir>', 'output folder', 'out')
-    .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']))
+    .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']).conflicts('classes'))
+    .option('--classes <meta>', 'colours and class names from a custom dataset\'s meta file (YAML or JSON: classes, palette)')
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
     .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (about 2x faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .action(async (images: string[], o: PredictOptions) => {
-      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, outputStride: o.os, palette: o.palette, precision: o.precision, fast: o.fast });
+      const palette = o.classes ? classesPalette(o.classes) : o.palette;
+      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses ?? (typeof palette === 'object' ? palette.classes.length : undefined), outputStride: o.os, palette, precision: o.precision, fast: o.fast });
       if (seg.weights) {
         const extra = seg.weights.freshHead.length ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}` : '';
         const aux = seg.weights.skippedAux.length ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference` : '';

@@ -82,11 +82,11 @@ export const PALETTES = {
 export type PaletteName = keyof typeof PALETTES;
 
 /**
- * The palette for a model's output: the named one, padded with VOC-colormap colours and
+ * The palette for a model's output: the named (or given) one, padded with VOC-colormap colours and
  * "class N" names when the model has more classes than the palette (a custom dataset).
  */
-export function paletteFor(name: PaletteName | undefined, numClasses: number): Palette {
-  const base: Palette = name ? PALETTES[name] : { name: 'generic', classes: [], colors: [] };
+export function paletteFor(name: PaletteName | Palette | undefined, numClasses: number): Palette {
+  const base: Palette = typeof name === 'object' ? name : name ? PALETTES[name] : { name: 'generic', classes: [], colors: [] };
   const extra = vocColormap(Math.max(numClasses, 256));
   const classes = Array.from({ length: numClasses }, (_, i) => base.classes[i] ?? `class ${i}`);
   const colors = Array.from({ length: numClasses }, (_, i) => base.colors[i] ?? extra[i]);

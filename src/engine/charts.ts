@@ -39,7 +39,8 @@ ${body}
 </svg>`;
 }
 
-export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[]): string {
+/** A line chart; the legend sits top right, or top left (`legend: 'left'`) for series that rise to the right. */
+export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[], legend: 'left' | 'right' = 'right'): string {
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) return frame(title, xLabel, yLabel, `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text>`);
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
@@ -56,7 +57,9 @@ export function lineChartSvg(title: string, xLabel: string, yLabel: string, seri
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join('');
     body += `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"/>`;
     if (s.points.length <= 30) for (const p of s.points) body += `<circle cx="${px(p[0])}" cy="${py(p[1])}" r="3" fill="${c}"/>`;
-    body += `<rect x="${W - R - 150}" y="${T + 8 + i * 18}" width="12" height="12" fill="${c}"/><text x="${W - R - 132}" y="${T + 18 + i * 18}">${esc(s.name)}</text>`;
+    // ~7.5 px a character at 13 px DejaVu Sans
+    const lx = legend === 'left' ? L + 10 : W - R - Math.max(150, 26 + 7.5 * Math.max(...series.map((t) => t.name.length)));
+    body += `<rect x="${lx}" y="${T + 8 + i * 18}" width="12" height="12" fill="${c}"/><text x="${lx + 18}" y="${T + 18 + i * 18}">${esc(s.name)}</text>`;
   });
   return frame(title, xLabel, yLabel, body);
 }

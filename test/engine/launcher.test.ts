@@ -3,11 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { arch } from 'node:os';
+import { arch, tmpdir } from 'node:os';
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../../bin/deeplab', import.meta.url));
@@ -21,7 +22,7 @@ const env = (extra: Record<string, string> = {}) => {
 
 test('deeplab info names the allocator: jemalloc when installed, the system malloc when opted out', async () => {
   const { stdout } = await run(bin, ['info'], { env: env() });
-  assert.match(stdout, jemalloc ? /allocator: jemalloc \(MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1\)/ : /allocator: system malloc/);
+  assert.match(stdout, jemalloc ? /allocator: jemalloc \(its default settings\)/ : /allocator: system malloc/);
   const system = await run(bin, ['info'], { env: env({ DEEPLAB_ALLOCATOR: 'system' }) });
   assert.match(system.stdout, /allocator: system malloc/);
   if (jemalloc) {
@@ -49,4 +50,22 @@ test('exit codes and signals are node\'s own: the launcher execs, it does not wr
   child.kill('SIGTERM');
   const [code, signal] = await exited;
   assert.deepEqual([code, signal], [null, 'SIGTERM']);
+});
+
+test('train, eval and demo run with jemalloc keeping its pages (no decay); a MALLOC_CONF of the user wins', { skip: !jemalloc && 'libjemalloc2 not installed' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deeplab-launcher-'));
+  for (const [extra, want] of [[{}, 'dirty_decay_ms:-1,muzzy_decay_ms:-1'], [{ MALLOC_CONF: 'narenas:2' }, 'narenas:2']] as const) {
+    // demo generating its scenes runs long enough to read the process's environment
+    const child = spawn(bin, ['demo', '--iters', '1', '--train-scenes', '400', '--val-scenes', '4', '--data', join(dir, 'data'), '--out', join(dir, 'run')], { env: env(extra), stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    let environ = '';
+    for (let i = 0; i < 400 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('main.js'); i++) await new Promise((r) => setTimeout(r, 25));
+    try {
+      environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    assert.ok(environ.split('\0').includes(`MALLOC_CONF=${want}`), `MALLOC_CONF=${want} expected in the environment of deeplab demo`);
+  }
 });

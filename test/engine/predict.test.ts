@@ -131,3 +131,30 @@ test('CLI predict: pictures that decode, label PNG equal to the .npy argmax, bad
   }
   assert.equal(existsSync(join(out, 'bad_labels.png')), false);
 });
+
+test('CLI predict --classes: a custom dataset meta file names the classes and colours the masks', async () => {
+  const good = join(dir, 'custom.png');
+  await makeImage(good);
+  const meta = join(dir, 'meta.yaml');
+  writeFileSync(meta, 'classes: [sky, road, tree]\npalette: [[10, 20, 30], [200, 100, 50], [0, 255, 0]]\n');
+  const out = join(dir, 'out-custom');
+  // a 21-class checkpoint, 3 classes in the meta file: a fresh 3-class head, as --num-classes 3 gives
+  const { stdout } = await run(process.execPath, [cli, 'predict', good, '--model', 'deeplabv3_mobilenet_v3_large', '--weights', weights(), '--classes', meta, '--out', out]);
+  assert.match(stdout, /fresh classifier for 3 classes/);
+  assert.match(stdout, /custom\.png: 67x45 .*\[(sky|road|tree) \d/);
+  const labels = await sharp(join(out, 'custom_labels.png')).extractChannel(0).raw().toBuffer();
+  const color = await sharp(join(out, 'custom_color.png')).removeAlpha().raw().toBuffer();
+  const colors = [[10, 20, 30], [200, 100, 50], [0, 255, 0]];
+  for (let px = 0; px < W * H; px++) {
+    assert.ok(labels[px] < 3, `label ${labels[px]} at ${px}`);
+    assert.deepEqual([...color.subarray(px * 3, px * 3 + 3)], colors[labels[px]], `pixel ${px}`);
+  }
+  // a bad meta file: an error naming it, exit code 1
+  writeFileSync(join(dir, 'bad-meta.json'), '{"classes": ["a", "b"], "palette": [[1, 2, 3]]}');
+  const bad = await run(process.execPath, [cli, 'predict', good, '--model', 'deeplabv3_mobilenet_v3_large', '--classes', join(dir, 'bad-meta.json'), '--out', out]).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /bad-meta\.json: palette has 1 colours for 2 classes/);
+});

@@ -79,7 +79,7 @@ export class BasicBlock extends nn.Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(F.relu_(this.bn1.forward(this.conv1.forward(x)))));
+    const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2);
     const identity = this.downsample ? this.downsample.forward(x) : x;
     return F.relu_(out.add_(identity));
   }
@@ -113,9 +113,7 @@ export class Bottleneck extends nn.Module implements Block {
   }
 
   forward(x: Tensor): Tensor {
-    let out = F.relu_(this.bn1.forward(this.conv1.forward(x)));
-    out = F.relu_(this.bn2.forward(this.conv2.forward(out)));
-    out = this.bn3.forward(this.conv3.forward(out));
+    const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2, F.relu_, this.conv3, this.bn3);
     const identity = this.downsample ? this.downsample.forward(x) : x;
     return F.relu_(out.add_(identity));
   }

@@ -77,6 +77,8 @@ export class DeepLabV3 extends Segmentor {
     const [h, w] = x.shape.slice(-2);
     const up = (t: Tensor) => F.interpolate(t, { size: [h, w], mode: 'bilinear', alignCorners: false });
     const features = this.backbone.forward(x);
+    // Only the tapped stages are read: free the others now (IntermediateLayerGetter never keeps them).
+    features.forEach((f, i) => i === this.#out || (this.aux_classifier && i === this.#aux) || f.dispose());
     const out = up(this.classifier.forward(features[this.#out]));
     if (!this.aux_classifier) return { out };
     return { out, aux: up(this.aux_classifier.forward(features[this.#aux])) };

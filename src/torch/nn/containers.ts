@@ -31,14 +31,30 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
   }
 }
 
+/**
+ * x through each step in turn (layers or tensor functions), each intermediate freed as soon as the
+ * next step has read it, as PyTorch's refcounting frees it, instead of when the enclosing module's
+ * scope ends: a ResNet block or a Sequential then holds one or two activations, not all of them.
+ * x itself belongs to the caller and is never freed. (The autograd graph keeps what backward needs.)
+ */
+export function pipe(x: Tensor, ...steps: (Layer | ((t: Tensor) => Tensor))[]): Tensor {
+  let y = x;
+  for (const s of steps) {
+    const next = typeof s === 'function' ? s(y) : s.forward(y);
+    if (y !== x && next !== y) y.dispose();
+    y = next;
+  }
+  return y;
+}
+
 /** Runs its layers in order. Index-named, like torch.nn.Sequential, so keys read `4.1.weight`. */
 export class Sequential extends ModuleList<Module & Layer> implements Layer {
   constructor(...modules: (Module & Layer)[]) {
     super(modules);
   }
   forward(x: Tensor): Tensor {
-    for (const m of this.items) x = m.forward(x);
-    return x;
+    // ResNet-101's layer3 would otherwise hold all 23 block outputs until it returns.
+    return pipe(x, ...this.items);
   }
 }
 

@@ -2,10 +2,10 @@
 // format older open-mmlab checkpoints use. The pickle is decoded by our restricted unpickler;
 // tensors stay as lazy references until we know which dict is the state dict, so optimizer
 // buffers and other metadata tensors are never copied into LibTorch.
-import { readFileSync } from 'node:fs';
 import { Tensor, callT, op } from '../tensor.js';
 import { tensor } from '../creation.js';
 import { isZip, readZip, type ZipEntry } from './zip.js';
+import { bufferSource, fileSource, type ByteSource } from './bytes.js';
 import { unpickle, globalName, PickledObject, StorageRef, StorageType, TensorRef } from './pickle.js';
 
 export type StateDictSource = 'top' | 'state_dict' | 'model';
@@ -34,25 +34,34 @@ const PROTOCOL_VERSION = 1001;
 /** A parsed checkpoint: the unpickled object and access to the raw bytes of each storage. */
 interface Archive {
   root: unknown;
+  /** A storage's bytes: valid until the next call (they are copied into a tensor at once). */
   storageBytes(key: string): Uint8Array;
 }
 
-/** Reads a torch.save file (or its bytes) and returns its state dict's tensors and metadata. */
+/**
+ * Reads a torch.save file (or its bytes) and returns its state dict's tensors and metadata. A zip
+ * file is read piece by piece (directory, pickle, then one storage at a time), so the peak is the
+ * tensors alone, not the file and the tensors; legacy files are read whole.
+ */
 export function readCheckpoint(src: string | Uint8Array): Checkpoint {
   const label = typeof src === 'string' ? src : '<buffer>';
-  const buf = typeof src === 'string' ? readBytes(src) : src;
-  let archive: Archive;
+  const bytes = typeof src === 'string' ? openFile(src) : bufferSource(src);
   try {
-    archive = isZip(buf) ? parseZip(buf) : parseLegacy(buf);
-  } catch (e) {
-    throw new CheckpointError(`${label}: ${(e as Error).message}`, { cause: e });
+    let archive: Archive;
+    try {
+      archive = isZip(bytes.read(0, Math.min(4, bytes.length))) ? parseZip(bytes) : parseLegacy(bytes.read(0, bytes.length));
+    } catch (e) {
+      throw new CheckpointError(`${label}: ${(e as Error).message}`, { cause: e });
+    }
+    const { dict, source } = findStateDict(archive.root, label);
+    const tensors = materialize(dict, archive, label);
+    // meta: every other top-level entry (for 'top', the state dict's own non-tensor entries).
+    const rest = source === 'top' ? dict : new Map([...(archive.root as Map<unknown, unknown>)].filter(([k]) => k !== source));
+    const meta = asRecord(toJS(rest));
+    return { tensors, meta, source };
+  } finally {
+    bytes.close();
   }
-  const { dict, source } = findStateDict(archive.root, label);
-  const tensors = materialize(dict, archive, label);
-  // meta: every other top-level entry (for 'top', the state dict's own non-tensor entries).
-  const rest = source === 'top' ? dict : new Map([...(archive.root as Map<unknown, unknown>)].filter(([k]) => k !== source));
-  const meta = asRecord(toJS(rest));
-  return { tensors, meta, source };
 }
 
 /** Just the state dict's tensors. */
@@ -60,9 +69,9 @@ export function readStateDict(src: string | Uint8Array): Map<string, Tensor> {
   return readCheckpoint(src).tensors;
 }
 
-function readBytes(path: string): Uint8Array {
+function openFile(path: string): ByteSource {
   try {
-    return readFileSync(path);
+    return fileSource(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new CheckpointError(`${path}: no such file`);
@@ -87,8 +96,8 @@ function asText(v: unknown): string {
   return v instanceof Uint8Array ? new TextDecoder('latin1').decode(v) : String(v);
 }
 
-function parseZip(buf: Uint8Array): Archive {
-  const entries = readZip(buf);
+function parseZip(src: ByteSource): Archive {
+  const entries = readZip(src);
   // The top folder is named after the file torch.save was given; find it from data.pkl.
   let prefix: string | undefined;
   for (const name of entries.keys()) {
@@ -104,19 +113,18 @@ function parseZip(buf: Uint8Array): Archive {
     const { type, key, numel } = storageId(pid);
     return new StorageRef(key, type, numel);
   }).value;
-  // Cached because several tensors may share a storage and DEFLATE entries inflate on each data().
-  const cache = new Map<string, Uint8Array>();
+  // One storage at a time, read into one reusable buffer; the last one is kept because tensors that
+  // share a storage are usually saved one after the other (and DEFLATE entries inflate on each read).
+  const scratch = { buf: new Uint8Array(0) };
+  let last: { key: string; bytes: Uint8Array } | undefined;
   return {
     root,
     storageBytes(key) {
-      let bytes = cache.get(key);
-      if (!bytes) {
-        const entry: ZipEntry | undefined = entries.get(`${prefix}data/${key}`);
-        if (!entry) throw new CheckpointError(`storage data/${key} is missing from the archive`);
-        bytes = entry.data();
-        cache.set(key, bytes);
-      }
-      return bytes;
+      if (last?.key === key) return last.bytes;
+      const entry: ZipEntry | undefined = entries.get(`${prefix}data/${key}`);
+      if (!entry) throw new CheckpointError(`storage data/${key} is missing from the archive`);
+      last = { key, bytes: entry.data(scratch) };
+      return last.bytes;
     },
   };
 }

@@ -2,12 +2,13 @@
 // header length, a JSON header {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__},
 // padded with spaces to a multiple of 8, then the tensors' bytes, row-major, little-endian.
 // No code, no pickle: the format we write our own weights in.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Tensor } from '../tensor.js';
 import { tensor } from '../creation.js';
 import { type DType, elementSize } from '../dtype.js';
+import { bufferSource, fileSource, type ByteSource } from './bytes.js';
 
 const CODES: Record<DType, string> = {
   float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64',
@@ -33,32 +34,44 @@ interface HeaderEntry {
   data_offsets: [number, number];
 }
 
-/** Reads a .safetensors file (or its bytes). Dispose the tensors when done. */
+/**
+ * Reads a .safetensors file (or its bytes). Dispose the tensors when done. A file is read piece by
+ * piece (header, then one tensor at a time), so it is never held whole next to its tensors.
+ */
 export function readSafetensors(src: string | Uint8Array): SafetensorsMap {
   const label = typeof src === 'string' ? src : '<buffer>';
-  function fail(msg: string): never {
-    throw new SafetensorsError(`${label}: ${msg}`);
-  }
-  let buf: Uint8Array;
+  let bytes: ByteSource;
   try {
-    buf = typeof src === 'string' ? readFileSync(src) : src;
+    bytes = typeof src === 'string' ? fileSource(src) : bufferSource(src);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new SafetensorsError(code === 'ENOENT' ? `${label}: no such file` : `${label}: cannot read (${(e as Error).message})`, { cause: e });
   }
-  if (buf.length < 8) fail('not a safetensors file (shorter than its header length)');
-  const n = new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(Math.min(MAX_HEADER, buf.length - 8))) fail(`not a safetensors file or truncated (header length ${n})`);
+  try {
+    return parse(bytes, label);
+  } finally {
+    bytes.close();
+  }
+}
+
+function parse(bytes: ByteSource, label: string): SafetensorsMap {
+  function fail(msg: string): never {
+    throw new SafetensorsError(`${label}: ${msg}`);
+  }
+  if (bytes.length < 8) fail('not a safetensors file (shorter than its header length)');
+  const head = bytes.read(0, 8);
+  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) fail(`not a safetensors file or truncated (header length ${n})`);
   const headerEnd = 8 + Number(n);
 
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, headerEnd)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.read(8, Number(n))));
   } catch (e) {
     return fail(`not a safetensors file (bad JSON header: ${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('the header is not a JSON object');
-  const data = buf.subarray(headerEnd);
+  const dataLength = bytes.length - headerEnd;
 
   const out = new SafetensorsMap();
   const meta = header.__metadata__;
@@ -77,15 +90,17 @@ export function readSafetensors(src: string | Uint8Array): SafetensorsMap {
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has a bad shape`);
     const [begin, end] = (Array.isArray(e.data_offsets) ? e.data_offsets : [-1, -1]) as [number, number];
     if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) fail(`tensor "${name}" has bad data_offsets`);
-    if (end > data.length) fail(`truncated: tensor "${name}" ends at byte ${end} of a ${data.length}-byte buffer`);
+    if (end > dataLength) fail(`truncated: tensor "${name}" ends at byte ${end} of a ${dataLength}-byte buffer`);
     const numel = e.shape.reduce((a, b) => a * b, 1);
     if (end - begin !== numel * elementSize(dtype)) fail(`tensor "${name}": data_offsets span ${end - begin} bytes, shape [${e.shape}] needs ${numel * elementSize(dtype)}`);
     entries.push([name, dtype, e.shape, begin, end]);
   }
   // File order is layout order; JSON objects would put integer-like names first.
   entries.sort((a, b) => a[3] - b[3]);
+  // One tensor at a time through one reusable buffer (tensor() copies it).
+  const scratch = { buf: new Uint8Array(0) };
   try {
-    for (const [name, dtype, shape, begin, end] of entries) out.set(name, tensor(data.subarray(begin, end), { dtype, shape }));
+    for (const [name, dtype, shape, begin, end] of entries) out.set(name, tensor(bytes.readInto(headerEnd + begin, end - begin, scratch), { dtype, shape }));
   } catch (e) {
     for (const t of out.values()) t.dispose();
     throw e;

@@ -1,8 +1,10 @@
 // A minimal zip reader: just enough for torch.save archives (STORED entries, 64-byte aligned)
 // and for archives re-packed by other tools (DEFLATE, zip64). It reads the central directory,
-// which is authoritative (local headers may hold zeros when a data descriptor follows), and
-// hands out views of the archive's bytes, so a checkpoint is never copied twice.
+// which is authoritative (local headers may hold zeros when a data descriptor follows). From a
+// buffer it hands out views of the archive's bytes; from a file (ByteSource) it reads only the
+// directory up front and each entry when asked, so a checkpoint is never held whole in memory.
 import { inflateRawSync } from 'node:zlib';
+import { bufferSource, type ByteSource } from './bytes.js';
 
 export interface ZipEntry {
   readonly name: string;
@@ -12,8 +14,12 @@ export interface ZipEntry {
   readonly size: number;
   /** Offset of the entry's local header in the archive. */
   readonly localHeaderOffset: number;
-  /** The entry's bytes: a view into the archive when STORED, a new buffer when DEFLATE. */
-  data(): Uint8Array;
+  /**
+   * The entry's bytes: a view into the archive (buffer) or a new buffer (file) when STORED, a new
+   * buffer when DEFLATE. With `scratch`, a STORED entry of a file is read into scratch.buf (grown
+   * as needed) and the view is valid only until scratch is used again.
+   */
+  data(scratch?: { buf: Uint8Array }): Uint8Array;
 }
 
 export class ZipError extends Error {
@@ -35,49 +41,69 @@ export function isZip(buf: Uint8Array): boolean {
   return (sig >>> 0) === SIG_LOCAL || (sig >>> 0) === SIG_EOCD;
 }
 
-/** Parses the central directory; entries keep archive order. Throws ZipError on damage. */
-export function readZip(buf: Uint8Array): Map<string, ZipEntry> {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const u16 = (o: number) => dv.getUint16(o, true);
-  const u32 = (o: number) => dv.getUint32(o, true);
-  const u64 = (o: number) => {
-    const v = dv.getBigUint64(o, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipError('zip64 value too large');
-    return Number(v);
+/** A little-endian reader over a piece of the archive that starts at `base`. */
+function reader(bytes: Uint8Array, base: number) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    bytes,
+    u16: (o: number) => dv.getUint16(o - base, true),
+    u32: (o: number) => dv.getUint32(o - base, true),
+    u64: (o: number) => {
+      const v = dv.getBigUint64(o - base, true);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipError('zip64 value too large');
+      return Number(v);
+    },
   };
+}
+
+/** Parses the central directory; entries keep archive order. Throws ZipError on damage. */
+export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry> {
+  const src = archive instanceof Uint8Array ? bufferSource(archive) : archive;
+  const size = src.length;
   const need = (o: number, n: number, what: string) => {
-    if (o < 0 || o + n > buf.length) throw new ZipError(`truncated zip archive (${what} out of range)`);
+    if (o < 0 || o + n > size) throw new ZipError(`truncated zip archive (${what} out of range)`);
+  };
+  const at = (o: number, n: number, what: string) => {
+    need(o, n, what);
+    return reader(src.read(o, n), o);
   };
 
-  // The end-of-central-directory record sits in the last 22 + up to 65535 (comment) bytes.
+  // The end-of-central-directory record sits in the last 22 + up to 65535 (comment) bytes; the
+  // zip64 locator (20 bytes) just before it.
+  const tailStart = Math.max(0, size - 22 - U16_MAX - 20);
+  const tail = reader(src.read(tailStart, size - tailStart), tailStart);
   let eocd = -1;
-  for (let o = buf.length - 22; o >= Math.max(0, buf.length - 22 - U16_MAX); o--) {
-    if (u32(o) === SIG_EOCD && o + 22 + u16(o + 20) <= buf.length) {
+  for (let o = size - 22; o >= Math.max(tailStart, size - 22 - U16_MAX); o--) {
+    if (tail.u32(o) === SIG_EOCD && o + 22 + tail.u16(o + 20) <= size) {
       eocd = o;
       break;
     }
   }
   if (eocd < 0) throw new ZipError('truncated zip archive (no end of central directory record)');
 
-  let count = u16(eocd + 10);
-  let cdSize = u32(eocd + 12);
-  let cdOffset = u32(eocd + 16);
+  let count = tail.u16(eocd + 10);
+  let cdSize = tail.u32(eocd + 12);
+  let cdOffset = tail.u32(eocd + 16);
   // Zip64: the real values live in the zip64 end record, found through the locator just before.
-  if ((count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) && eocd >= 20 && u32(eocd - 20) === SIG_ZIP64_LOCATOR) {
-    const rec = u64(eocd - 20 + 8);
-    need(rec, 56, 'zip64 end record');
-    if (u32(rec) !== SIG_ZIP64_EOCD) throw new ZipError('corrupt zip64 end record');
-    count = u64(rec + 32);
-    cdSize = u64(rec + 40);
-    cdOffset = u64(rec + 48);
+  if ((count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) && eocd - 20 >= tailStart && tail.u32(eocd - 20) === SIG_ZIP64_LOCATOR) {
+    const recAt = tail.u64(eocd - 20 + 8);
+    const rec = at(recAt, 56, 'zip64 end record');
+    if (rec.u32(recAt) !== SIG_ZIP64_EOCD) throw new ZipError('corrupt zip64 end record');
+    count = rec.u64(recAt + 32);
+    cdSize = rec.u64(recAt + 40);
+    cdOffset = rec.u64(recAt + 48);
   }
-  need(cdOffset, cdSize, 'central directory');
+  const cd = at(cdOffset, cdSize, 'central directory');
+  const { u16, u32, u64 } = cd;
+  const cdNeed = (o: number, n: number, what: string) => {
+    if (o + n > cdOffset + cdSize) throw new ZipError(`truncated zip archive (${what} out of range)`);
+  };
 
   const entries = new Map<string, ZipEntry>();
   const decoder = new TextDecoder();
   let p = cdOffset;
   for (let i = 0; i < count; i++) {
-    need(p, 46, 'central directory entry');
+    cdNeed(p, 46, 'central directory entry');
     if (u32(p) !== SIG_CENTRAL) throw new ZipError(`corrupt central directory entry ${i}`);
     const method = u16(p + 10);
     let compressedSize = u32(p + 20);
@@ -86,8 +112,8 @@ export function readZip(buf: Uint8Array): Map<string, ZipEntry> {
     const extraLen = u16(p + 30);
     const commentLen = u16(p + 32);
     let localHeaderOffset = u32(p + 42);
-    need(p + 46, nameLen + extraLen + commentLen, 'central directory entry');
-    const name = decoder.decode(buf.subarray(p + 46, p + 46 + nameLen));
+    cdNeed(p + 46, nameLen + extraLen + commentLen, 'central directory entry');
+    const name = decoder.decode(cd.bytes.subarray(p - cdOffset + 46, p - cdOffset + 46 + nameLen));
 
     // Zip64 extended information (id 1): only the fields whose 32-bit slot is saturated, in order.
     for (let e = p + 46 + nameLen, end = e + extraLen; e + 4 <= end; ) {
@@ -106,25 +132,25 @@ export function readZip(buf: Uint8Array): Map<string, ZipEntry> {
 
     entries.set(name, {
       name, method, compressedSize, size, localHeaderOffset,
-      data: () => entryData(buf, dv, name, method, compressedSize, size, localHeaderOffset, need),
+      data: (scratch) => entryData(src, name, method, compressedSize, size, localHeaderOffset, need, scratch),
     });
   }
   return entries;
 }
 
 function entryData(
-  buf: Uint8Array, dv: DataView, name: string, method: number, compressedSize: number, size: number,
-  local: number, need: (o: number, n: number, what: string) => void,
+  src: ByteSource, name: string, method: number, compressedSize: number, size: number,
+  local: number, need: (o: number, n: number, what: string) => void, scratch?: { buf: Uint8Array },
 ): Uint8Array {
   need(local, 30, `local header of ${name}`);
-  if (dv.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`corrupt local header for ${name}`);
+  const head = reader(src.read(local, 30), local);
+  if (head.u32(local) !== SIG_LOCAL) throw new ZipError(`corrupt local header for ${name}`);
   // The data starts after the local header's own name and extra (torch pads the extra to align).
-  const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+  const start = local + 30 + head.u16(local + 26) + head.u16(local + 28);
   need(start, compressedSize, `data of ${name}`);
-  const raw = buf.subarray(start, start + compressedSize);
-  if (method === 0) return raw;
+  if (method === 0) return scratch ? src.readInto(start, compressedSize, scratch) : src.read(start, compressedSize);
   if (method === 8) {
-    const out = inflateRawSync(raw);
+    const out = inflateRawSync(src.read(start, compressedSize));
     if (out.length !== size) throw new ZipError(`corrupt DEFLATE data for ${name}`);
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }

@@ -480,12 +480,12 @@ function demoConfig(): ConfigInput {
       "iters": 1000,
       "batchSize": 8,
       "accumulate": 1,
+      // AdamW rather than mmseg's SGD: from scratch in 1,000 iterations it reached mIoU 22.50
+      // against SGD (lr 0.02, momentum 0.9, wd 5e-4) 20.68, same everything else.
       "optimizer": {
-        "type": "sgd",
-        "lr": 0.02,
-        "momentum": 0.9,
-        "weightDecay": 0.0005,
-        "nesterov": false
+        "type": "adamw",
+        "lr": 0.002,
+        "weightDecay": 0.01
       },
       "schedule": {
         "type": "poly",

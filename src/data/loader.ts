@@ -88,7 +88,13 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Worker threads, each given at most two tasks at once (one decoding while one computes). */
+/**
+ * Worker threads, each given up to `perWorker` tasks at once. Tasks are handed out only when the
+ * main thread's event loop runs, which it does not during a training step (LibTorch calls are
+ * synchronous): so each worker must already hold the whole prefetch when the step starts. With two
+ * tasks per worker, a worker finished them early in the step and sat idle, and six of the demo's
+ * eight samples were made while the step waited (8% of its time).
+ */
 class WorkerExecutor implements Executor {
   private readonly workers: { w: Worker; pending: Map<number, Pending> }[] = [];
   private readonly waiting: { task: SampleTask; p: Pending }[] = [];
@@ -96,7 +102,7 @@ class WorkerExecutor implements Executor {
   private closing = false;
   private keepAlive: NodeJS.Timeout | null = null;
 
-  constructor(count: number, ctx: LoaderContext) {
+  constructor(count: number, ctx: LoaderContext, private readonly perWorker = 2) {
     for (let i = 0; i < count; i++) {
       const w = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: { deeplabLoader: true, ctx } });
       const slot = { w, pending: new Map<number, Pending>() };
@@ -127,7 +133,7 @@ class WorkerExecutor implements Executor {
     while (this.waiting.length) {
       let best = this.workers[0];
       for (const s of this.workers) if (s.pending.size < best.pending.size) best = s;
-      if (best.pending.size >= 2) break;
+      if (best.pending.size >= this.perWorker) break;
       const { task, p } = this.waiting.shift()!;
       best.pending.set(task.id, p);
       best.w.postMessage(task);
@@ -171,8 +177,8 @@ class WorkerExecutor implements Executor {
   }
 }
 
-function makeExecutor(workers: number, ctx: LoaderContext): Executor {
-  return workers > 0 ? new WorkerExecutor(workers, ctx) : new InlineExecutor(ctx);
+function makeExecutor(workers: number, ctx: LoaderContext, ahead = 2 * workers): Executor {
+  return workers > 0 ? new WorkerExecutor(workers, ctx, Math.max(2, Math.ceil(ahead / workers))) : new InlineExecutor(ctx);
 }
 
 function contextFor(dataset: Dataset, numClasses: number, seed: number, extra: Pick<LoaderContext, 'train' | 'test'>): LoaderContext {
@@ -214,7 +220,7 @@ export class DataLoader {
     if (!Number.isInteger(o.workers) || o.workers < 0) throw new RangeError(`data loader: workers must be >= 0, got ${o.workers}`);
     this.cursor = this.dispatched = this.committed = this.streamIndex(o.start ?? { epoch: 0, position: 0 });
     this.ahead = Math.max(1, o.prefetch ?? 2) * o.batchSize;
-    this.executor = makeExecutor(o.workers, contextFor(dataset, o.numClasses, o.seed, { train: o.pipeline }));
+    this.executor = makeExecutor(o.workers, contextFor(dataset, o.numClasses, o.seed, { train: o.pipeline }), this.ahead);
     this.fill();
   }
 

@@ -1,0 +1,385 @@
+"""The `deeplab demo` recipe in PyTorch: the comparison for the README's demo figure.
+
+Trains mmseg's DeepLabV3 R-18-D8 (test/fixtures/mmseg_ref.py, a torch-only transcription of
+mmseg's modules, imported by path) from scratch on the generated Fashion-MNIST scenes (the PNGs,
+split files and meta.json that `deeplab demo` writes under .cache/fashion-scenes) with the recipe
+of the demo config (configs/demo/fashion-scenes_deeplabv3_r18-d8.json, read from the file, so the
+two cannot drift): optimizer, poly schedule with linear warm-up, batch, crop, iterations, aux
+weight, seed; evaluates mmseg-style on the val split and prints one JSON line last on stdout:
+{"mIoU", "aAcc", "mAcc", "seconds", "trainSeconds", "evalSeconds", "iters", ...}.
+
+    /usr/bin/python3 bench/py/demo_train.py [--config FILE] [--iters N] [--threads N]
+                                            [--workers N] [--aug-test] [--log N]
+
+What matches ours (src/engine/trainer.ts, src/data/transforms.ts, src/engine/evaluate.ts):
+  * model: mmseg's configs/_base_/models/deeplabv3_r50-d8.py with the r18 overrides. Trained at
+    output stride 16 and evaluated at 8 as the config says: mmseg's D8 model is strides (1,2,1,1),
+    dilations (1,1,2,4), ASPP rates (1,12,24,36); the OS16 one is strides (1,2,2,1), dilations
+    (1,1,1,2), ASPP rates (1,6,12,18) (as mmseg's D16 configs), both with contract_dilation. The
+    two have the same state_dict; the trained weights are loaded into the OS8 model to evaluate.
+  * initialisation as mmseg/mmcv: Kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0,
+    conv_seg normal(0, 0.01) bias 0. Dropout2d 0.1 before each conv_seg.
+  * loss: cross-entropy, ignore 255, averaged over ALL pixels (mmseg's avg_non_ignore=False),
+    decode + aux_weight x aux, both on logits resized bilinear to the crop.
+  * optimizer over all parameters (no paramwise options), weight decay included; lr set before
+    every step to poly(iter) = (base - min) (1 - iter/T)^power + min, times the warm-up factor
+    ratio + (1 - ratio) iter / warmup in the first `warmupIters` steps.
+  * data order: mmseg's InfiniteSampler (a new permutation each epoch, batches may span two);
+    BN in training mode; inputs normalised with ImageNet mean/std on 0..255 RGB.
+  * train pipeline with OpenCV as mmcv: RandomResize(scale, ratio_range, keep_ratio) with
+    cv2 INTER_LINEAR for the image and INTER_NEAREST for the label; RandomCrop with
+    cat_max_ratio (10 re-draws); RandomFlip; PhotoMetricDistortion exactly as mmseg's (uint8
+    convert(), OpenCV 8-bit HSV); pad bottom/right to the crop, image 0 (before normalisation,
+    as ours) and label 255.
+  * evaluation: each val image whole at its size (test scale null), batch 1, logits argmaxed;
+    one dataset confusion matrix; mIoU = nanmean of per-class IoU (mmseg), aAcc; --aug-test adds
+    the config's tta (scales with cv2 resize, flips, softmax averaged at the original size).
+Differences: the random streams are numpy's/torch's, not ours (same distributions, different
+draws); the data loader is torch's DataLoader with `workers` processes (ours: threads).
+"""
+import argparse
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DEFAULT_CONFIG = os.path.join(ROOT, "configs", "demo", "fashion-scenes_deeplabv3_r18-d8.json")
+MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+cv2.setNumThreads(0)
+
+
+def load_mmseg_ref():
+    path = os.path.join(ROOT, "test", "fixtures", "mmseg_ref.py")
+    spec = importlib.util.spec_from_file_location("mmseg_ref", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- model ------------------------------------------------------------------------------------
+
+def model_cfg(ref, preset, num_classes, output_stride, aux):
+    cfg = ref.merge(ref.PRESETS[preset], dict(
+        decode_head=dict(num_classes=num_classes), auxiliary_head=dict(num_classes=num_classes)))
+    if output_stride == 16:
+        # mmseg's D16 layout (configs/deeplabv3/*-d16-mg124*, without the multi-grid)
+        cfg = ref.merge(cfg, dict(backbone=dict(strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)),
+                                  decode_head=dict(dilations=(1, 6, 12, 18))))
+    elif output_stride != 8:
+        raise SystemExit(f"output stride {output_stride}: only 8 and 16")
+    if not aux:
+        cfg = dict(cfg, auxiliary_head=None)
+    return cfg
+
+
+def init_weights(model):
+    """mmseg/mmcv init: Kaiming-normal fan_out convs (bias 0), BN 1/0, conv_seg N(0, 0.01)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for head in (model.decode_head, model.auxiliary_head):
+        if head is not None:
+            nn.init.normal_(head.conv_seg.weight, 0, 0.01)
+            nn.init.zeros_(head.conv_seg.bias)
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+def read_split(root, meta, split):
+    with open(os.path.join(root, meta["splits"][split])) as f:
+        stems = [s.strip() for s in f if s.strip()]
+    images, labels = [], []
+    for s in stems:
+        img = cv2.imread(os.path.join(root, meta["images"], s + meta["imageSuffix"]), cv2.IMREAD_COLOR)
+        lab = cv2.imread(os.path.join(root, meta["masks"], s + meta["maskSuffix"]), cv2.IMREAD_UNCHANGED)
+        if img is None or lab is None:
+            raise SystemExit(f"{root}: cannot read {s}")
+        images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        labels.append(lab)
+    return stems, images, labels
+
+
+def rescale_size(w, h, scale):
+    """mmcv rescale_size with a (W, H) scale and keep_ratio."""
+    f = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return max(1, int(w * f + 0.5)), max(1, int(h * f + 0.5))
+
+
+def convert(img, alpha=1.0, beta=0.0):
+    img = img.astype(np.float32) * alpha + beta
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def photometric(img, rng):
+    """mmseg PhotoMetricDistortion on an RGB uint8 image (RGB2HSV here = BGR2HSV on BGR there)."""
+    if rng.integers(2):
+        img = convert(img, beta=rng.uniform(-32, 32))
+    mode = rng.integers(2)
+    if mode == 1 and rng.integers(2):
+        img = convert(img, alpha=rng.uniform(0.5, 1.5))
+    if rng.integers(2):
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        hsv[:, :, 1] = convert(hsv[:, :, 1], alpha=rng.uniform(0.5, 1.5))
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if rng.integers(2):
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        hsv[:, :, 0] = (hsv[:, :, 0].astype(int) + rng.integers(-18, 18)) % 180
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if mode == 0 and rng.integers(2):
+        img = convert(img, alpha=rng.uniform(0.5, 1.5))
+    return img
+
+
+def train_transform(img, lab, p, rng, ignore=255):
+    h, w = lab.shape
+    lo, hi = p["ratioRange"]
+    r = rng.uniform() * (hi - lo) + lo
+    target = (int(p["scale"][0] * r), int(p["scale"][1] * r))
+    nw, nh = rescale_size(w, h, target)
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    lab = cv2.resize(lab, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    ch, cw = p["crop"]
+
+    def draw():
+        y1 = rng.integers(0, max(nh - ch, 0) + 1)
+        x1 = rng.integers(0, max(nw - cw, 0) + 1)
+        return y1, min(y1 + ch, nh), x1, min(x1 + cw, nw)
+
+    box = draw()
+    if p["catMaxRatio"] < 1:
+        for _ in range(10):
+            values, counts = np.unique(lab[box[0]:box[1], box[2]:box[3]], return_counts=True)
+            counts = counts[values != ignore]
+            if len(counts) > 1 and counts.max() / counts.sum() < p["catMaxRatio"]:
+                break
+            box = draw()
+    img = img[box[0]:box[1], box[2]:box[3]]
+    lab = lab[box[0]:box[1], box[2]:box[3]]
+    if rng.uniform() < p["flipProb"]:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    img = np.ascontiguousarray(img)
+    if p["photometric"]:
+        img = photometric(img, rng)
+    out_img = np.zeros((ch, cw, 3), np.uint8)
+    out_lab = np.full((ch, cw), ignore, np.uint8)
+    out_img[: img.shape[0], : img.shape[1]] = img
+    out_lab[: lab.shape[0], : lab.shape[1]] = lab
+    return out_img, out_lab
+
+
+def to_input(imgs):
+    """N x H x W x 3 uint8 RGB -> normalised N x 3 x H x W float32."""
+    x = (np.asarray(imgs, np.float32) - MEAN) / STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+class TrainBatches(torch.utils.data.Dataset):
+    """Item k = batch k of mmseg's InfiniteSampler stream; augmentation seeded by (seed, stream index)."""
+
+    def __init__(self, images, labels, pipeline, batch, seed):
+        self.images, self.labels, self.p, self.batch, self.seed = images, labels, pipeline, batch, seed
+        self.n = len(images)
+        self._perms = {}
+
+    def perm(self, epoch):
+        if epoch not in self._perms:
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._perms[epoch]
+
+    def __len__(self):
+        return 1 << 30
+
+    def __getitem__(self, k):
+        imgs, labs = [], []
+        for s in range(k * self.batch, (k + 1) * self.batch):
+            i = int(self.perm(s // self.n)[s % self.n])
+            rng = np.random.default_rng([self.seed, s])
+            img, lab = train_transform(self.images[i], self.labels[i], self.p, rng)
+            imgs.append(img)
+            labs.append(lab)
+        return to_input(imgs), torch.from_numpy(np.stack(labs).astype(np.int64))
+
+
+def poly_lr(it, total, base, s):
+    lr = (base - s["minLr"]) * (1 - min(it, total) / total) ** s["power"] + s["minLr"]
+    if s["warmupIters"] > 0 and it < s["warmupIters"]:
+        lr *= s["warmupRatio"] + (1 - s["warmupRatio"]) * it / s["warmupIters"]
+    return lr
+
+
+def seg_loss(logits, y, ignore, avg_non_ignore):
+    per_pixel = F.cross_entropy(logits, y, ignore_index=ignore, reduction="none")
+    if avg_non_ignore:
+        return per_pixel.sum() / (y != ignore).sum().clamp(min=1)
+    return per_pixel.mean()
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+
+def cv2_scaled_size(w, h, r):
+    """mmcv Resize(scale_factor=r, keep_ratio=True): the size as ours (inference.ts rescaleSize)."""
+    sw, sh = int(w * r + 0.5), int(h * r + 0.5)
+    f = min(max(sw, sh) / max(w, h), min(sw, sh) / min(w, h))
+    return int(w * f + 0.5), int(h * f + 0.5)
+
+
+@torch.inference_mode()
+def evaluate(model, images, labels, num_classes, ignore, tta=None):
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    for img, lab in zip(images, labels):
+        h, w = lab.shape
+        if tta is None:
+            out, _ = model(to_input(img[None]))
+            pred = out.argmax(1)[0]
+        else:
+            probs = 0
+            views = 0
+            for r in tta["scales"]:
+                nw, nh = cv2_scaled_size(w, h, r)
+                x = to_input(cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)[None])
+                for flip in ([False, True] if tta["flip"] else [False]):
+                    out, _ = model(x.flip(3) if flip else x)
+                    if flip:
+                        out = out.flip(3)
+                    out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+                    probs = probs + F.softmax(out, 1)
+                    views += 1
+            pred = (probs / views).argmax(1)[0]
+        pred = pred.numpy().reshape(-1)
+        gt = lab.reshape(-1).astype(np.int64)
+        keep = gt != ignore
+        conf += np.bincount(gt[keep] * num_classes + pred[keep], minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - inter
+    label_area = conf.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+        acc = inter / label_area
+    return {"mIoU": float(np.nanmean(iou) * 100), "aAcc": float(inter.sum() / conf.sum() * 100),
+            "mAcc": float(np.nanmean(acc) * 100), "perClassIoU": [None if math.isnan(v) else round(v * 100, 2) for v in iou]}
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=DEFAULT_CONFIG)
+    ap.add_argument("--root", help="dataset root (default: the config's data.dataset.root, from the repository root)")
+    ap.add_argument("--iters", type=int, help="override train.iters")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("DEEPLAB_THREADS") or os.cpu_count()))
+    ap.add_argument("--workers", type=int, help="DataLoader processes (default: the config's train.workers)")
+    ap.add_argument("--aug-test", action="store_true", help="also evaluate with the config's tta (multi-scale + flip)")
+    ap.add_argument("--log", type=int, help="print the loss every N iterations (default: the config's logInterval)")
+    a = ap.parse_args()
+
+    with open(a.config) as f:
+        cfg = json.load(f)
+    m, d, t = cfg["model"], cfg["data"], cfg["train"]
+    if t.get("accumulate", 1) != 1 or t.get("lrMult") or t["loss"].get("classWeights") or t["loss"].get("ohem"):
+        raise SystemExit("this script covers accumulate 1, no lrMult, no class weights, no OHEM")
+    if t.get("precision", "fp32") != "fp32" or m.get("batchNorm", "train") != "train" or m.get("pretrained"):
+        raise SystemExit("this script covers fp32, trained BN, no pretrained weights")
+    iters = a.iters or t["iters"]
+    root = a.root or os.path.join(ROOT, d["dataset"]["root"])
+    meta_path = os.path.join(root, "meta.json") if a.root or not d["dataset"].get("meta") else os.path.join(ROOT, d["dataset"]["meta"])
+    with open(meta_path) as f:
+        meta = json.load(f)
+    num_classes, ignore, seed = m["numClasses"], t["loss"]["ignoreIndex"], t["seed"]
+    workers = t["workers"] if a.workers is None else a.workers
+
+    torch.set_num_threads(a.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    t_load = time.perf_counter()
+    _, train_images, train_labels = read_split(root, meta, d["dataset"]["trainSplit"])
+    _, val_images, val_labels = read_split(root, meta, d["dataset"]["valSplit"])
+    load_seconds = time.perf_counter() - t_load
+
+    ref = load_mmseg_ref()
+    model = ref.build(model_cfg(ref, m["preset"], num_classes, m["outputStride"]["train"], m["aux"]))
+    init_weights(model)
+    o = t["optimizer"]
+    if o["type"] == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"], nesterov=o["nesterov"])
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=o["lr"], betas=tuple(o.get("betas", (0.9, 0.999))), weight_decay=o["weightDecay"])
+
+    batches = TrainBatches(train_images, train_labels, d["train"], t["batchSize"], seed)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=2 if workers > 0 else None, persistent_workers=workers > 0)
+    log_every = a.log or t.get("logInterval", 50)
+    loss_cfg = t["loss"]
+    print(f"demo_train: {m['preset']} OS{m['outputStride']['train']}/OS{m['outputStride']['eval']}, {len(train_images)} train / {len(val_images)} val, "
+          f"{iters} iterations of batch {t['batchSize']}, {o['type']} lr {o['lr']}, {a.threads} threads, {workers} workers", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    data_wait = 0.0
+    model.train()
+    it_loader = iter(loader)
+    loss_v = float("nan")
+    for it in range(iters):
+        lr = poly_lr(it, iters, o["lr"], t["schedule"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        d0 = time.perf_counter()
+        x, y = next(it_loader)
+        data_wait += time.perf_counter() - d0
+        out, aux = model(x)
+        loss = seg_loss(out, y, ignore, loss_cfg["avgNonIgnore"])
+        if aux is not None:
+            loss = loss + loss_cfg["auxWeight"] * seg_loss(aux, y, ignore, loss_cfg["avgNonIgnore"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_v = loss.item()
+        if not math.isfinite(loss_v):
+            raise SystemExit(f"loss is {loss_v} at iteration {it + 1}")
+        if (it + 1) % log_every == 0 or it + 1 == iters:
+            print(f"iter {it + 1}/{iters} lr {lr:.3e} loss {loss_v:.4f} ({(time.perf_counter() - t0) / (it + 1):.3f} s/iter)", file=sys.stderr)
+    train_seconds = time.perf_counter() - t0
+    del it_loader, loader
+
+    # Evaluation at the eval output stride: the same weights in the OS8 (or OS16) layout.
+    t1 = time.perf_counter()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("auxiliary_head.")}
+    ev = ref.build(model_cfg(ref, m["preset"], num_classes, m["outputStride"]["eval"], aux=False))
+    ev.load_state_dict(state)
+    ev.eval()
+    single = evaluate(ev, val_images, val_labels, num_classes, ignore)
+    eval_seconds = time.perf_counter() - t1
+    result = {"mIoU": round(single["mIoU"], 2), "aAcc": round(single["aAcc"], 2), "mAcc": round(single["mAcc"], 2),
+              "seconds": round(train_seconds + eval_seconds, 1), "trainSeconds": round(train_seconds, 1),
+              "evalSeconds": round(eval_seconds, 1), "iters": iters, "secondsPerIter": round(train_seconds / iters, 4),
+              "dataWaitShare": round(data_wait / train_seconds, 4), "finalLoss": round(loss_v, 4),
+              "loadSeconds": round(load_seconds, 1), "threads": a.threads, "workers": workers,
+              "torch": torch.__version__, "perClassIoU": single["perClassIoU"]}
+    if a.aug_test:
+        t2 = time.perf_counter()
+        multi = evaluate(ev, val_images, val_labels, num_classes, ignore, tta=cfg["evaluation"]["tta"])
+        result["mIoUmsFlip"] = round(multi["mIoU"], 2)
+        result["augTestSeconds"] = round(time.perf_counter() - t2, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

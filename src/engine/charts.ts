@@ -20,8 +20,9 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
   const step0 = (hi - lo) / n;
   const mag = 10 ** Math.floor(Math.log10(step0));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= step0)!;
+  // From the tick at or below lo to the tick at or above hi, so no point falls outside the axis.
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step) out.push(+v.toPrecision(12));
+  for (let v = Math.floor(lo / step + 1e-9) * step; v < hi + step * (1 - 1e-9); v += step) out.push(+v.toPrecision(12));
   return out;
 }
 
@@ -51,7 +52,7 @@ export function lineChartSvg(title: string, xLabel: string, yLabel: string, seri
   const py = (y: number) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
   let body = `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`;
   for (const t of yt) body += `<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
-  for (const t of niceTicks(x0, x1)) body += `<text x="${px(t)}" y="${H - B + 18}" text-anchor="middle">${fmt(t)}</text>`;
+  for (const t of niceTicks(x0, x1).filter((t) => t >= x0 - 1e-9 && t <= x1 + 1e-9)) body += `<text x="${px(t)}" y="${H - B + 18}" text-anchor="middle">${fmt(t)}</text>`;
   series.forEach((s, i) => {
     const c = s.color ?? PALETTE[i % PALETTE.length];
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join('');

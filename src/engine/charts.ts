@@ -27,7 +27,7 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
 }
 
 function fmt(v: number): string {
-  return Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : String(+v.toPrecision(3));
+  return Math.abs(v) >= 1e6 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : String(+v.toPrecision(Math.abs(v) >= 1000 ? 7 : 3));
 }
 
 function frame(title: string, xLabel: string, yLabel: string, body: string): string {

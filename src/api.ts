@@ -147,9 +147,7 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     model.dispose();
     throw e;
   }
-  const palette = typeof o.palette === 'object'
-    ? paletteFor(o.palette, model.numClasses)
-    : paletteFor(o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined), model.numClasses);
+  const palette = paletteFor(o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined), model.numClasses);
   return new Segmenter(preset, model, palette, report, settings);
 }
 

@@ -126,3 +126,47 @@ test('modules built inside a scope keep their parameters', () => {
   conv.dispose();
   assert.equal(conv.weight.isDisposed, true);
 });
+
+test('nn.pipe and Sequential free each intermediate once the next step has read it, never the input; gradients match nesting', () => {
+  torch.manualSeed(0);
+  const a = new torch.nn.Conv2d(2, 3, 1);
+  const b = new torch.nn.Conv2d(3, 2, 1);
+  const x = torch.randn([1, 2, 4, 4]);
+  try {
+    // nested calls keep every intermediate alive until the scope ends; pipe keeps only the result
+    const nested = torch.scope(() => {
+      const live = torch.liveTensors();
+      const y = b.forward(torch.F.relu(a.forward(x)));
+      const kept = torch.liveTensors() - live;
+      y.sum().backward();
+      return { kept, grad: a.weight.grad!.clone() };
+    });
+    a.weight.grad = null;
+    b.weight.grad = null;
+    const piped = torch.scope(() => {
+      const live = torch.liveTensors();
+      const y = torch.nn.pipe(x, a, torch.F.relu, b);
+      const kept = torch.liveTensors() - live;
+      y.sum().backward();
+      return { kept, grad: a.weight.grad!.clone() };
+    });
+    assert.equal(nested.kept, 3);
+    assert.equal(piped.kept, 1);
+    assert.equal(x.isDisposed, false);
+    assert.ok(piped.grad.equal(nested.grad), 'the autograd graph keeps what backward needs');
+    const seq = new torch.nn.Sequential(a, new torch.nn.ReLU(true), b);
+    torch.scope(() => {
+      const live = torch.liveTensors();
+      const y = seq.forward(x);
+      assert.equal(torch.liveTensors() - live, 1);
+      assert.equal(x.isDisposed, false);
+      assert.deepEqual(y.shape, [1, 2, 4, 4]);
+    });
+    nested.grad.dispose();
+    piped.grad.dispose();
+  } finally {
+    x.dispose();
+    a.dispose();
+    b.dispose();
+  }
+});

@@ -69,14 +69,14 @@ export interface TrainResult {
 }
 
 /** NHWC uint8 batch -> normalised NCHW float tensor. */
-export function batchToTensor(b: Batch, norm: Normalization): torch.Tensor {
+export function batchToTensor(b: Batch, norm: Normalization, channelsLast = false): torch.Tensor {
   return torch.scope(() => {
     const n = b.images.length / (b.height * b.width * 3);
     let x = torch.tensor(b.images, { dtype: 'uint8', shape: [n, b.height, b.width, 3] }).permute(0, 3, 1, 2).float();
     if (norm.bgr) x = x.flip(1);
     const mean = torch.tensor([...norm.mean]).reshape(1, 3, 1, 1);
     const std = torch.tensor([...norm.std]).reshape(1, 3, 1, 1);
-    return x.mul(norm.scale).sub(mean).div(std).contiguous();
+    return x.mul(norm.scale).sub(mean).div(std).contiguous(channelsLast ? 'channels_last' : 'contiguous');
   });
 }
 
@@ -113,6 +113,9 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   if (cfg.model.batchNorm === 'frozen') {
     for (const [, m] of model.namedModules()) if (m instanceof torch.nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
   }
+  // In place and keeping every parameter object, so the optimizer (and a resumed state) see the same
+  // tensors; checkpoints are written row-major whatever the layout.
+  if (cfg.train.channelsLast) model.to({ memoryFormat: 'channels_last' });
   const groups = paramGroups(model, cfg.train.lrMult);
   const base = cfg.train.optimizer;
   const opt =
@@ -150,7 +153,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         const batch = await source.next();
         dataTime += performance.now() - d0;
         const parts = torch.scope(() => {
-          const x = batchToTensor(batch, o.normalization);
+          const x = batchToTensor(batch, o.normalization, cfg.train.channelsLast);
           const y = torch.tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] }).long();
           const forward = () => {
             if (isMultiScale(model)) {

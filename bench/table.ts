@@ -85,7 +85,7 @@ const GFLOP_512: Record<string, number> = {
   deeplabv3_resnet50: 327.2, deeplabv3_resnet101: 482.3, deeplabv3_mobilenet_v3_large: 19.7, 'deeplabv3_r50-d8': 539.1, 'deeplabv3plus_r50-d8': 352.3,
 };
 const PLAIN: Variant = { label: 'eager fp32 NCHW, both (like for like)', argv: ['--fast', '0'] };
-const FAST: Variant = { label: 'ours fast path (fold + CL) vs PyTorch eager NCHW (both defaults)', argv: ['--fast', '1'] };
+const FAST: Variant = { label: 'ours fast path (fold + CL, NCHW for V3+) vs PyTorch eager NCHW (both defaults)', argv: ['--fast', '1'] };
 const inf = (model: string, label: string, h: number, w: number, warmup: number, iters: number, o: Partial<Case> = {}): Case => ({
   name: `${label.replace(/^mmseg /, 'mmseg-').replace('deeplabv3_', 'v3-').replace('deeplabv3plus_', 'v3plus-').replace('mobilenet_v3_large', 'mbv3')}-${h}x${w}`,
   label: `${label} ${sz(h, w)}`, kind: 'models', argv: ['--model', model, '--size', sz(h, w)], theirs: [], ours: [PLAIN, FAST],

@@ -167,3 +167,20 @@ test('CLI predict --precision bf16 and --no-fast run; a bad precision is refused
   }
   await assert.rejects(run(process.execPath, [cli, 'predict', file, '--model', PRESET, '--precision', 'fp16']), (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr));
 });
+
+test('the fast path keeps NCHW for models with wide, widely dilated depthwise convs (mmseg DeepLabV3+), channels_last otherwise', () => {
+  for (const [name, want] of [['deeplabv3plus_r18-d8', false], ['deeplabv3_r18-d8', true], ['deeplabv3_mobilenet_v3_large', true], ['deeplabv3plus_mobilenetv2', true]] as const) {
+    torch.manualSeed(0);
+    const m = findPreset(name).build({ aux: false });
+    try {
+      const { settings, fold } = prepareForInference(m);
+      assert.equal(settings.channelsLast, want, name);
+      assert.ok(fold && fold.folded.length > 0, `${name}: batch norms folded either way`);
+      // the stem's 3x3 conv over RGB: a 4-D weight whose two layouts differ
+      const w = m.parameters().find((p) => p.shape.length === 4 && p.shape[1] === 3 && p.shape[2] === 3)!;
+      assert.equal(w.isContiguous('channels_last') && !w.isContiguous(), want, `${name}: weights in the layout the settings say`);
+    } finally {
+      m.dispose();
+    }
+  }
+});

@@ -32,7 +32,7 @@ export class ConvModule extends nn.Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.activate.forward(this.bn.forward(this.conv.forward(x)));
+    return nn.pipe(x, this.conv, this.bn, this.activate);
   }
 }
 
@@ -52,7 +52,7 @@ export class DepthwiseSeparableConvModule extends nn.Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.pointwise_conv.forward(this.depthwise_conv.forward(x));
+    return nn.pipe(x, this.depthwise_conv, this.pointwise_conv);
   }
 }
 

@@ -77,7 +77,7 @@ const title = `deeplabv3_resnet50 inference, ${threads} threads`;
 const svgs = [
   lineChartSvg(`${title}: time vs input size`, 'megapixels (batch 1)', 'seconds per forward', timeSeries, 'left'),
   lineChartSvg(`${title}: memory vs input size`, 'megapixels (batch 1)', 'peak RSS (GiB)', memSeries, 'left'),
-  lineChartSvg(`${title}: time per image vs batch`, `batch size (${512 / div}x${512 / div})`, 'seconds per image', batchSeries),
+  lineChartSvg(`${title}: time per image vs batch`, `batch size (${512 / div}x${512 / div})`, 'seconds per image', batchSeries, 'left'),
 ];
 const png = out.replace(/\.md$/, '.png');
 // The three charts stacked into one picture for the README.

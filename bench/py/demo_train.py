@@ -8,6 +8,7 @@ two cannot drift): optimizer, poly schedule with linear warm-up, batch, crop, it
 weight, seed; evaluates mmseg-style on the val split and prints one JSON line last on stdout:
 {"mIoU", "aAcc", "mAcc", "seconds", "trainSeconds", "evalSeconds", "iters", ...}.
 
+    apt-get install python3-opencv   # once, beside scripts/setup.sh --python
     /usr/bin/python3 bench/py/demo_train.py [--config FILE] [--iters N] [--threads N]
                                             [--workers N] [--aug-test] [--log N]
 
@@ -45,7 +46,10 @@ import os
 import sys
 import time
 
-import cv2
+try:
+    import cv2  # OpenCV, as mmcv resizes and converts colours with it
+except ImportError:
+    raise SystemExit("demo_train.py needs OpenCV's Python bindings: apt-get install python3-opencv")
 import numpy as np
 import torch
 import torch.nn as nn

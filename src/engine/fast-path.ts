@@ -5,7 +5,9 @@
 //  - channels_last (NHWC) weights and input. oneDNN computes NCHW convolutions in a blocked
 //    layout and reorders the input and output of every conv; on NHWC it runs directly (PyTorch:
 //    about -20% for ResNet-50 here). Activations stay NHWC from the input to the logits, which
-//    are made contiguous (NCHW) once, before argmax and copy-out;
+//    are made contiguous (NCHW) once, before argmax and copy-out. The one convolution oneDNN runs
+//    badly in NHWC (depthwise, dilation >= 8: DeepLabV3+'s separable ASPP) goes to our own kernel
+//    (F.conv2d -> native/src/depthwise.cc), so every model takes this path;
 //  - optionally bf16 autocast (about 2x again on CPUs with AVX512-BF16), logits back to fp32.
 // A prepared model is for inference only (folding is not undone): train an unprepared one.
 import * as torch from '../torch/index.js';
@@ -48,24 +50,8 @@ export function prepareForInference(model: Segmentor, o: PrepareOptions = {}): P
   model.eval();
   if (o.fast === false) return { settings: { precision, channelsLast: false }, fold: null };
   const fold = foldBatchNorm(model);
-  const channelsLast = !slowInChannelsLast(model);
-  if (channelsLast) model.to({ memoryFormat: 'channels_last' });
-  return { settings: { precision, channelsLast }, fold };
-}
-
-/**
- * Whether the model has convolutions oneDNN runs much slower in channels_last than in NCHW:
- * depthwise ones with dilation 8 or more over 512 channels or more (mmseg DeepLabV3+'s separable
- * ASPP). Measured with PyTorch here: 2048 channels at 64x128, dilation 12: 187 ms channels_last,
- * 75 ms NCHW (dilation 6: 13 vs 31 ms, channels_last faster); the whole DeepLabV3+ R-50-D8 at
- * 512x1024, folded: ~2.1 s NCHW, ~2.5 s channels_last. Such a model keeps NCHW (still folded).
- */
-export function slowInChannelsLast(model: torch.nn.Module): boolean {
-  return [...model.namedModules()].some(([, m]) => {
-    if (!(m instanceof torch.nn.Conv2d) || m.groups === 1 || m.groups !== m.inChannels || m.inChannels < 512) return false;
-    const d = typeof m.dilation === 'number' ? [m.dilation] : m.dilation;
-    return Math.max(...d) >= 8;
-  });
+  model.to({ memoryFormat: 'channels_last' });
+  return { settings: { precision, channelsLast: true }, fold };
 }
 
 /**

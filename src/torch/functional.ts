@@ -36,7 +36,57 @@ export interface Conv2dOptions {
 }
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  return callT(op('aten::conv2d'), x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1);
+  const stride = pair(o.stride ?? 1), dilation = pair(o.dilation ?? 1), groups = o.groups ?? 1;
+  let padding = pair(o.padding ?? 0);
+  if (Math.max(...dilation) > 1) {
+    if (groups > 1 && Math.max(...dilation) >= 8 && useOwnDepthwise(x, weight, bias, groups)) {
+      return callT(op('deeplab::depthwise_conv2d_nhwc'), x.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation);
+    }
+    const trimmed = withoutPaddingTaps(x, weight, stride, padding, dilation);
+    if (trimmed) {
+      using w = trimmed.weight;
+      return callT(op('aten::conv2d'), x.handle, w.handle, bias?.handle ?? null, stride, trimmed.padding, dilation, groups);
+    }
+  }
+  return callT(op('aten::conv2d'), x.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups);
+}
+
+/**
+ * A "same" atrous convolution (stride 1, odd kernel, padding = dilation x half the kernel) whose
+ * dilation reaches past the input keeps taps that only ever read padding: with rate 36 on a 32x32
+ * map (torchvision's MobileNetV3 ASPP at 512x512) eight of nine taps multiply zeros. Returns the
+ * kernel narrowed to the taps that can reach the input (a 1x1 or 1xk / kx1 convolution) with the
+ * padding to match, or null when every tap counts. Exact: only products with padding zeros are
+ * dropped, and gradients for the dropped taps are zero either way.
+ */
+function withoutPaddingTaps(x: Tensor, weight: Tensor, stride: [number, number], padding: [number, number], dilation: [number, number]): { weight: Tensor; padding: [number, number] } | null {
+  if (stride[0] !== 1 || stride[1] !== 1 || x.ndim !== 4 || weight.ndim !== 4) return null;
+  const [kh, kw] = weight.shape.slice(2), [h, w] = x.shape.slice(2);
+  const keep = (k: number, size: number, pad: number, d: number) => {
+    if (k % 2 === 0 || pad !== (d * (k - 1)) / 2) return k;
+    // taps j with |j - centre| * d < size can land inside the input
+    return Math.min(k, 2 * Math.floor((size - 1) / d) + 1);
+  };
+  const nh = keep(kh, h, padding[0], dilation[0]), nw = keep(kw, w, padding[1], dilation[1]);
+  if (nh === kh && nw === kw) return null;
+  // A copy in the weight's own layout (LibTorch rejects some strided weights, e.g. on empty batches).
+  using rows = weight.narrow(2, (kh - nh) / 2, nh);
+  using taps = rows.narrow(3, (kw - nw) / 2, nw);
+  const trimmed = taps.contiguous(weight.isContiguous() ? 'contiguous' : 'channels_last');
+  return { weight: trimmed, padding: [(dilation[0] * (nh - 1)) / 2, (dilation[1] * (nw - 1)) / 2] };
+}
+
+/**
+ * Whether a dilated (>= 8) depthwise convolution goes to our kernel (native/src/depthwise.cc)
+ * instead of oneDNN, which takes a path 8-100x slower for those on channels_last input: a CPU,
+ * float32/bf16, channels_last input, one filter per channel, and no gradient wanted (the kernel
+ * has no backward). Everything else, NCHW included, stays with aten::conv2d.
+ */
+function useOwnDepthwise(x: Tensor, weight: Tensor, bias: Tensor | null, groups: number): boolean {
+  if (x.ndim !== 4 || weight.ndim !== 4 || groups !== x.size(1) || weight.size(0) !== groups || weight.size(1) !== 1) return false;
+  if (x.device !== 'cpu' || (x.dtype !== 'float32' && x.dtype !== 'bfloat16') || !x.isContiguous('channels_last')) return false;
+  if (native.isInferenceMode() || !native.isGradEnabled()) return true;
+  return !x.requiresGrad && !weight.requiresGrad && !(bias?.requiresGrad ?? false);
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {

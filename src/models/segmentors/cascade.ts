@@ -8,7 +8,7 @@
 // weights load there), `block5..block7.{unit}.*` (torchvision bottleneck keys), `classifier.*`.
 // Logits are upsampled bilinearly (align_corners=false, as torchvision) to the input size.
 import { type Tensor, F, nn } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { Bottleneck, ResNet } from '../backbones/resnet.js';
 
 export const CASCADE_MULTI_GRID = [1, 2, 4] as const;
@@ -75,6 +75,6 @@ export class CascadeDeepLabV3 extends Segmentor {
     const [h, w] = x.shape.slice(-2);
     let y = this.backbone.forward(x)[3];
     for (const block of this.blocks) y = block.forward(y);
-    return { out: F.interpolate(this.classifier.forward(y), { size: [h, w], mode: 'bilinear', alignCorners: false }) };
+    return { out: resizeLogits(this.classifier.forward(y), [h, w], false) };
   }
 }

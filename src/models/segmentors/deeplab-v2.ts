@@ -5,7 +5,7 @@
 // and layer4 at rate 2 and 4 (output stride 8), frozen BatchNorm affine parameters, and ASPP-L:
 // four 3x3 atrous convs (6, 12, 18, 24) to class scores, summed.
 import { type Tensor, F, nn } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { ResNet } from '../backbones/resnet.js';
 import { AsppSum } from '../heads/aspp-sum.js';
 
@@ -83,6 +83,6 @@ export class DeepLabV2 extends Segmentor {
 
   forward(x: Tensor): SegmentationOutput {
     const [h, w] = x.shape.slice(-2);
-    return { out: v2Resize(this.logits(x), [h, w]) };
+    return { out: resizeLogits(this.logits(x), [h, w], true) };
   }
 }

@@ -3,7 +3,7 @@
 // bilinearly with align_corners=True to the input size, as the port does. Output stride 16 or 8
 // (the port's two settings): the backbone's strides and rates and the ASPP's rates change together.
 import { type Tensor, F, nn } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { AlignedXception } from '../backbones/xception.js';
 import { MobileNetV2 } from '../backbones/mobilenetv2.js';
 import { DeepLabV3PlusASPP, DeepLabV3PlusDecoder } from '../heads/deeplabv3plus.js';
@@ -66,7 +66,7 @@ export class DeepLabV3Plus extends Segmentor {
     const [h, w] = x.shape.slice(-2);
     const [features, lowLevel] = this.backbone.forward(x);
     const logits = this.decoder.forward(this.aspp.forward(features), lowLevel);
-    return { out: F.interpolate(logits, { size: [h, w], mode: 'bilinear', alignCorners: true }) };
+    return { out: resizeLogits(logits, [h, w], true) };
   }
 }
 

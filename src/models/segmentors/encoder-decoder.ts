@@ -1,7 +1,7 @@
 // mmsegmentation's EncoderDecoder: backbone → decode head (+ auxiliary head for training). The
 // field names are mmseg's, so keys read backbone.*, decode_head.*, auxiliary_head.*.
 import { type Tensor, nn, F } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import type { DecodeHead } from '../heads/mmseg.js';
 
 /** What the segmentor needs of a backbone: every stage's output and a run-time output stride. */
@@ -47,7 +47,7 @@ export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAware
   forward(x: Tensor): SegmentationOutput {
     const size: [number, number] = [x.shape[2], x.shape[3]];
     const features = this.backbone.forward(x);
-    const resize = (t: Tensor, alignCorners: boolean) => F.interpolate(t, { size, mode: 'bilinear', alignCorners });
+    const resize = (t: Tensor, alignCorners: boolean) => resizeLogits(t, size, alignCorners);
     const out = resize(this.decode_head.forward(features), this.decode_head.alignCorners);
     if (!this.auxiliary_head) return { out };
     return { out, aux: resize(this.auxiliary_head.forward(features), this.auxiliary_head.alignCorners) };

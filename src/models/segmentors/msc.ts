@@ -4,7 +4,7 @@
 // element-wise max. Training puts a loss on each of the four (the 1x, 0.75x, 0.5x and fused
 // scores), hence forwardScales(); forward() returns the fused scores at the input's size.
 import { type Tensor } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { DeepLabV2, v2Resize, type DeepLabV2Options } from './deeplab-v2.js';
 
 export const MSC_SCALES = [0.75, 0.5] as const;
@@ -50,6 +50,6 @@ export class DeepLabV2MSC extends Segmentor {
 
   forward(x: Tensor): SegmentationOutput {
     const [h, w] = x.shape.slice(-2);
-    return { out: v2Resize(this.forwardScales(x)[3], [h, w]) };
+    return { out: resizeLogits(this.forwardScales(x)[3], [h, w], true) };
   }
 }

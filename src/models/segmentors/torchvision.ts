@@ -3,7 +3,7 @@
 // (align_corners=false) to the input size. Fields `backbone`, `classifier`, `aux_classifier`
 // give torchvision's checkpoint keys.
 import { type Tensor, nn, F } from '../../torch/index.js';
-import { Segmentor, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { ResNet } from '../backbones/resnet.js';
 import { MobileNetV3Large } from '../backbones/mobilenetv3.js';
 import { DeepLabHead, FCNHead } from '../heads/torchvision.js';
@@ -75,7 +75,7 @@ export class DeepLabV3 extends Segmentor {
 
   forward(x: Tensor): SegmentationOutput {
     const [h, w] = x.shape.slice(-2);
-    const up = (t: Tensor) => F.interpolate(t, { size: [h, w], mode: 'bilinear', alignCorners: false });
+    const up = (t: Tensor) => resizeLogits(t, [h, w], false);
     const features = this.backbone.forward(x);
     // Only the tapped stages are read: free the others now (IntermediateLayerGetter never keeps them).
     features.forEach((f, i) => i === this.#out || (this.aux_classifier && i === this.#aux) || f.dispose());

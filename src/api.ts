@@ -137,12 +137,20 @@ async function toRgb(input: ImageInput): Promise<RgbImage> {
 export async function load(presetName: string, o: LoadOptions = {}): Promise<Segmenter> {
   const preset = findPreset(presetName);
   // No auxiliary head: it is for training only, and torchvision's forward would compute it.
-  const model = preset.build({ numClasses: o.numClasses, outputStride: o.outputStride, aux: false });
+  // The random initial weights are drawn only where the checkpoint does not overwrite them (a
+  // fresh head), or for all of them without one: ResNet-50 builds in ~130 instead of ~220 ms.
+  const { value: model, init } = torch.nn.init.deferRandomInit(() => preset.build({ numClasses: o.numClasses, outputStride: o.outputStride, aux: false }));
   let report: WeightsReport | null = null;
   let settings: InferenceSettings;
   try {
-    if (o.weights) report = loadWeights(model, o.weights, { freshHead: o.numClasses !== undefined && o.numClasses !== preset.numClasses });
-    settings = prepareForInference(model, { fast: o.fast, precision: o.precision }).settings;
+    if (o.weights) {
+      report = loadWeights(model, o.weights, { freshHead: o.numClasses !== undefined && o.numClasses !== preset.numClasses });
+      const own = model.stateDict();
+      init(new Set(report.freshHead.map((k) => own.get(k)!)));
+    } else {
+      init();
+    }
+    settings = prepareForInference(model, { fast: o.fast, precision: o.precision, verifyFold: false }).settings;
   } catch (e) {
     model.dispose();
     throw e;

@@ -53,7 +53,7 @@ export function demoCommand(): Command {
       const model = preset.build({ numClasses: cfg.model.numClasses, aux: false, outputStride: cfg.model.outputStride.eval });
       loadWeights(model, join(cfg.workDir, 'final.safetensors'));
       // The inference fast path (folded batch norms, channels_last), as `deeplab eval` runs.
-      const { settings } = prepareForInference(model);
+      const { settings } = prepareForInference(model, { verifyFold: false });
       const val = openSplit(cfg, 'val');
       const single = await evaluateOnSplit(model, cfg, preset, val, { settings });
       const multi = await evaluateOnSplit(model, cfg, preset, val, { augTest: true, settings });

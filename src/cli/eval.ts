@@ -30,7 +30,7 @@ export function evalCommand(): Command {
       try {
         const w = loadWeights(model, o.weights);
         console.log(`loaded ${w.loaded} tensors from ${o.weights}`);
-        const { settings } = prepareForInference(model, { fast: o.fast, precision: o.precision });
+        const { settings } = prepareForInference(model, { fast: o.fast, precision: o.precision, verifyFold: false });
         const ds = openSplit(cfg, 'val');
         const bar = progress('eval', ds.samples.length);
         const r = await evaluateOnSplit(model, cfg, preset, ds, { augTest: o.augTest, mode: o.mode, settings, onProgress: (d) => bar.update(d) });

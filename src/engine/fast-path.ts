@@ -32,6 +32,11 @@ export interface PrepareOptions {
   fast?: boolean;
   /** default 'fp32' */
   precision?: Precision;
+  /**
+   * run foldBatchNorm's check (a second traced forward with random statistics; ~90 ms for
+   * ResNet-50). Default true; the presets pass false: test/models/fold.test.ts checks every one.
+   */
+  verifyFold?: boolean;
 }
 
 export interface Prepared {
@@ -49,7 +54,7 @@ export function prepareForInference(model: Segmentor, o: PrepareOptions = {}): P
   if (!PRECISIONS.includes(precision)) throw new RangeError(`Expected precision to be one of ${PRECISIONS.join(', ')} but received "${precision}"`);
   model.eval();
   if (o.fast === false) return { settings: { precision, channelsLast: false }, fold: null };
-  const fold = foldBatchNorm(model);
+  const fold = foldBatchNorm(model, { verify: o.verifyFold ?? true });
   model.to({ memoryFormat: 'channels_last' });
   return { settings: { precision, channelsLast: true }, fold };
 }

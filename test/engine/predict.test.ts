@@ -84,6 +84,15 @@ test('a checkpoint for another class count: a clear error, or a fresh head with 
   const seg = await load('deeplabv3_mobilenet_v3_large', { weights: weights(), numClasses: 5 });
   assert.deepEqual(seg.weights!.freshHead, ['classifier.4.weight', 'classifier.4.bias']);
   assert.equal(seg.numClasses, 5);
+  // load() defers the random init and draws it for the fresh head only: PyTorch's default conv
+  // init (kaiming_uniform a=sqrt(5): |w| <= 1/sqrt(fan_in) = 1/16), not leftover memory.
+  for (const k of ['classifier.4.weight', 'classifier.4.bias']) {
+    const v = seg.model.stateDict().get(k)!.toArray();
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+    assert.ok(v.every((x) => Number.isFinite(x) && Math.abs(x) <= 1 / 16), `${k} within the init bound`);
+    assert.ok(std > 0.02, `${k} drawn (std ${std})`);
+  }
   const r = seg.segmentImage({ width: 8, height: 8, data: new Uint8Array(192) });
   assert.ok(r.labels.every((v) => v < 5));
   seg.dispose();

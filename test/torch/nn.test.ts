@@ -31,6 +31,25 @@ test('seeded default init equals PyTorch bit for bit', () => {
   for (const m of [conv, lin, dw]) m.dispose();
 });
 
+test('deferRandomInit: init() later draws the same values as a plain seeded build; init(only) draws just those', () => {
+  torch.manualSeed(0);
+  const { value: conv, init } = nn.init.deferRandomInit(() => new nn.Conv2d(3, 8, 3, { padding: 1 }));
+  const { value: lin, init: initLin } = nn.init.deferRandomInit(() => new nn.Linear(5, 4));
+  init();
+  initLin(new Set([lin.bias!]));
+  // the same seed, the same order of draws as PyTorch: conv first
+  assert.deepEqual(conv.weight.toArray(), fx.init['conv.weight']);
+  assert.deepEqual(conv.bias!.toArray(), fx.init['conv.bias']);
+  // only the bias was drawn, and it took the draws right after the conv's
+  torch.manualSeed(0);
+  const ref = [new nn.Conv2d(3, 8, 3, { padding: 1 })];
+  const refBias = nn.init.uniform_(torch.empty([4]), -1 / Math.sqrt(5), 1 / Math.sqrt(5));
+  assert.deepEqual(lin.bias!.toArray(), refBias.toArray());
+  assert.throws(() => nn.init.deferRandomInit(() => nn.init.deferRandomInit(() => 0)), /already deferring/);
+  for (const m of [conv, lin, ...ref]) m.dispose();
+  refBias.dispose();
+});
+
 class Net extends nn.Module {
   stem = new nn.Sequential(new nn.Conv2d(3, 4, 3, { bias: false }), new nn.BatchNorm2d(4), new nn.ReLU());
   blocks = new nn.ModuleList([new nn.Conv2d(4, 4, 1), new nn.Conv2d(4, 2, 1)]);

@@ -25,11 +25,45 @@ export function fans(t: Tensor): [number, number] {
   return [s[1] * receptive, s[0] * receptive];
 }
 
+// While deferRandomInit runs, random draws are recorded instead of made (see there).
+let recording: { t: Tensor; draw: () => void }[] | null = null;
+
 export function uniform_(t: Tensor, a = 0, b = 1): Tensor {
-  return noGrad(() => t.uniform_(a, b));
+  const draw = () => noGrad(() => t.uniform_(a, b));
+  if (recording) recording.push({ t, draw });
+  else draw();
+  return t;
 }
 export function normal_(t: Tensor, mean = 0, std = 1): Tensor {
-  return noGrad(() => t.normal_(mean, std));
+  const draw = () => noGrad(() => t.normal_(mean, std));
+  if (recording) recording.push({ t, draw });
+  else draw();
+  return t;
+}
+
+/**
+ * Builds something (a model) without drawing its random initial weights: uniform_ / normal_ are
+ * recorded, and the returned `init(only?)` makes the draws later, in the order they were asked
+ * for, for all tensors or only those in `only`. For loading a checkpoint that overwrites every
+ * weight anyway: the draws are ~40% of building ResNet-50 (LibTorch's generator, 25M numbers).
+ * Until init() runs for them, the tensors hold whatever their allocation held.
+ */
+export function deferRandomInit<T>(build: () => T): { value: T; init: (only?: ReadonlySet<Tensor>) => void } {
+  if (recording) throw new Error('deferRandomInit: already deferring (nested builds are not supported)');
+  const list: { t: Tensor; draw: () => void }[] = [];
+  recording = list;
+  let value: T;
+  try {
+    value = build();
+  } finally {
+    recording = null;
+  }
+  return {
+    value,
+    init: (only) => {
+      for (const { t, draw } of list.splice(0)) if (!only || only.has(t)) draw();
+    },
+  };
 }
 export function constant_(t: Tensor, v: number): Tensor {
   return noGrad(() => t.fill_(v));

@@ -181,3 +181,23 @@ test('logits equal the mmseg reference with its seeded checkpoints (max abs diff
     }
   }
 });
+
+test('EncoderDecoder frees the backbone stages no head reads before the heads run (V3: layer4 only; V3+: layer1 and layer4; aux: layer3 too)', () => {
+  for (const [name, aux, kept] of [['deeplabv3_r18-d8', false, [3]], ['deeplabv3plus_r18-d8', false, [0, 3]], ['deeplabv3_r18-d8', true, [2, 3]]] as const) {
+    torch.manualSeed(0);
+    const model = findPreset(name).build({ aux }) as EncoderDecoder;
+    model.eval();
+    const seen: boolean[][] = [];
+    const head = model.decode_head;
+    const orig = head.forward.bind(head);
+    Object.defineProperty(head, 'forward', { configurable: true, value: (features: torch.Tensor[]) => {
+      seen.push(features.map((f) => !f.isDisposed));
+      return orig(features);
+    } });
+    const before = torch.liveTensors();
+    torch.scope(() => torch.inferenceMode(() => model.forward(torch.randn([1, 3, 64, 64]))).out.shape);
+    assert.equal(torch.liveTensors(), before, `${name}: nothing leaks`);
+    assert.deepEqual(seen, [[0, 1, 2, 3].map((i) => (kept as readonly number[]).includes(i))], `${name}${aux ? ' + aux' : ''}: stages alive when the decode head runs`);
+    model.dispose();
+  }
+});

@@ -2,7 +2,7 @@
 // auxiliary FCNHead, with mmcv's ConvModule bricks. Field names and their order are mmseg's, so
 // state_dict keys match its checkpoints: BaseDecodeHead registers conv_seg and dropout before a
 // subclass builds anything, hence `decode_head.conv_seg.*` leads each head's keys.
-import { type Tensor, nn, F } from '../../torch/index.js';
+import { type Tensor, nn, F, scope } from '../../torch/index.js';
 
 interface ConvOptions {
   stride?: number;
@@ -88,6 +88,11 @@ export abstract class DecodeHead extends nn.Module {
     this.alignCorners = o.alignCorners ?? false;
   }
 
+  /** The backbone stages forward() reads (the segmentor frees the others). */
+  get inputs(): number[] {
+    return [this.inIndex];
+  }
+
   protected clsSeg(x: Tensor): Tensor {
     return this.conv_seg.forward(this.dropout ? this.dropout.forward(x) : x);
   }
@@ -149,10 +154,14 @@ export class ASPPHead extends DecodeHead {
 
   /** The bottleneck's output (ASPPHead's forward before cls_seg). */
   protected aspp(x: Tensor): Tensor {
-    const pooled = this.image_pool.forward(x);
-    const outs = [F.interpolate(pooled, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners })];
-    for (const m of this.aspp_modules) outs.push(m.forward(x));
-    return this.bottleneck.forward(F.cat(outs, 1));
+    // In its own scope: the branches and their concatenation (5 x 512 channels at 1/8) are freed
+    // as soon as the bottleneck has read them, not when the whole head returns.
+    return scope(() => {
+      const pooled = this.image_pool.forward(x);
+      const outs = [F.interpolate(pooled, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners })];
+      for (const m of this.aspp_modules) outs.push(m.forward(x));
+      return this.bottleneck.forward(F.cat(outs, 1));
+    });
   }
 
   forward(features: readonly Tensor[]): Tensor {
@@ -184,14 +193,20 @@ export class DepthwiseSeparableASPPHead extends ASPPHead {
     );
   }
 
+  override get inputs(): number[] {
+    return this.c1_bottleneck ? [0, this.inIndex] : [this.inIndex];
+  }
+
   override forward(features: readonly Tensor[]): Tensor {
-    let out = this.aspp(features[this.inIndex]);
-    if (this.c1_bottleneck) {
+    // The decoder's input alone outlives this scope (the ASPP output and its upsampled copy do not).
+    const decoderIn = scope(() => {
+      const out = this.aspp(features[this.inIndex]);
+      if (!this.c1_bottleneck) return out;
       const c1 = this.c1_bottleneck.forward(features[0]);
-      out = F.interpolate(out, { size: [c1.shape[2], c1.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners });
-      out = F.cat([out, c1], 1);
-    }
-    return this.clsSeg(this.sep_bottleneck.forward(out));
+      const up = F.interpolate(out, { size: [c1.shape[2], c1.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners });
+      return F.cat([up, c1], 1);
+    });
+    return this.clsSeg(this.sep_bottleneck.forward(decoderIn));
   }
 }
 

@@ -2,6 +2,7 @@
 #include "common.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  dl::installCpuAllocator();
   dl::initTensor(env, exports);
   dl::initOps(env, exports);
   return exports;

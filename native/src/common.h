@@ -41,6 +41,9 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& v);
   catch (...) { throw Napi::Error::New(env, "unknown native error"); }
 
 void initTensor(Napi::Env env, Napi::Object exports);
+// The huge-page CPU allocator (allocator.cc): installed once per process; whether it is in use.
+bool installCpuAllocator();
+bool hugePagesInstalled();
 void initOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace dl

@@ -443,6 +443,7 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #else
   o.Set("cudaDevices", at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0);
 #endif
+  o.Set("hugePages", hugePagesInstalled());
   o.Set("config", at::show_config());
   return o;
 }

@@ -14,6 +14,8 @@ export interface BuildInfo {
   mkldnn: boolean;
   cuda: boolean;
   cudaDevices: number;
+  /** large tensors ask for transparent huge pages (native/src/allocator.cc; off under jemalloc or DEEPLAB_HUGEPAGES=0) */
+  hugePages: boolean;
   config: string;
 }
 

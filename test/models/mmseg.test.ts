@@ -201,3 +201,30 @@ test('EncoderDecoder frees the backbone stages no head reads before the heads ru
     model.dispose();
   }
 });
+
+test('ResNet backbones free the stage outputs their segmentor does not read as soon as the next stage has read them', () => {
+  // [preset, aux, stages still alive when layer4 starts (its input, layer3, always is)]
+  const cases = [['deeplabv3_r18-d8', false, [2]], ['deeplabv3plus_r18-d8', false, [0, 2]], ['deeplabv3_resnet50', true, [2]], ['deeplabv3_r18-d8', true, [2]]] as const;
+  for (const [name, aux, alive] of cases) {
+    torch.manualSeed(0);
+    const model = findPreset(name).build({ aux }) as unknown as { backbone: ResNet } & torch.nn.Module & { forward(x: torch.Tensor): { out: torch.Tensor } };
+    model.eval();
+    const bb = model.backbone;
+    const outs: torch.Tensor[] = [];
+    const seen: boolean[][] = [];
+    for (const [i, layer] of [bb.layer1, bb.layer2, bb.layer3, bb.layer4].entries()) {
+      const orig = layer.forward.bind(layer);
+      Object.defineProperty(layer, 'forward', { configurable: true, value: (x: torch.Tensor) => {
+        if (i === 3) seen.push(outs.map((t) => !t.isDisposed));
+        const y = orig(x);
+        outs.push(y);
+        return y;
+      } });
+    }
+    const before = torch.liveTensors();
+    torch.scope(() => torch.inferenceMode(() => model.forward(torch.randn([1, 3, 64, 64]))).out.shape);
+    assert.equal(torch.liveTensors(), before, `${name}: nothing leaks`);
+    assert.deepEqual(seen, [[0, 1, 2].map((i) => (alive as readonly number[]).includes(i))], `${name}${aux ? ' + aux' : ''}: stages alive when layer4 runs`);
+    model.dispose();
+  }
+});

@@ -111,3 +111,28 @@ test('each module forward frees its intermediates when it returns', () => {
   x.dispose();
   m.dispose();
 });
+
+test('the huge-page CPU allocator: on under glibc, off under jemalloc or DEEPLAB_HUGEPAGES=0; large inference tensors hold their values', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { existsSync } = await import('node:fs');
+  const url = new URL('../../src/torch/index.js', import.meta.url).href;
+  const probe = `import(${JSON.stringify(url)}).then((t) => process.stdout.write(String(t.buildInfo().hugePages)))`;
+  const { LD_PRELOAD: _l, DEEPLAB_HUGEPAGES: _h, ...env } = process.env;
+  const run = (extra: NodeJS.ProcessEnv) => execFileSync(process.execPath, ['-e', probe], { env: { ...env, ...extra }, encoding: 'utf8' });
+  assert.equal(run({}), 'true');
+  assert.equal(run({ DEEPLAB_HUGEPAGES: '0' }), 'false');
+  const jemalloc = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+  if (existsSync(jemalloc)) assert.equal(run({ LD_PRELOAD: jemalloc }), 'false');
+  // 24 MiB (int64) made in inference mode (huge-page path), 1 MiB and a training-mode 24 MiB (plain path):
+  // values written and read back, and oneDNN's scratch buffers (raw_allocate) work through it.
+  torch.scope(() => {
+    const big = torch.inferenceMode(() => torch.arange(0, 3 << 20, 1, { dtype: 'int64' }));
+    assert.equal(big.sum().item(), ((3 << 20) * ((3 << 20) - 1)) / 2);
+    const small = torch.inferenceMode(() => torch.ones([1 << 18]));
+    assert.equal(small.sum().item(), 1 << 18);
+    const plain = torch.zeros([6 << 20]).add(2);
+    assert.equal(plain.mean().item(), 2);
+    const y = torch.inferenceMode(() => torch.F.conv2d(torch.ones([1, 64, 96, 96]).contiguous('channels_last'), torch.ones([64, 64, 3, 3]).contiguous('channels_last'), null, { padding: 1 }));
+    assert.equal(y.max().item(), 64 * 9);
+  });
+});

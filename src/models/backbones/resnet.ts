@@ -140,6 +140,13 @@ export class ResNet extends nn.Module {
   layer4: nn.Sequential;
   /** channels of the four stage outputs */
   readonly channels: [number, number, number, number];
+  /**
+   * The stage outputs (0..3) the model reads, as torchvision's IntermediateLayerGetter
+   * return_layers and mmseg's out_indices: the others are freed as soon as the next stage has read
+   * them, instead of living until the heads are done (ResNet-50 at 512x1024: 48 MiB). Set by the
+   * segmentor that owns the backbone; null (the default) keeps all four.
+   */
+  keepStages: ReadonlySet<number> | null = null;
   private readonly opts: Required<Omit<ResNetOptions, 'multiGrid'>> & { multiGrid: readonly number[] | null };
   #outputStride: OutputStride;
 
@@ -237,10 +244,12 @@ export class ResNet extends nn.Module {
     if (this.stem) y = this.stem.forward(x);
     else y = F.relu_(this.bn1!.forward(this.conv1!.forward(x)));
     y = F.maxPool2d(y, 3, { stride: 2, padding: 1, ceilMode: this.opts.ceilPool });
-    const c1 = this.layer1.forward(y);
-    const c2 = this.layer2.forward(c1);
-    const c3 = this.layer3.forward(c2);
-    const c4 = this.layer4.forward(c3);
-    return [c1, c2, c3, c4];
+    const outs: Tensor[] = [];
+    const layers = [this.layer1, this.layer2, this.layer3, this.layer4];
+    layers.forEach((layer, i) => {
+      outs.push(layer.forward(i === 0 ? y : outs[i - 1]));
+      if (i > 0 && this.keepStages && !this.keepStages.has(i - 1)) outs[i - 1].dispose();
+    });
+    return outs as [Tensor, Tensor, Tensor, Tensor];
   }
 }

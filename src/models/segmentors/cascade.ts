@@ -38,6 +38,7 @@ export class CascadeDeepLabV3 extends Segmentor {
   constructor(o: CascadeOptions) {
     super();
     this.backbone = new ResNet({ depth: 50, contractDilation: false, multiGrid: CASCADE_MULTI_GRID, multiGridMode: 'multiplicative' });
+    this.backbone.keepStages = new Set([3]);
     this.block5 = cascadedBlock();
     this.block6 = cascadedBlock();
     this.block7 = cascadedBlock();

@@ -42,6 +42,7 @@ export class DeepLabV2 extends Segmentor {
   constructor(o: DeepLabV2Options) {
     super();
     const r = new ResNet({ depth: 101, style: 'caffe', ceilPool: true, contractDilation: false, bnAffineTrainable: false, outputStride: 8 });
+    r.keepStages = new Set([3]);
     this.#resnet = r;
     this.conv1 = r.conv1!;
     this.bn1 = r.bn1!;

@@ -3,6 +3,7 @@
 import { type Tensor, nn, F } from '../../torch/index.js';
 import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import type { DecodeHead } from '../heads/mmseg.js';
+import { ResNet } from '../backbones/resnet.js';
 
 /** What the segmentor needs of a backbone: every stage's output and a run-time output stride. */
 export interface Backbone extends nn.Module {
@@ -27,6 +28,7 @@ export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAware
     this.decode_head = decodeHead;
     this.auxiliary_head = auxiliaryHead;
     this.numClasses = decodeHead.numClasses;
+    if (backbone instanceof ResNet) backbone.keepStages = new Set([...decodeHead.inputs, ...(auxiliaryHead?.inputs ?? [])]);
   }
 
   get outputStride(): OutputStride {

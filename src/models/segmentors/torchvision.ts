@@ -52,6 +52,7 @@ export class DeepLabV3 extends Segmentor {
     this.numClasses = o.numClasses;
     this.#out = o.out.index;
     this.#aux = o.aux?.index ?? -1;
+    if (o.backbone instanceof ResNet) o.backbone.keepStages = new Set(o.aux ? [o.out.index, o.aux.index] : [o.out.index]);
     this.#baseRates = rates;
     this.#baseStride = o.backbone.outputStride;
   }

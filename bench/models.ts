@@ -90,5 +90,5 @@ console.log(JSON.stringify({
   warmup, runs: ms.length, median_ms: median, min_ms: ms[0], max_ms: ms[ms.length - 1], first_ms: firstMs, build_ms: buildMs, prepare_ms: prepareMs, fast,
   gflop, gflops: (gflop * 1e3) / median, out_shape: outShape, out_dtype: outDtype,
   peak_rss_mib: process.resourceUsage().maxRSS / 1024, layout_note: layoutNote,
-  threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion,
+  threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion, huge_pages: torch.buildInfo().hugePages,
 }));

@@ -42,6 +42,8 @@ interface Variant {
   argv: string[];
   /** run ours under jemalloc: true = never returning pages (as bin/deeplab runs train/eval), a string = that MALLOC_CONF ('' = jemalloc's defaults, as bin/deeplab runs predict) */
   jemalloc?: boolean | string;
+  /** false: our huge-page allocator off (DEEPLAB_HUGEPAGES=0), for rows that compare kernels alone */
+  hugePages?: boolean;
   /** our precision when it is not the case's (for the conv-limit column) */
   precision?: 'fp32' | 'bf16';
 }
@@ -81,12 +83,18 @@ function allocEnv(jemalloc: boolean | string | undefined): NodeJS.ProcessEnv | u
   return conf ? { ...env, LD_PRELOAD: jemallocLib, MALLOC_CONF: conf } : { ...env, LD_PRELOAD: jemallocLib };
 }
 
+/** Our process's environment for a variant: its allocator, and DEEPLAB_HUGEPAGES=0 where asked. */
+function oursEnv(v: Variant): NodeJS.ProcessEnv | undefined {
+  const env = allocEnv(v.jemalloc);
+  return v.hugePages === false ? { ...(env ?? process.env), DEEPLAB_HUGEPAGES: '0' } : env;
+}
+
 const sz = (h: number, w: number) => `${Math.round(h * scale)}x${Math.round(w * scale)}`;
 // Forward GFLOP at 512x512 without aux head (bench/py/models.py and countFlops agree), for the ETA.
 const GFLOP_512: Record<string, number> = {
   deeplabv3_resnet50: 327.2, deeplabv3_resnet101: 482.3, deeplabv3_mobilenet_v3_large: 19.7, 'deeplabv3_r50-d8': 539.1, 'deeplabv3plus_r50-d8': 352.3,
 };
-const PLAIN: Variant = { label: 'eager fp32 NCHW, both (like for like)', argv: ['--fast', '0'] };
+const PLAIN: Variant = { label: 'eager fp32 NCHW, both (like for like)', argv: ['--fast', '0'], hugePages: false };
 const FAST: Variant = { label: 'ours fast path fp32 (fold + CL) vs PyTorch eager fp32 NCHW', argv: ['--fast', '1'] };
 const FAST_BF16: Variant = { label: 'ours fast path bf16 vs PyTorch eager fp32 NCHW', argv: ['--fast', '1', '--precision', 'bf16'], precision: 'bf16' };
 const inf = (model: string, label: string, h: number, w: number, warmup: number, iters: number, o: Partial<Case> = {}): Case => ({
@@ -102,11 +110,11 @@ const CASES: Case[] = [
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
     name: 'v3-resnet50-512x512-cl', label: `deeplabv3_resnet50 ${sz(512, 512)}, PyTorch channels_last`, theirs: ['--layout', 'cl'],
-    ours: [{ label: 'eager fp32 channels_last, both', argv: ['--fast', '0', '--layout', 'cl'] }, { label: 'ours fast path (fold + CL) vs PyTorch eager CL', argv: ['--fast', '1'] }],
+    ours: [{ label: 'eager fp32 channels_last, both', argv: ['--fast', '0', '--layout', 'cl'], hugePages: false }, { label: 'ours fast path (fold + CL) vs PyTorch eager CL', argv: ['--fast', '1'] }],
   }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 3, {
     name: 'v3-resnet50-512x512-bf16', label: `deeplabv3_resnet50 ${sz(512, 512)} bf16, PyTorch autocast + CL`, theirs: ['--layout', 'cl', '--precision', 'bf16'], precision: 'bf16',
-    ours: [{ label: 'eager bf16 autocast CL, both', argv: ['--fast', '0', '--layout', 'cl', '--precision', 'bf16'] }, { label: 'ours fast path bf16 vs PyTorch autocast CL', argv: ['--fast', '1', '--precision', 'bf16'] }],
+    ours: [{ label: 'eager bf16 autocast CL, both', argv: ['--fast', '0', '--layout', 'cl', '--precision', 'bf16'], hugePages: false }, { label: 'ours fast path bf16 vs PyTorch autocast CL', argv: ['--fast', '1', '--precision', 'bf16'] }],
   }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
     name: 'v3-resnet50-512x512-jemalloc', label: `deeplabv3_resnet50 ${sz(512, 512)}, both under jemalloc`, theirsJemalloc: true,
@@ -295,9 +303,9 @@ for (const c of cases) {
   try {
     for (let r = 0; r < n; r++) {
       // ours, PyTorch, ours (next variant), ...: each of our runs sits next to the PyTorch run
-      const a0 = runJson(process.execPath, cmd.ours[0], allocEnv(c.ours[0].jemalloc));
+      const a0 = runJson(process.execPath, cmd.ours[0], oursEnv(c.ours[0]));
       const b = runJson(python, cmd.theirs, allocEnv(c.theirsJemalloc));
-      const as = [a0, ...cmd.ours.slice(1).map((o, i) => runJson(process.execPath, o, allocEnv(c.ours[i + 1].jemalloc)))];
+      const as = [a0, ...cmd.ours.slice(1).map((o, i) => runJson(process.execPath, o, oursEnv(c.ours[i + 1])))];
       as.forEach((a, i) => {
         mine[i].ours.push(a);
         mine[i].theirs.push(b);
@@ -323,7 +331,9 @@ const anyOurs = rows.find((r) => r.ours.length)?.ours[0];
 const anyTheirs = rows.find((r) => r.theirs.length)?.theirs[0];
 const alloc = process.env.LD_PRELOAD
   ? `LD_PRELOAD=${process.env.LD_PRELOAD} ${process.env.MALLOC_CONF ?? ''}`.trim()
-  : `glibc malloc on both sides unless the row says jemalloc (${jemallocLib ?? 'libjemalloc2 not installed'}, MALLOC_CONF=${JEMALLOC_CONF}, as bin/deeplab runs)`;
+  : `glibc malloc on both sides unless the row says jemalloc (${jemallocLib ?? 'libjemalloc2 not installed'}, MALLOC_CONF=${JEMALLOC_CONF}, as bin/deeplab runs); ` +
+    'under glibc our process asks for transparent huge pages for tensors of 4 MiB and more made in inference mode (native/src/allocator.cc), ' +
+    'except in the eager "both" rows (DEEPLAB_HUGEPAGES=0: kernels alone)';
 
 const lines: string[] = [
   `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpu} (${cpus().length} cores), ${threads} threads, ` +

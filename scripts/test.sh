@@ -5,4 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --python
 bash scripts/fixtures.sh
-exec node --test dist/test/ "$@"
+# The tests' temporary files (datasets, checkpoints, predictions: ~2.5 GB a run) go to a TMPDIR of
+# this run's own, removed when it ends, so repeated runs leave nothing behind.
+TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/deeplab-tests-XXXXXX")"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+node --test dist/test/ "$@"

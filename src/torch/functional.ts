@@ -36,8 +36,7 @@ export interface Conv2dOptions {
 }
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  const stride = pair(o.stride ?? 1), dilation = pair(o.dilation ?? 1), groups = o.groups ?? 1;
-  let padding = pair(o.padding ?? 0);
+  const stride = pair(o.stride ?? 1), padding = pair(o.padding ?? 0), dilation = pair(o.dilation ?? 1), groups = o.groups ?? 1;
   if (Math.max(...dilation) > 1) {
     if (groups > 1 && Math.max(...dilation) >= 8 && useOwnDepthwise(x, weight, bias, groups)) {
       return callT(op('deeplab::depthwise_conv2d_nhwc'), x.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation);
@@ -57,7 +56,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
  * map (torchvision's MobileNetV3 ASPP at 512x512) eight of nine taps multiply zeros. Returns the
  * kernel narrowed to the taps that can reach the input (a 1x1 or 1xk / kx1 convolution) with the
  * padding to match, or null when every tap counts. Exact: only products with padding zeros are
- * dropped, and gradients for the dropped taps are zero either way.
+ * dropped, and gradients for the dropped taps are zero either way. oneDNN already skips much of
+ * that work; what is left to gain is modest (that branch: 1.5 -> 1.1 ms fp32, PyTorch measured).
  */
 function withoutPaddingTaps(x: Tensor, weight: Tensor, stride: [number, number], padding: [number, number], dilation: [number, number]): { weight: Tensor; padding: [number, number] } | null {
   if (stride[0] !== 1 || stride[1] !== 1 || x.ndim !== 4 || weight.ndim !== 4) return null;

@@ -8,8 +8,10 @@
 // default is madvise) makes that one fault per 2 MiB. Under jemalloc (bin/deeplab preloads it)
 // freed pages are reused and this is skipped: jemalloc manages its own extents.
 //
-// Only tensors made under inference mode ask (see allocate). Small tensors are allocated as LibTorch's default allocator does (64-byte aligned
-// posix_memalign, free). DEEPLAB_HUGEPAGES=0 turns it off.
+// Only tensors made under inference mode ask (see allocate). Small tensors are allocated as
+// LibTorch's default allocator does (64-byte aligned posix_memalign, free). DEEPLAB_HUGEPAGES=0
+// turns it off. The allocator interface changed in LibTorch 2.3 (non-const allocate, copy_data):
+// both forms are here, only the 1.13 one is built and tested on this machine.
 // Installed once per process, before the first tensor is made (addon init); tensors allocated
 // earlier keep their own deleter, so switching is safe at any time.
 #include <ATen/ATen.h>
@@ -40,8 +42,8 @@ struct HugePageCpuAllocator final : at::Allocator {
     if (n == 0) return {nullptr, nullptr, &freeAligned, cpu};
     void* p = nullptr;
     // Only under inference mode: a training forward keeps gigabytes of activations alive at once,
-    // and there huge pages made the step slower (the kernel compacting memory to find them:
-    // ResNet-50 batch 2 forward 2.6 -> 3.2 s), while inference frees and re-faults the same few.
+    // and there huge pages made the step slower (measured: ResNet-50 batch 2 forward 2.6 -> 3.2 s),
+    // while inference frees and re-faults the same few buffers.
     if (n < kThreshold || !c10::InferenceMode::is_enabled()) {
       // LibTorch's default: 64-byte aligned (c10::alloc_cpu's gAlignment).
       if (posix_memalign(&p, 64, n) != 0 || p == nullptr) throw std::bad_alloc();

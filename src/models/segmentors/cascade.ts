@@ -7,7 +7,7 @@
 // ours: `backbone.*` (our ResNet: torchvision's ResNet-50 keys without fc, so its ImageNet
 // weights load there), `block5..block7.{unit}.*` (torchvision bottleneck keys), `classifier.*`.
 // Logits are upsampled bilinearly (align_corners=false, as torchvision) to the input size.
-import { type Tensor, F, nn } from '../../torch/index.js';
+import { type Tensor, nn } from '../../torch/index.js';
 import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { Bottleneck, ResNet } from '../backbones/resnet.js';
 

@@ -2,7 +2,7 @@
 // `backbone`, `aspp`, `decoder` give the port's keys; the decoder's logits are upsampled
 // bilinearly with align_corners=True to the input size, as the port does. Output stride 16 or 8
 // (the port's two settings): the backbone's strides and rates and the ASPP's rates change together.
-import { type Tensor, F, nn } from '../../torch/index.js';
+import { type Tensor, nn } from '../../torch/index.js';
 import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { AlignedXception } from '../backbones/xception.js';
 import { MobileNetV2 } from '../backbones/mobilenetv2.js';

@@ -1,6 +1,6 @@
 // mmsegmentation's EncoderDecoder: backbone → decode head (+ auxiliary head for training). The
 // field names are mmseg's, so keys read backbone.*, decode_head.*, auxiliary_head.*.
-import { type Tensor, nn, F } from '../../torch/index.js';
+import { type Tensor, nn } from '../../torch/index.js';
 import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import type { DecodeHead } from '../heads/mmseg.js';
 import { ResNet } from '../backbones/resnet.js';
@@ -49,8 +49,8 @@ export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAware
   forward(x: Tensor): SegmentationOutput {
     const size: [number, number] = [x.shape[2], x.shape[3]];
     const features = this.backbone.forward(x);
-    // Stages no head reads are freed now (mmseg keeps the whole tuple until the heads are done):
-    // for DeepLabV3 R-50-D8 at 512x1024 without the aux head, 80 MiB.
+    // Stages no head reads are freed now (mmseg keeps the whole tuple until the heads are done;
+    // a ResNet backbone has already freed them as it went, see keepStages).
     const read = new Set([...this.decode_head.inputs, ...(this.auxiliary_head?.inputs ?? [])]);
     features.forEach((f, i) => read.has(i) || f.dispose());
     const resize = (t: Tensor, alignCorners: boolean) => resizeLogits(t, size, alignCorners);

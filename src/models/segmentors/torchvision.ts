@@ -2,7 +2,7 @@
 // features and, optionally, an FCN head on shallower ones; both upsampled bilinearly
 // (align_corners=false) to the input size. Fields `backbone`, `classifier`, `aux_classifier`
 // give torchvision's checkpoint keys.
-import { type Tensor, nn, F } from '../../torch/index.js';
+import { type Tensor, nn } from '../../torch/index.js';
 import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
 import { ResNet } from '../backbones/resnet.js';
 import { MobileNetV3Large } from '../backbones/mobilenetv3.js';

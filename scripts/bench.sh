@@ -7,7 +7,7 @@
 #   scripts/bench.sh micro [run.js options...]                                      micro only
 #   scripts/bench.sh models [table.js options...]                                   models only
 #   scripts/bench.sh scaling [--quick]                                              scaling only
-# Full run: about 25 minutes on 2 Zen 4 cores (18 on Zen 5); results in bench/results/.
+# Full run: about 28 minutes on 2 Zen 4 cores (20 on Zen 5); results in bench/results/.
 # --quick: a smoke test (1 round, 1 call per process); results go to $TMPDIR/deeplab-bench-quick/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,7 +11,7 @@ export function allocator(): string {
   } catch {
     return 'unknown';
   }
-  if (!maps.includes('libjemalloc')) return 'system malloc';
+  if (!maps.includes('libjemalloc')) return torch.buildInfo().hugePages ? 'system malloc, huge pages for large inference tensors' : 'system malloc';
   return `jemalloc (${process.env.MALLOC_CONF ? `MALLOC_CONF=${process.env.MALLOC_CONF}` : 'its default settings'})`;
 }
 

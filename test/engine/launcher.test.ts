@@ -24,7 +24,7 @@ test('deeplab info names the allocator: jemalloc when installed, the system mall
   const { stdout } = await run(bin, ['info'], { env: env() });
   assert.match(stdout, jemalloc ? /allocator: jemalloc \(its default settings\)/ : /allocator: system malloc/);
   const system = await run(bin, ['info'], { env: env({ DEEPLAB_ALLOCATOR: 'system' }) });
-  assert.match(system.stdout, /allocator: system malloc/);
+  assert.match(system.stdout, /allocator: system malloc, huge pages for large inference tensors/);
   if (jemalloc) {
     const own = await run(bin, ['info'], { env: env({ MALLOC_CONF: 'narenas:2' }) });
     assert.match(own.stdout, /allocator: jemalloc \(MALLOC_CONF=narenas:2\)/, 'a MALLOC_CONF of the user is kept');

@@ -4,8 +4,8 @@
 //  - batch norms folded into the convolutions before them (src/models/fold.ts);
 //  - channels_last (NHWC) weights and input. oneDNN computes NCHW convolutions in a blocked
 //    layout and reorders the input and output of every conv; on NHWC it runs directly (PyTorch:
-//    about -20% for ResNet-50 here). Activations stay NHWC from the input to the logits, which
-//    are made contiguous (NCHW) once, before argmax and copy-out. The one convolution oneDNN runs
+//    about -20% for ResNet-50 here). Activations stay NHWC from the input to the head's small
+//    logits, which resizeLogits makes NCHW fp32 before the final resize. The one convolution oneDNN runs
 //    badly in NHWC (depthwise, dilation >= 8: DeepLabV3+'s separable ASPP) goes to our own kernel
 //    (F.conv2d -> native/src/depthwise.cc), so every model takes this path;
 //  - optionally bf16 autocast (about 2x again on CPUs with AVX512-BF16), logits back to fp32.

@@ -332,7 +332,7 @@ const anyTheirs = rows.find((r) => r.theirs.length)?.theirs[0];
 const alloc = process.env.LD_PRELOAD
   ? `LD_PRELOAD=${process.env.LD_PRELOAD} ${process.env.MALLOC_CONF ?? ''}`.trim()
   : `glibc malloc on both sides unless the row says jemalloc (${jemallocLib ?? 'libjemalloc2 not installed'}, MALLOC_CONF=${JEMALLOC_CONF}, as bin/deeplab runs); ` +
-    'under glibc our process asks for transparent huge pages for tensors of 4 MiB and more made in inference mode (native/src/allocator.cc), ' +
+    'under glibc our process asks for transparent huge pages for tensors of 4 MiB and more made in inference mode outside autocast (native/src/allocator.cc), ' +
     'except in the eager "both" rows (DEEPLAB_HUGEPAGES=0: kernels alone)';
 
 const lines: string[] = [

@@ -15,7 +15,7 @@
 import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
 import { countFlops } from '../src/models/flops.js';
-import { forwardLogits, prepareForInference } from '../src/engine/fast-path.js';
+import { forwardLogits, prepareForInference } from '../src/inference/fast-path.js';
 
 const args = process.argv.slice(2);
 const opt: Record<string, string> = {

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import * as torch from '../src/torch/index.js';
 import { load } from '../src/api.js';
 import { predictCommand } from '../src/cli/predict.js';
-import { forwardLogits } from '../src/engine/fast-path.js';
+import { forwardLogits } from '../src/inference/fast-path.js';
 
 const args = process.argv.slice(2);
 const opt: Record<string, string> = {
@@ -89,7 +89,7 @@ const precision = opt['--precision'] as 'fp32' | 'bf16';
 const fast = opt['--fast'] !== '0';
 const seg = await load(opt['--model'], { weights, precision, fast });
 const loadMs = performance.now() - t0;
-const x = torch.randn([1, 3, h!, w!]).contiguous(seg.settings.channelsLast ? 'channels_last' : 'contiguous');
+const x = torch.randn([1, 3, h, w]).contiguous(seg.settings.channelsLast ? 'channels_last' : 'contiguous');
 const bareCall = () => torch.scope(() => void forwardLogits(seg.model, x, seg.settings));
 bareCall();
 const bare: number[] = [];

@@ -21,7 +21,7 @@ function runOnce(side: 'deeplab' | 'pytorch', c: string): Result {
   const cmd = side === 'deeplab' ? process.execPath : python;
   const script = side === 'deeplab' ? join(root, 'dist/bench/micro.js') : join(root, 'bench/py/micro.py');
   const text = execFileSync(cmd, [script, c, '--threads', threads], { encoding: 'utf8' });
-  return JSON.parse(text.trim().split('\n').pop()!);
+  return JSON.parse(text.trim().split('\n').pop()!) as Result;
 }
 
 const median = (xs: number[]) => {

@@ -327,8 +327,9 @@ const f = (v: number | null | undefined, d = 0) => (v === null || v === undefine
 const med = (js: Json[], k: string) => (js.length && js.every((j) => typeof j[k] === 'number') ? median(js.map((j) => j[k] as number)) : null);
 const pct = (g: number | null, lim: number) => (g === null ? '-' : `${((100 * g) / lim).toFixed(0)}%`);
 const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
-const anyOurs = rows.find((r) => r.ours.length)?.ours[0];
-const anyTheirs = rows.find((r) => r.theirs.length)?.theirs[0];
+const versionOf = (j: Json | undefined) => (typeof j?.version === 'string' ? j.version : '?');
+const anyOurs = versionOf(rows.find((r) => r.ours.length)?.ours[0]);
+const anyTheirs = versionOf(rows.find((r) => r.theirs.length)?.theirs[0]);
 const alloc = process.env.LD_PRELOAD
   ? `LD_PRELOAD=${process.env.LD_PRELOAD} ${process.env.MALLOC_CONF ?? ''}`.trim()
   : `glibc malloc on both sides unless the row says jemalloc (${jemallocLib ?? 'libjemalloc2 not installed'}, MALLOC_CONF=${JEMALLOC_CONF}, as bin/deeplab runs); ` +
@@ -337,7 +338,7 @@ const alloc = process.env.LD_PRELOAD
 
 const lines: string[] = [
   `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpu} (${cpus().length} cores), ${threads} threads, ` +
-    `LibTorch ${anyOurs?.version ?? '?'} here, PyTorch ${anyTheirs?.version ?? '?'}; ${alloc}.` +
+    `LibTorch ${anyOurs} here, PyTorch ${anyTheirs}; ${alloc}.` +
     `${quick ? ' **QUICK SMOKE RUN (1 call per process, 1 round): not a measurement.**' : ''}`,
   '',
   `Each row: our process and PyTorch's run in turn (${rounds} round${rounds > 1 ? 's; rows marked * once' : ''}), each reporting its median over its timed calls after warm-up; ` +

@@ -2,7 +2,7 @@
 // one JSON line last.
 //   node dist/bench/train-step.js --model deeplabv3_resnet50 --batch 2 --size 512 --warmup 1 --iters 2
 //        --threads 2 --layout nchw|cl --precision fp32|bf16
-// One step, as src/engine/trainer.ts runs it: in a scope, forward (under bf16 autocast with
+// One step, as src/training/trainer.ts runs it: in a scope, forward (under bf16 autocast with
 // --precision bf16), loss = segmentationLoss(out) + 0.4 x segmentationLoss(aux) with ignore 255 and
 // avgNonIgnore (PyTorch's CE mean over valid pixels), backward; then SGD step (lr 0.01, momentum
 // 0.9, weight decay 1e-4) and zeroGrad. model.train(), aux head built. Input randn(batch, 3, H, W),
@@ -10,7 +10,7 @@
 // step and its forward / backward / optimizer split, the losses and peak RSS (MiB).
 import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
-import { segmentationLoss } from '../src/engine/losses.js';
+import { segmentationLoss } from '../src/training/losses.js';
 import { countFlops } from '../src/models/flops.js';
 
 const args = process.argv.slice(2);

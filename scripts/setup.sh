@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up on Debian 12 as root: apt packages, npm ci, the LibTorch addon, TypeScript.
+# Idempotent set-up on Debian 12 as root: apt packages, npm ci, the LibTorch addon, TypeScript,
+# and the `deeplab` command on the PATH.
 # Each step is skipped when its inputs have not changed, so a second run takes seconds.
 #   scripts/setup.sh            what the library, CLI and tests need
 #   scripts/setup.sh --python   also Debian's PyTorch, for bench/ and regenerating fixtures
@@ -43,3 +44,15 @@ fi
 
 # 4. TypeScript (incremental).
 node node_modules/typescript/bin/tsc -p tsconfig.json
+
+# 5. `deeplab` on the PATH: /usr/local/bin/deeplab -> this clone's bin/deeplab (a later set-up in
+#    another clone points it there). Without root, say how to call it.
+here="$(pwd)/bin/deeplab"
+if [[ "$(readlink -f /usr/local/bin/deeplab 2>/dev/null)" != "$here" ]]; then
+  if [[ -w /usr/local/bin ]]; then
+    ln -sfn "$here" /usr/local/bin/deeplab
+    log "linked /usr/local/bin/deeplab -> $here"
+  else
+    log "cannot link /usr/local/bin/deeplab (not writable): run $here, or add $(pwd)/bin to PATH"
+  fi
+fi

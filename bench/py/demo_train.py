@@ -12,7 +12,7 @@ weight, seed; evaluates mmseg-style on the val split and prints one JSON line la
     /usr/bin/python3 bench/py/demo_train.py [--config FILE] [--iters N] [--threads N]
                                             [--workers N] [--aug-test] [--log N]
 
-What matches ours (src/engine/trainer.ts, src/data/transforms.ts, src/engine/evaluate.ts):
+What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluation/evaluate.ts):
   * model: mmseg's configs/_base_/models/deeplabv3_r50-d8.py with the r18 overrides. Trained at
     output stride 16 and evaluated at 8 as the config says: mmseg's D8 model is strides (1,2,1,1),
     dilations (1,1,2,4), ASPP rates (1,12,24,36); the OS16 one is strides (1,2,2,1), dilations

@@ -1,11 +1,11 @@
 // `deeplab predict IMAGE... --model PRESET`: label PNG, colour mask and overlay per image;
 // optionally the logits as .npy. A bad image is reported and skipped; the exit code says so.
 import { Command, Option } from 'commander';
-import { mkdirSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { load } from '../api.js';
 import { writeLabelPng, writeRgb, overlay, colorize, readImage } from '../data/image.js';
 import { writeNpy } from '../data/npy.js';
+import { ensureDir } from '../data/output-dir.js';
 import { paletteFor, type Palette } from '../data/palettes.js';
 import { readCustomMeta } from '../data/datasets/custom.js';
 import { parseIntOption, parseOutputStride } from './options.js';
@@ -23,11 +23,32 @@ interface PredictOptions {
   fast: boolean;
 }
 
-/** One .npy for one image; for several, the image's name goes before the extension. */
-function logitsPath(pattern: string, image: string, many: boolean): string {
+/**
+ * One output name per input, never the same twice: the file's name without its extension, and
+ * when two inputs share it (d1/x.png and d2/x.png, or x.png and x.jpg) the later ones in argument
+ * order get -2, -3, ... (skipping names another input already has). Decided before anything is
+ * written, so no output overwrites another.
+ */
+export function outputStems(images: readonly string[]): string[] {
+  const base = images.map((f) => basename(f, extname(f)));
+  const taken = new Set<string>();
+  const firsts = new Set<string>();
+  return base.map((b) => {
+    let name = b;
+    if (firsts.has(b) || taken.has(b)) {
+      for (let k = 2; taken.has(name) || base.includes(name); k++) name = `${b}-${k}`;
+    }
+    firsts.add(b);
+    taken.add(name);
+    return name;
+  });
+}
+
+/** One .npy for one image; for several, the image's output name goes before the extension. */
+function logitsPath(pattern: string, stem: string, many: boolean): string {
   if (!many) return pattern;
   const ext = extname(pattern) || '.npy';
-  return `${pattern.slice(0, pattern.length - extname(pattern).length)}.${basename(image, extname(image))}${ext}`;
+  return `${pattern.slice(0, pattern.length - extname(pattern).length)}.${stem}${ext}`;
 }
 
 /** A custom dataset's class names and colours (its meta file), as predict's palette. */
@@ -49,7 +70,7 @@ export function predictCommand(): Command {
     .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']).conflicts('classes'))
     .option('--classes <meta>', 'colours and class names from a custom dataset\'s meta file (YAML or JSON: classes, palette)')
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
-    .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (about 2x faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
+    .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .action(async (images: string[], o: PredictOptions) => {
       const palette = o.classes ? classesPalette(o.classes) : o.palette;
@@ -61,7 +82,9 @@ export function predictCommand(): Command {
       } else {
         console.log(`no --weights given: ${o.model} has random weights, so its predictions are noise`);
       }
-      mkdirSync(o.out, { recursive: true });
+      ensureDir(o.out);
+      if (o.saveLogits) ensureDir(dirname(o.saveLogits), 'logits folder');
+      const stems = outputStems(images);
       let failed = 0;
       // Decode the next image while this one runs through the network.
       let next = images.length ? readImage(images[0]).catch((e: Error) => e) : null;
@@ -77,14 +100,14 @@ export function predictCommand(): Command {
         const t0 = performance.now();
         const r = seg.segmentImage(decoded, { logits: Boolean(o.saveLogits) });
         const ms = performance.now() - t0;
-        const stem = join(o.out, basename(file, extname(file)));
+        const stem = join(o.out, stems[i]);
         const color = colorize(r.labels, seg.palette.colors);
         await Promise.all([
           writeLabelPng(`${stem}_labels.png`, r.labels, r.width, r.height),
           writeRgb(`${stem}_color.png`, color, r.width, r.height),
           writeRgb(`${stem}_overlay.jpg`, overlay(decoded, color), r.width, r.height),
         ]);
-        if (o.saveLogits) writeNpy(logitsPath(o.saveLogits, file, images.length > 1), r.logits!, [1, r.numClasses, r.height, r.width]);
+        if (o.saveLogits) writeNpy(logitsPath(o.saveLogits, stems[i], images.length > 1), r.logits!, [1, r.numClasses, r.height, r.width]);
         const top = r.legend.slice(0, 4).map((l) => `${l.name} ${((100 * l.pixels) / (r.width * r.height)).toFixed(1)}%`).join(', ');
         console.log(`${file}: ${r.width}x${r.height} in ${ms.toFixed(0)} ms -> ${stem}_{labels,color,overlay}  [${top}]`);
       }

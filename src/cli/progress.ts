@@ -2,12 +2,10 @@
 // reports), plain lines at a fixed interval otherwise, so logs and CI stay readable.
 import cliProgress from 'cli-progress';
 
-export interface Progress {
-  update(done: number, fields?: Record<string, string>): void;
-  stop(): void;
-  /** print a line without breaking the bar */
-  log(line: string): void;
-}
+import type { Progress, RunOutput } from '../training/run.js';
+
+/** A run's output on this process's terminal. */
+export const terminal: RunOutput = { log: (line) => console.log(line), progress };
 
 export function progress(label: string, total: number, fieldsFormat = ''): Progress {
   if (process.stdout.isTTY) {
@@ -16,14 +14,28 @@ export function progress(label: string, total: number, fieldsFormat = ''): Progr
       cliProgress.Presets.shades_classic,
     );
     const t0 = performance.now();
+    let active = true;
     bar.start(total, 0, { rate: '0.00' });
+    // A line printed mid-run stops the bar; the next update starts it again below that line. Starting
+    // it at once would draw the bar a second time when the line comes after the last update.
+    const stop = () => {
+      if (active) bar.stop();
+      active = false;
+    };
     return {
-      update: (done, fields = {}) => bar.update(done, { ...fields, rate: (done / ((performance.now() - t0) / 1000)).toFixed(2) }),
-      stop: () => bar.stop(),
+      update: (d, fields = {}) => {
+        const last = { ...fields, rate: (d / ((performance.now() - t0) / 1000)).toFixed(2) };
+        if (!active) {
+          bar.start(total, d, last);
+          active = true;
+        } else {
+          bar.update(d, last);
+        }
+      },
+      stop,
       log: (line) => {
-        bar.stop();
+        stop();
         console.log(line);
-        bar.start(total, bar.getProgress() * total);
       },
     };
   }

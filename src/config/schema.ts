@@ -102,8 +102,8 @@ export const TrainConfig = z
     loss: LossConfig.default({ avgNonIgnore: false, auxWeight: 0.4, ignoreIndex: 255 }),
     precision: z.enum(['fp32', 'bf16']).default('fp32'),
     /**
-     * weights and batches in channels_last. Measured here (ResNet-50, batch 2, 512x512): 7% faster
-     * with bf16, 5% slower in fp32 (oneDNN's backward), hence off by default. Checkpoints are the same.
+     * weights and batches in channels_last: faster with bf16, slower in fp32 (oneDNN's backward;
+     * figures in bench/README.md), hence off by default. Checkpoints are the same.
      */
     channelsLast: z.boolean().default(false),
     checkpointInterval: z.number().int().positive(),

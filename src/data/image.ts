@@ -1,5 +1,6 @@
 // Image files in and out, through sharp (libvips): JPEG, PNG, WebP, TIFF, GIF in; grayscale,
 // alpha, palette and 16-bit inputs all come out as 8-bit RGB; EXIF orientation is applied.
+import { statSync } from 'node:fs';
 import sharp from 'sharp';
 import type { RGB } from './palettes.js';
 
@@ -26,6 +27,7 @@ export interface RawPixels {
 }
 
 export async function readImage(input: string | Buffer, name = typeof input === 'string' ? input : '<buffer>'): Promise<RgbImage> {
+  if (typeof input === 'string' && statSync(input, { throwIfNoEntry: false })?.isDirectory()) throw new ImageError(name, 'is a folder, not an image');
   try {
     const { data, info } = await sharp(input, { failOn: 'error' })
       .rotate() // EXIF orientation: predictions line up with what viewers show

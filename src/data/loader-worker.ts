@@ -8,7 +8,8 @@ import type { TestPipelineConfig, TrainPipelineConfig } from '../config/schema.j
 import { readImage, ImageError, type RgbImage } from './image.js';
 import { applyLabelLookup, labelLookup, readMask, LabelError, MaskError } from './masks.js';
 import { sampleRng } from './rng.js';
-import { testResize, trainTransform } from './transforms.js';
+import { trainTransform } from './transforms.js';
+import { testResize } from './geometry.js';
 import type { Sample } from './datasets/types.js';
 
 /** A sample that cannot be used: a corrupt image, a missing or bad mask, sizes that differ, labels out of range. */
@@ -39,10 +40,12 @@ export type SampleResult =
       id: number;
       ok: true;
       name: string;
+      /** train: the transformed crop; eval: the original image */
       image: RgbImage;
+      /** eval: the image after the test pipeline's resize (the same object when the size is kept) */
+      resized?: RgbImage;
       /** train: crop-sized; eval: at the original size */
       label: Uint8Array;
-      original: { width: number; height: number };
     }
   | { id: number; ok: false; bad: true; file: string; kind: BadSampleError['kind']; message: string }
   | { id: number; ok: false; bad: false; message: string; stack?: string };
@@ -88,13 +91,12 @@ export async function readSample(sample: Sample, ctx: LoaderContext): Promise<{ 
 export async function runTask(task: SampleTask, ctx: LoaderContext): Promise<SampleResult> {
   try {
     const { image, label } = await readSample(task.sample, ctx);
-    const original = { width: image.width, height: image.height };
     if (task.kind === 'eval') {
-      return { id: task.id, ok: true, name: task.sample.name, image: testResize(image, ctx.test?.scale ?? null), label, original };
+      return { id: task.id, ok: true, name: task.sample.name, image, resized: testResize(image, ctx.test?.scale ?? null), label };
     }
     if (!ctx.train) throw new Error('train task without a train pipeline');
     const out = trainTransform({ image, label }, ctx.train, sampleRng(ctx.seed, task.epoch, task.index), ctx.ignoreIndex);
-    return { id: task.id, ok: true, name: task.sample.name, image: out.image, label: out.label, original };
+    return { id: task.id, ok: true, name: task.sample.name, image: out.image, label: out.label };
   } catch (e) {
     if (e instanceof BadSampleError) return { id: task.id, ok: false, bad: true, file: e.file, kind: e.kind, message: e.message };
     const err = e as Error;
@@ -106,7 +108,8 @@ export async function runTask(task: SampleTask, ctx: LoaderContext): Promise<Sam
 export function transferables(r: SampleResult): ArrayBuffer[] {
   if (!r.ok) return [];
   const out: ArrayBuffer[] = [];
-  for (const a of [r.image.data, r.label]) {
+  for (const a of [r.image.data, r.resized?.data, r.label]) {
+    if (!a) continue;
     if (a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !out.includes(a.buffer)) out.push(a.buffer);
   }
   return out;

@@ -93,7 +93,7 @@ interface Pending {
  * main thread's event loop runs, which it does not during a training step (LibTorch calls are
  * synchronous): so each worker must already hold the whole prefetch when the step starts. With two
  * tasks per worker, a worker finished them early in the step and sat idle, and six of the demo's
- * eight samples were made while the step waited (8% of its time).
+ * eight samples were made while the step waited.
  */
 class WorkerExecutor implements Executor {
   private readonly workers: { w: Worker; pending: Map<number, Pending> }[] = [];
@@ -316,13 +316,15 @@ export class DataLoader {
 
 // ---- evaluation samples ----
 
+/** A validation sample as evaluation reads it. */
 export interface EvalSample {
   name: string;
-  /** resized per the test pipeline */
+  /** the original image (test-time augmentation resizes it per scale) */
   image: RgbImage;
-  original: { width: number; height: number };
-  /** labels at the original size (reduceZeroLabel / label map applied) */
-  label: Uint8Array;
+  /** the image after the test pipeline's resize (the same object when the size is kept) */
+  resized: RgbImage;
+  /** H x W class indices at the original size (reduceZeroLabel / label map applied) */
+  label: Uint8Array | Uint16Array;
 }
 
 export interface EvalOptions {
@@ -356,7 +358,7 @@ export async function* iterateEval(dataset: Dataset, test: TestPipelineConfig, o
       const r = await inflight.shift()!;
       fill();
       if (r.ok) {
-        yield { name: r.name, image: r.image, original: r.original, label: r.label };
+        yield { name: r.name, image: r.image, resized: r.resized ?? r.image, label: r.label };
         continue;
       }
       if (!r.bad) throw fatal(r);

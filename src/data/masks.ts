@@ -188,10 +188,11 @@ function outOfRangeMessage(bad: number[], rawValues: number[], o: LabelOptions, 
   const shown = bad.length > 12 ? `${bad.slice(0, 12).join(', ')}, ... (${bad.length} values)` : bad.join(', ');
   const mapped = o.reduceZeroLabel || o.labelMap ? ' after reduceZeroLabel/labelMap' : '';
   const head = `label values ${shown}${mapped} are out of range: numClasses is ${o.numClasses} (labels 0..${o.numClasses - 1}, ${ignore} = ignore)`;
-  return `${head}. Hint: ${hint(bad, rawValues, o, ignore)}`;
+  return `${head}. Hint: ${labelHint(bad, rawValues, o, ignore)}`;
 }
 
-function hint(bad: number[], raw: number[], o: LabelOptions, ignore: number): string {
+/** What probably went wrong when `bad` labels (after mapping) come from masks holding the `raw` values. */
+export function labelHint(bad: number[], raw: number[], o: LabelOptions, ignore: number): string {
   const rawSet = new Set(raw);
   if (o.numClasses === 1) {
     return 'a binary mask needs numClasses 2 (background and foreground): the loss has one output channel per class';

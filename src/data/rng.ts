@@ -67,7 +67,7 @@ export class Rng {
   }
 
   /** Fisher-Yates in place; returns the same array. */
-  shuffle<T extends { length: number; [i: number]: any }>(arr: T): T {
+  shuffle<E, T extends { length: number; [i: number]: E }>(arr: T): T {
     for (let i = arr.length - 1; i > 0; i--) {
       const j = Math.floor(this.uniform() * (i + 1));
       const t = arr[i];

@@ -2,27 +2,14 @@
 // (cat_max_ratio) -> RandomFlip -> PhotoMetricDistortion -> pad to the crop size (image 0, label
 // 255), and the test pipeline's Resize (keep_ratio). Random draws happen in mmseg's order.
 //
-// Resizing follows OpenCV (what mmcv calls): bilinear = cv2.INTER_LINEAR (half-pixel centres, edge
-// clamped, no antialiasing when shrinking) computed in floating point, so a value can differ from
-// cv2's 11-bit fixed point by one level; nearest = cv2.INTER_NEAREST exactly (src = floor(dst *
-// src/dst)), so labels stay exact indices. The training path resizes only the crop window: the
-// crop is chosen on the label through the nearest-neighbour index maps, then just the cropped
-// pixels are interpolated. This gives the same bytes as resizing everything and then cropping
-// (the tests check it) at a fraction of the cost for 2x-upscaled Cityscapes frames.
+// Sizes and resizing are OpenCV's, bit-exact (data/geometry.ts). The training path resizes only the
+// crop window: the crop is chosen on the label through the nearest-neighbour index maps, then just
+// the cropped pixels are interpolated. This gives the same bytes as resizing everything and then
+// cropping (the tests check it) for a fraction of the work on upscaled frames.
 import type { TrainPipelineConfig } from '../config/schema.js';
 import type { RgbImage } from './image.js';
 import type { Rng } from './rng.js';
-
-/** (width, height) */
-export type Size = [number, number];
-
-/** A crop window [y1, y2) x [x1, x2) as mmseg's crop_bbox. */
-export interface Box {
-  y1: number;
-  y2: number;
-  x1: number;
-  x2: number;
-}
+import { gatherNearest, nearestIndex, randomRatioScale, resizeBilinear, sizeToFit, type Box, type Size } from './geometry.js';
 
 export interface Labeled {
   image: RgbImage;
@@ -30,119 +17,9 @@ export interface Labeled {
   label: Uint8Array;
 }
 
-// ---- sizes (mmcv.image.geometric) ----
-
-/**
- * mmcv's rescale_size: a number scales both sides; a (W, H) pair is the largest size that fits
- * with the aspect ratio kept (long side <= max(scale), short side <= min(scale)), rounded as
- * int(x * f + 0.5).
- */
-export function rescaleSize(w: number, h: number, scale: readonly [number, number] | number): Size {
-  const f = typeof scale === 'number' ? scale : Math.min(Math.max(scale[0], scale[1]) / Math.max(h, w), Math.min(scale[0], scale[1]) / Math.min(h, w));
-  if (!(f > 0)) throw new RangeError(`invalid scale ${String(scale)}`);
-  // mmcv would hand OpenCV a 0 side for extreme aspect ratios; one pixel keeps the sample usable.
-  return [Math.max(1, Math.trunc(w * f + 0.5)), Math.max(1, Math.trunc(h * f + 0.5))];
-}
-
-/** mmcv RandomResize._random_sample_ratio: the target scale (int(W r), int(H r)), r ~ U[lo, hi). */
+/** mmcv RandomResize._random_sample_ratio with this pipeline's random stream. */
 export function sampleRandomScale(scale: readonly [number, number], ratioRange: readonly [number, number], rng: Rng): Size {
-  const [lo, hi] = ratioRange;
-  const r = rng.uniform() * (hi - lo) + lo;
-  return [Math.trunc(scale[0] * r), Math.trunc(scale[1] * r)];
-}
-
-// ---- resizing (OpenCV geometry) ----
-
-interface LinearTaps {
-  i0: Int32Array;
-  i1: Int32Array;
-  w: Float64Array;
-}
-
-/** cv2 INTER_LINEAR source taps for one axis: fx = (d + 0.5) * src/dst - 0.5 in float32, clamped at the edges. */
-function linearTaps(src: number, dst: number): LinearTaps {
-  const scale = 1 / (dst / src); // cv2: scale_x = 1. / inv_scale_x
-  const i0 = new Int32Array(dst);
-  const i1 = new Int32Array(dst);
-  const w = new Float64Array(dst);
-  for (let d = 0; d < dst; d++) {
-    let f = Math.fround((d + 0.5) * scale - 0.5);
-    let s = Math.floor(f);
-    f = Math.fround(f - s);
-    if (s < 0) (s = 0), (f = 0);
-    if (s >= src - 1) (s = src - 1), (f = 0);
-    i0[d] = s;
-    i1[d] = Math.min(s + 1, src - 1);
-    w[d] = f;
-  }
-  return { i0, i1, w };
-}
-
-/** cv2 INTER_NEAREST source index for one axis: min(floor(d * (1 / (dst / src))), src - 1). */
-export function nearestIndex(src: number, dst: number): Int32Array {
-  const ifx = 1 / (dst / src);
-  const out = new Int32Array(dst);
-  for (let d = 0; d < dst; d++) out[d] = Math.min(Math.floor(d * ifx), src - 1);
-  return out;
-}
-
-/** The pixels inside `box` of `img` resized (bilinear) to nw x nh; the whole image by default. */
-export function resizeBilinear(img: RgbImage, nw: number, nh: number, box: Box = { y1: 0, y2: nh, x1: 0, x2: nw }): RgbImage {
-  const ow = box.x2 - box.x1;
-  const oh = box.y2 - box.y1;
-  const out = new Uint8Array(ow * oh * 3);
-  if (nw === img.width && nh === img.height) {
-    // cv2 copies when the size does not change; so does the formula, this is only faster.
-    for (let j = 0; j < oh; j++) out.set(img.data.subarray(((box.y1 + j) * img.width + box.x1) * 3, ((box.y1 + j) * img.width + box.x2) * 3), j * ow * 3);
-    return { width: ow, height: oh, data: out };
-  }
-  const xt = linearTaps(img.width, nw);
-  const yt = linearTaps(img.height, nh);
-  const x0 = new Int32Array(ow);
-  const x1 = new Int32Array(ow);
-  const wx = new Float64Array(ow);
-  for (let i = 0; i < ow; i++) {
-    x0[i] = xt.i0[box.x1 + i] * 3;
-    x1[i] = xt.i1[box.x1 + i] * 3;
-    wx[i] = xt.w[box.x1 + i];
-  }
-  const src = img.data;
-  const stride = img.width * 3;
-  let o = 0;
-  for (let j = 0; j < oh; j++) {
-    const r0 = yt.i0[box.y1 + j] * stride;
-    const r1 = yt.i1[box.y1 + j] * stride;
-    const wy = yt.w[box.y1 + j];
-    for (let i = 0; i < ow; i++) {
-      const a = r0 + x0[i];
-      const b = r0 + x1[i];
-      const c = r1 + x0[i];
-      const d = r1 + x1[i];
-      const fx = wx[i];
-      for (let ch = 0; ch < 3; ch++) {
-        const top = src[a + ch] + (src[b + ch] - src[a + ch]) * fx;
-        const bot = src[c + ch] + (src[d + ch] - src[c + ch]) * fx;
-        out[o++] = (top + (bot - top) * wy + 0.5) | 0;
-      }
-    }
-  }
-  return { width: ow, height: oh, data: out };
-}
-
-/** Labels inside `box` of a w x h label map resized (nearest) to nw x nh; the whole map by default. */
-export function resizeNearest(label: Uint8Array, w: number, h: number, nw: number, nh: number, box: Box = { y1: 0, y2: nh, x1: 0, x2: nw }): Uint8Array {
-  return gatherNearest(label, w, nearestIndex(w, nw), nearestIndex(h, nh), box);
-}
-
-function gatherNearest(label: Uint8Array, w: number, xs: Int32Array, ys: Int32Array, box: Box): Uint8Array {
-  const ow = box.x2 - box.x1;
-  const out = new Uint8Array(ow * (box.y2 - box.y1));
-  let o = 0;
-  for (let y = box.y1; y < box.y2; y++) {
-    const row = ys[y] * w;
-    for (let x = box.x1; x < box.x2; x++) out[o++] = label[row + xs[x]];
-  }
-  return out;
+  return randomRatioScale(scale, ratioRange, rng.uniform());
 }
 
 // ---- RandomCrop ----
@@ -337,7 +214,10 @@ for (let hb = 0; hb < 256; hb++) {
   let h = f32(f32(hb * HSCALE) % 6);
   let sector = Math.floor(h);
   h = f32(h - sector);
-  if (sector < 0 || sector >= 6) (sector = 0), (h = 0);
+  if (sector < 0 || sector >= 6) {
+    sector = 0;
+    h = 0;
+  }
   SECTOR[hb] = sector;
   for (let sb = 0; sb < 256; sb++) {
     const s = UNIT[sb];
@@ -402,7 +282,7 @@ export function padTo(s: Labeled, h: number, w: number, segPadValue = 255): Labe
 export function trainTransform(s: Labeled, p: TrainPipelineConfig, rng: Rng, ignoreIndex = 255): Labeled {
   const { width: w, height: h } = s.image;
   if (s.label.length !== w * h) throw new RangeError(`label has ${s.label.length} pixels for a ${w}x${h} image`);
-  const [nw, nh] = rescaleSize(w, h, sampleRandomScale(p.scale, p.ratioRange, rng));
+  const [nw, nh] = sizeToFit(w, h, sampleRandomScale(p.scale, p.ratioRange, rng));
   const xs = nearestIndex(w, nw);
   const ys = nearestIndex(h, nh);
   const histogram = (b: Box): Uint32Array => {
@@ -422,11 +302,4 @@ export function trainTransform(s: Labeled, p: TrainPipelineConfig, rng: Rng, ign
   }
   if (p.photometric) photoMetricDistortion(image, rng);
   return padTo({ image, label }, p.crop[0], p.crop[1]);
-}
-
-/** The test pipeline's Resize(scale, keep_ratio=True) for an image; null keeps the size. */
-export function testResize(img: RgbImage, scale: readonly [number, number] | null): RgbImage {
-  if (!scale) return img;
-  const [nw, nh] = rescaleSize(img.width, img.height, scale);
-  return nw === img.width && nh === img.height ? img : resizeBilinear(img, nw, nh);
 }

@@ -24,7 +24,7 @@ export interface FoldOptions {
   /**
    * the input the trace runs on (default: random 1 x 3 x 128 x 128 on the model's device; the global
    * RNG is restored). Not smaller: below ~80 px the OS8 ASPP's dilations (up to 36) exceed the 8x8
-   * feature map and oneDNN's dilated convs get 2-3x slower than at 128 px (ResNet-50: 140 vs 59 ms).
+   * feature map, where oneDNN's dilated convs take a much slower path than at 128 px.
    */
   input?: Tensor;
   /** how to run the model (default: model.forward(x)); any tensors in its result are compared */

@@ -1,7 +1,7 @@
 // What every DeepLab model is to the rest of the system: a module that maps a normalised
 // N x 3 x H x W batch to logits at the input's resolution, upsampled as its source project does.
 import { nn, F, type Tensor } from '../torch/index.js';
-import type { OutputStride } from './backbones/resnet.js';
+import type { OutputStride } from './backbone.js';
 
 export type { OutputStride };
 
@@ -12,9 +12,24 @@ export interface SegmentationOutput {
   aux?: Tensor;
 }
 
+/**
+ * Logits a training loss reads: 'decode' losses are summed into the main loss, 'aux' ones are
+ * weighted by the config's auxWeight. Logits smaller than the input get the labels resized to
+ * their size (nearest), as DeepLab-v2's multi-scale training does.
+ */
+export interface TrainingOutput {
+  role: 'decode' | 'aux';
+  logits: Tensor;
+}
+
 export abstract class Segmentor extends nn.Module {
   abstract readonly numClasses: number;
   abstract forward(x: Tensor): SegmentationOutput;
+  /** What training puts a loss on: the main logits and, when the model has its head, the auxiliary ones. */
+  trainingOutputs(x: Tensor): TrainingOutput[] {
+    const { out, aux } = this.forward(x);
+    return aux ? [{ role: 'decode', logits: out }, { role: 'aux', logits: aux }] : [{ role: 'decode', logits: out }];
+  }
   /** Changes atrous rates and strides in place (train at 16, evaluate at 8); weights untouched. */
   abstract setOutputStride(os: OutputStride): void;
   abstract get outputStride(): OutputStride;
@@ -24,9 +39,9 @@ export abstract class Segmentor extends nn.Module {
  * Bilinear resize of a head's logits to the input size, done where it is cheap: while the logits
  * are small (1/8 or 1/16 of the input per side) they are made float32 and contiguous (NCHW), so
  *  - a channels_last network (the inference fast path) gets full-size logits in NCHW directly
- *    instead of transposing N x classes x H x W after the resize (MobileNetV3 512x512: 60 -> 45 ms);
- *  - under bf16 autocast the resize runs in fp32: LibTorch's bf16 bilinear kernel is 3x slower
- *    than its fp32 one here, and the losses and the argmax read fp32 anyway.
+ *    instead of transposing N x classes x H x W after the resize;
+ *  - under bf16 autocast the resize runs in fp32: LibTorch's bf16 bilinear kernel is slower than
+ *    its fp32 one, and the losses and the argmax read fp32 anyway.
  * For an fp32 NCHW model (training, eager inference) it is the plain resize.
  */
 export function resizeLogits(t: Tensor, size: [number, number], alignCorners: boolean): Tensor {

@@ -2,8 +2,7 @@
 // scripts/make-configs.ts writes, every preset exists; loadConfig's errors name file and key.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -13,15 +12,14 @@ import {
   generateConfigs,
   parseSeedText,
   readmeText,
-  repoRoot,
   SEED_FILE,
   SEED_FIXTURE,
   SEED_ROWS,
   type SeedRow,
 } from '../../scripts/make-configs.js';
+import { repoRoot, tempDir } from '../helpers/paths.js';
 
-const ROOT = repoRoot();
-const CONFIGS = join(ROOT, 'configs');
+const CONFIGS = join(repoRoot, 'configs');
 
 function jsonFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -36,9 +34,9 @@ const loaded = new Map<string, Config>(files.map((f) => [relative(CONFIGS, f), l
 
 /** The seed rows: parsed from the seed text when this checkout has it, else the committed copy. */
 function seedRows(): { rows: SeedRow[]; from: string } {
-  const seed = join(ROOT, SEED_FILE);
+  const seed = join(repoRoot, SEED_FILE);
   if (existsSync(seed)) return { rows: parseSeedText(readFileSync(seed, 'utf8')), from: SEED_FILE };
-  return { rows: JSON.parse(readFileSync(join(ROOT, SEED_FIXTURE), 'utf8')) as SeedRow[], from: SEED_FIXTURE };
+  return { rows: JSON.parse(readFileSync(join(repoRoot, SEED_FIXTURE), 'utf8')) as SeedRow[], from: SEED_FIXTURE };
 }
 
 // The seed tables' datasets as the config schema names them (independent of the generator's table).
@@ -74,7 +72,7 @@ test('the seed rows: 41 rows in seven tables, the generator\'s table matches the
   assert.deepEqual(rows, SEED_ROWS, `scripts/make-configs.ts SEED_ROWS differs from ${from}`);
   // With the seed at hand, the committed copy must be what it says.
   if (from === SEED_FILE) {
-    const fixture = JSON.parse(readFileSync(join(ROOT, SEED_FIXTURE), 'utf8')) as SeedRow[];
+    const fixture = JSON.parse(readFileSync(join(repoRoot, SEED_FIXTURE), 'utf8')) as SeedRow[];
     assert.deepEqual(fixture, rows, `${SEED_FIXTURE} is stale: run node dist/scripts/make-configs.js`);
   }
 });
@@ -173,7 +171,7 @@ test('the committed files and README are what scripts/make-configs.ts writes', (
 const BASE = join(CONFIGS, 'deeplabv3', 'deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.json');
 
 function withTemp(edit: (raw: Record<string, any>) => void, run: (file: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'deeplab-config-'));
+  const dir = tempDir('deeplab-config-');
   try {
     const raw = JSON.parse(readFileSync(BASE, 'utf8')) as Record<string, any>;
     edit(raw);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { openDataset, DatasetError, type Dataset } from '../../src/data/datasets/index.js';
 import { CITYSCAPES_ID_TO_TRAIN_ID } from '../../src/data/masks.js';
 import { PALETTES } from '../../src/data/palettes.js';
-import { tempDir, writeAde20k, writeCityscapes, writeCocoStuff, writeCustom, writePascalContext, writeVoc, writeVocAug } from '../helpers/tiny-datasets.js';
+import { writeAde20k, writeCityscapes, writeCocoStuff, writeCustom, writePascalContext, writeVoc, writeVocAug } from '../helpers/tiny-datasets.js';
+import { tempDir } from '../helpers/paths.js';
 
 const dir = tempDir('deeplab-datasets-');
 const roots = {

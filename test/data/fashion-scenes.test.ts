@@ -1,10 +1,10 @@
 // The demo dataset: deterministic scenes with labels that match the pasted items.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeScene, readFashionMnist, writeSceneDataset, SCENE_CLASSES, FASHION_DIR } from '../../src/data/fashion-scenes.js';
+import { tempDir } from '../helpers/paths.js';
 
 test('Fashion-MNIST is read from Debian\'s package', { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' }, () => {
   const t = readFashionMnist('t10k');
@@ -26,7 +26,7 @@ test('scenes are deterministic, labelled 0..10, and items change the pixels they
 });
 
 test('the dataset folder is written once and reused', { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'scenes-'));
+  const root = tempDir('scenes-');
   const meta = await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
   const m = JSON.parse(readFileSync(meta, 'utf8'));
   assert.deepEqual(m.classes, SCENE_CLASSES);

@@ -1,15 +1,15 @@
 // Image decoding and encoding through sharp: formats, grayscale, alpha, 16-bit, corrupt files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { readImage, writeLabelPng, colorize, overlay, ImageError } from '../../src/data/image.js';
 import { encodeNpy } from '../../src/data/npy.js';
 import { PALETTES, paletteFor, vocColormap } from '../../src/data/palettes.js';
+import { tempDir } from '../helpers/paths.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'deeplab-img-'));
+const dir = tempDir('deeplab-img-');
 // A 4x3 RGB test card: pixel (x, y) = (10x, 20y, 7)
 const W = 4, H = 3;
 const rgb = Buffer.alloc(W * H * 3);

@@ -9,8 +9,10 @@ import sharp from 'sharp';
 import { TrainPipelineConfig } from '../../src/config/schema.js';
 import { openDataset } from '../../src/data/datasets/index.js';
 import { BadSampleError, DataLoader, iterateEval, type Batch, type LoaderOptions } from '../../src/data/loader.js';
-import { tempDir, writeAde20k, writeCityscapes, writeVoc, TINY_CITYSCAPES_IDS, TINY_HEIGHT, TINY_WIDTH } from '../helpers/tiny-datasets.js';
+import { writeAde20k, writeCityscapes, writeVoc, TINY_CITYSCAPES_IDS, TINY_HEIGHT, TINY_WIDTH } from '../helpers/tiny-datasets.js';
 import { readMask } from '../../src/data/masks.js';
+import { resizeBilinear } from '../../src/data/geometry.js';
+import { tempDir } from '../helpers/paths.js';
 
 const dir = tempDir('deeplab-loader-');
 const vocRoot = await writeVoc(join(dir, 'voc'), { train: 5, val: 2 });
@@ -146,15 +148,20 @@ test('iterateEval: dataset order, test-resized images, labels at the original si
     for await (const s of iterateEval(ade, { scale: [120, 120] }, { workers })) got.push(s);
     assert.deepEqual(got.map((s) => s.name), ade.samples.map((s) => s.name));
     for (const s of got) {
-      assert.deepEqual(s.original, { width: TINY_WIDTH, height: TINY_HEIGHT });
-      assert.deepEqual([s.image.width, s.image.height], [120, 80]);
+      assert.deepEqual([s.image.width, s.image.height], [TINY_WIDTH, TINY_HEIGHT]);
+      assert.deepEqual([s.resized.width, s.resized.height], [120, 80]);
+      // the workers' resize is OpenCV's, bit for bit (data/geometry.ts)
+      assert.deepEqual(s.resized.data, resizeBilinear(s.image, 120, 80).data);
       assert.equal(s.label.length, TINY_WIDTH * TINY_HEIGHT);
       // ADE's reduce_zero_label: raw 0 (other) -> 255, 1 -> 0, 13 -> 12
       assert.ok(s.label.every((v) => [255, 0, 2, 4, 12].includes(v)));
     }
   }
   const same = [];
-  for await (const s of iterateEval(ade, { scale: null })) same.push(s.image.width);
+  for await (const s of iterateEval(ade, { scale: null })) {
+    same.push(s.image.width);
+    assert.equal(s.resized, s.image);
+  }
   assert.deepEqual(same, [TINY_WIDTH, TINY_WIDTH, TINY_WIDTH]);
   // breaking out early closes the workers
   for await (const s of iterateEval(ade, { scale: null }, { workers: 2 })) {

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { encode as encodePng } from 'fast-png';
 import { CITYSCAPES_ID_TO_TRAIN_ID, LabelError, MaskError, labelLookup, prepareLabels, readMask } from '../../src/data/masks.js';
-import { tempDir, writeMaskPng } from '../helpers/tiny-datasets.js';
+import { writeMaskPng } from '../helpers/tiny-datasets.js';
 import { vocColormap } from '../../src/data/palettes.js';
+import { tempDir } from '../helpers/paths.js';
 
 const dir = tempDir('deeplab-masks-');
 

@@ -7,9 +7,9 @@ import type { RgbImage } from '../../src/data/image.js';
 import { Rng } from '../../src/data/rng.js';
 import {
   adjustBrightness, adjustContrast, adjustSaturation, cropAccepted, cropImage, cropLabel, flipImage, flipLabel, hsvToRgb,
-  labelHistogram, nearestIndex, padTo, photoMetricDistortion, randomCropBox, rescaleSize, resizeBilinear, resizeNearest,
-  rgbToHsv, sampleRandomScale, shiftHue, testResize, trainTransform, type Box,
+  labelHistogram, padTo, photoMetricDistortion, randomCropBox, rgbToHsv, sampleRandomScale, shiftHue, trainTransform,
 } from '../../src/data/transforms.js';
+import { nearestIndex, resizeBilinear, resizeNearest, sizeScaledBy, sizeToFit, testResize, type Box } from '../../src/data/geometry.js';
 import { TrainPipelineConfig } from '../../src/config/schema.js';
 import { blockyMask, imageFor } from '../helpers/tiny-datasets.js';
 
@@ -19,15 +19,15 @@ function img(width: number, height: number, f: (x: number, y: number, c: number)
   return { width, height, data };
 }
 
-test('rescaleSize is mmcv rescale_size: fit (long, short) edges, int(x * f + 0.5)', () => {
-  assert.deepEqual(rescaleSize(500, 375, [2048, 512]), [683, 512]); // f = min(2048/500, 512/375)
-  assert.deepEqual(rescaleSize(375, 500, [2048, 512]), [512, 683]); // orientation does not matter
-  assert.deepEqual(rescaleSize(2048, 1024, [1024, 512]), [1024, 512]);
-  assert.deepEqual(rescaleSize(2048, 1024, [2048, 1024]), [2048, 1024]);
-  assert.deepEqual(rescaleSize(683, 512, [520, 520]), [520, 390]); // 683 * 520/683 = 520, 512 * 0.7613... = 389.8 -> 390
-  assert.deepEqual(rescaleSize(640, 480, [1463, 365]), [487, 365]); // 640 * 365/480 = 486.67 -> 487
-  assert.deepEqual(rescaleSize(3, 2, 1.5), [5, 3]); // 4.5 + .5 -> 5; 3
-  assert.deepEqual(rescaleSize(7, 3, 0.5), [4, 2]); // 3.5 + .5 -> 4; 1.5 + .5 -> 2
+test('sizeToFit and sizeScaledBy are mmcv rescale_size: fit (long, short) edges, int(x * f + 0.5)', () => {
+  assert.deepEqual(sizeToFit(500, 375, [2048, 512]), [683, 512]); // f = min(2048/500, 512/375)
+  assert.deepEqual(sizeToFit(375, 500, [2048, 512]), [512, 683]); // orientation does not matter
+  assert.deepEqual(sizeToFit(2048, 1024, [1024, 512]), [1024, 512]);
+  assert.deepEqual(sizeToFit(2048, 1024, [2048, 1024]), [2048, 1024]);
+  assert.deepEqual(sizeToFit(683, 512, [520, 520]), [520, 390]); // 683 * 520/683 = 520, 512 * 0.7613... = 389.8 -> 390
+  assert.deepEqual(sizeToFit(640, 480, [1463, 365]), [487, 365]); // 640 * 365/480 = 486.67 -> 487
+  assert.deepEqual(sizeScaledBy(3, 2, 1.5), [5, 3]); // 4.5 + .5 -> 5; 3
+  assert.deepEqual(sizeScaledBy(7, 3, 0.5), [4, 2]); // 3.5 + .5 -> 4; 1.5 + .5 -> 2
 });
 
 test('sampleRandomScale: int(scale * r) with r in the ratio range', () => {
@@ -180,7 +180,7 @@ const PIPE = TrainPipelineConfig.parse({ scale: [120, 40], crop: [32, 48] });
 
 /** The pipeline the slow way: resize everything, crop, flip, distort, pad. */
 function reference(image: RgbImage, label: Uint8Array, p: TrainPipelineConfig, rng: Rng) {
-  const [nw, nh] = rescaleSize(image.width, image.height, sampleRandomScale(p.scale, p.ratioRange, rng));
+  const [nw, nh] = sizeToFit(image.width, image.height, sampleRandomScale(p.scale, p.ratioRange, rng));
   const big = resizeBilinear(image, nw, nh);
   const bigLab = resizeNearest(label, image.width, image.height, nw, nh);
   const box: Box = randomCropBox(nw, nh, p.crop, p.catMaxRatio, rng, (b) => labelHistogram(bigLab, nw, b));

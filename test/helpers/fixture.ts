@@ -1,9 +1,9 @@
 // Loads the PyTorch reference fixtures written by test/fixtures/make_ops.py: a JSON manifest of
 // cases and one binary blob of raw little-endian tensors (float32, int64, bool as one byte each).
 import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
+import { committedFixture } from './paths.js';
 
 export interface TensorEntry {
   shape: number[];
@@ -36,12 +36,10 @@ export interface Manifest {
   cases: FixtureCase[];
 }
 
-/** The fixture folder, from the sources (test/helpers) or the compiled tests (dist/test/helpers). */
+/** The fixture folder test/fixtures/SUB, which must hold a manifest.json. */
 export function fixtureDir(sub: string): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '../fixtures', sub), join(here, '../../../test/fixtures', sub)];
-  const dir = candidates.find((d) => existsSync(join(d, 'manifest.json')));
-  if (!dir) throw new Error(`fixture '${sub}' not found (looked in ${candidates.join(', ')}); run /usr/bin/python3 test/fixtures/make_ops.py`);
+  const dir = committedFixture(sub);
+  if (!existsSync(join(dir, 'manifest.json'))) throw new Error(`fixture '${sub}' not found (no ${join(dir, 'manifest.json')}); run /usr/bin/python3 test/fixtures/make_ops.py`);
   return dir;
 }
 

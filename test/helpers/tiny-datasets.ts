@@ -4,8 +4,7 @@
 //
 //   const root = await writeVoc(tmp);          // tmp/VOCdevkit/VOC2012
 //   const ds = openDataset({ type: 'voc', root }, 'train');
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { encode as encodePng } from 'fast-png';
@@ -21,10 +20,6 @@ export interface TinyOptions {
 
 export const TINY_WIDTH = 60;
 export const TINY_HEIGHT = 40;
-
-export function tempDir(prefix = 'deeplab-data-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
 
 /** A 4 x 4 grid of blocks, each one of `values` (picked by sample and block), with a 1-pixel 255 seam if asked. */
 export function blockyMask(i: number, w: number, h: number, values: readonly number[], seam?: number): Uint8Array {

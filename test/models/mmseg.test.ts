@@ -8,71 +8,39 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as torch from '../../src/torch/index.js';
 import { MMSEG_PRESETS } from '../../src/models/presets/mmseg.js';
-import { findPreset } from '../../src/models/zoo.js';
-import { IMAGENET_255, type BuildOptions } from '../../src/models/segmentor.js';
+import { IMAGENET_255, type BuildOptions, type Segmentor } from '../../src/models/segmentor.js';
 import type { EncoderDecoder } from '../../src/models/segmentors/encoder-decoder.js';
 import type { ResNet } from '../../src/models/backbones/resnet.js';
+import type { Features } from '../../src/models/backbone.js';
 import type { ASPPHead } from '../../src/models/heads/mmseg.js';
-import { committedFixture, generatedFixture } from '../helpers/generated.js';
-
-const TOL = 1e-4;
+import { committedFixture } from '../helpers/paths.js';
+import { buildPreset, parityFixture, type Entry, type OutAuxModel } from '../helpers/parity.js';
 
 type Model = EncoderDecoder<ResNet, ASPPHead>;
-interface Entry {
-  file: string;
-  shape: number[];
-}
 interface Manifest {
   ref_sha256: string;
   inputs: Record<string, Entry>;
-  models: Record<string, {
-    checkpoint: string;
-    outputs: Record<string, { out: Entry; aux: Entry }>;
-    switched?: { outputStride: 8 | 16 | 32; rates: number[]; input: string; out: Entry; aux: Entry };
-  }>;
+  models: Record<string, OutAuxModel>;
 }
 interface Keys {
   presets: Record<string, { params: number; keys: [string, number[]][] }>;
 }
 
 const keys = JSON.parse(readFileSync(committedFixture('models', 'mmseg_keys.json'), 'utf8')) as Keys;
+const fx = parityFixture<Manifest>('mmseg');
 
+/** The generated manifest, after checking it was made from the current test/fixtures/mmseg_ref.py. */
 function manifest(): Manifest {
-  const m = JSON.parse(readFileSync(generatedFixture('mmseg', 'manifest.json'), 'utf8')) as Manifest;
+  const m = fx.manifest();
   const ref = createHash('sha256').update(readFileSync(committedFixture('mmseg_ref.py'))).digest('hex');
   assert.equal(m.ref_sha256, ref, 'the generated mmseg fixture predates test/fixtures/mmseg_ref.py: rm -rf .cache/fixtures/mmseg && bash scripts/fixtures.sh');
   return m;
 }
 
-/** A raw little-endian float32 file as a tensor (owned by the enclosing scope). */
-function load(e: Entry): torch.Tensor {
-  return torch.tensor(readFileSync(generatedFixture('mmseg', e.file)), { dtype: 'float32', shape: e.shape });
-}
-
-function maxAbsDiff(a: torch.Tensor, b: torch.Tensor): number {
-  assert.deepEqual(a.shape, b.shape, 'shapes');
-  return a.sub(b).abs().max().item();
-}
-
-function build(name: string, o?: BuildOptions): Model {
-  return findPreset(name).build(o) as Model;
-}
+const build = (name: string, o?: BuildOptions) => buildPreset<Model>(name, o);
 
 function keyList(model: Model): [string, number[]][] {
   return [...model.stateDict()].map(([k, t]) => [k, t.shape]);
-}
-
-/** Runs the model on input `x` and checks out and aux against the reference's; returns the diffs. */
-function compare(model: Model, x: torch.Tensor, want: { out: Entry; aux: Entry }, what: string): string {
-  return torch.scope(() => {
-    const got = torch.inferenceMode(() => model.forward(x));
-    assert.ok(got.aux, `${what}: aux output`);
-    const dOut = maxAbsDiff(got.out, load(want.out));
-    const dAux = maxAbsDiff(got.aux, load(want.aux));
-    assert.ok(dOut <= TOL, `${what}: out max abs diff ${dOut.toExponential(3)} > ${TOL}`);
-    assert.ok(dAux <= TOL, `${what}: aux max abs diff ${dAux.toExponential(3)} > ${TOL}`);
-    return `${what}: out ${dOut.toExponential(2)}, aux ${dAux.toExponential(2)}`;
-  });
 }
 
 test('presets: mmseg config stems, Cityscapes, 0-255 ImageNet normalisation', () => {
@@ -160,21 +128,16 @@ test('deeplabv3_r101-d16-mg124: layer4 rates 1, 2, 4 (mmseg multi_grid, absolute
 test('logits equal the mmseg reference with its seeded checkpoints (max abs diff <= 1e-4)', (t) => {
   const m = manifest();
   for (const [name, entry] of Object.entries(m.models)) {
-    const model = build(name).eval();
+    const model = fx.loaded<Model>(name, entry.checkpoint, (ckpt) => assert.equal(ckpt.source, 'state_dict', `${name}: mmseg's {meta, state_dict} layout`));
     try {
-      torch.scope(() => {
-        const ckpt = torch.readCheckpoint(generatedFixture('mmseg', entry.checkpoint));
-        assert.equal(ckpt.source, 'state_dict', `${name}: mmseg's {meta, state_dict} layout`);
-        model.loadStateDict(ckpt.tensors, { strict: true, source: name });
-      });
       for (const [key, want] of Object.entries(entry.outputs)) {
-        t.diagnostic(torch.scope(() => compare(model, load(m.inputs[key]), want, `${name} input ${key}`)));
+        t.diagnostic(torch.scope(() => fx.compareOutAux(model, fx.load(m.inputs[key]), want, `${name} input ${key}`)));
       }
       const sw = entry.switched;
       if (sw) {
         model.setOutputStride(sw.outputStride);
         assert.deepEqual(model.decode_head.dilations, sw.rates);
-        t.diagnostic(torch.scope(() => compare(model, load(m.inputs[sw.input]), sw, `${name} at output stride ${sw.outputStride}`)));
+        t.diagnostic(torch.scope(() => fx.compareOutAux(model, fx.load(m.inputs[sw.input]), sw, `${name} at output stride ${sw.outputStride}`)));
       }
     } finally {
       model.dispose();
@@ -182,16 +145,17 @@ test('logits equal the mmseg reference with its seeded checkpoints (max abs diff
   }
 });
 
-test('EncoderDecoder frees the backbone stages no head reads before the heads run (V3: layer4 only; V3+: layer1 and layer4; aux: layer3 too)', () => {
+test('EncoderDecoder heads see only the stages they read, alive (mmseg out_indices) (V3: layer4 only; V3+: layer1 and layer4; aux: layer3 too)', () => {
   for (const [name, aux, kept] of [['deeplabv3_r18-d8', false, [3]], ['deeplabv3plus_r18-d8', false, [0, 3]], ['deeplabv3_r18-d8', true, [2, 3]]] as const) {
     torch.manualSeed(0);
-    const model = findPreset(name).build({ aux }) as EncoderDecoder;
+    const model = buildPreset<EncoderDecoder>(name, { aux });
     model.eval();
     const seen: boolean[][] = [];
     const head = model.decode_head;
     const orig = head.forward.bind(head);
-    Object.defineProperty(head, 'forward', { configurable: true, value: (features: torch.Tensor[]) => {
-      seen.push(features.map((f) => !f.isDisposed));
+    Object.defineProperty(head, 'forward', { configurable: true, value: (features: Features) => {
+      // stages not returned (undefined) or already freed count as not alive
+      seen.push([0, 1, 2, 3].map((i) => features[i]?.isDisposed === false));
       return orig(features);
     } });
     const before = torch.liveTensors();
@@ -207,7 +171,7 @@ test('ResNet backbones free the stage outputs their segmentor does not read as s
   const cases = [['deeplabv3_r18-d8', false, [2]], ['deeplabv3plus_r18-d8', false, [0, 2]], ['deeplabv3_resnet50', true, [2]], ['deeplabv3_r18-d8', true, [2]]] as const;
   for (const [name, aux, alive] of cases) {
     torch.manualSeed(0);
-    const model = findPreset(name).build({ aux }) as unknown as { backbone: ResNet } & torch.nn.Module & { forward(x: torch.Tensor): { out: torch.Tensor } };
+    const model = buildPreset<Segmentor & { backbone: ResNet }>(name, { aux });
     model.eval();
     const bb = model.backbone;
     const outs: torch.Tensor[] = [];

@@ -6,73 +6,26 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { TORCHVISION_PRESETS } from '../../src/models/presets/torchvision.js';
-import { findPreset } from '../../src/models/zoo.js';
 import { IMAGENET_01, type BuildOptions } from '../../src/models/segmentor.js';
 import type { DeepLabV3 } from '../../src/models/segmentors/torchvision.js';
 import type { ResNet } from '../../src/models/backbones/resnet.js';
 import type { MobileNetV3Large } from '../../src/models/backbones/mobilenetv3.js';
-import { committedFixture, generatedFixture } from '../helpers/generated.js';
+import { committedFixture, generatedFixture } from '../helpers/paths.js';
+import { buildPreset, maxAbsDiff, parityFixture, type Entry, type OutAuxModel } from '../helpers/parity.js';
 
-const TOL = 1e-4;
-
-interface Entry {
-  file: string;
-  shape: number[];
-}
 interface Manifest {
   inputs: Record<string, Entry>;
-  presets: Record<string, {
-    checkpoint: string;
-    outputs: Record<string, { out: Entry; aux: Entry }>;
-    switched?: { outputStride: 8 | 16 | 32; rates: number[]; input: string; out: Entry; aux: Entry };
-  }>;
+  presets: Record<string, OutAuxModel>;
 }
 interface Keys {
   presets: Record<string, Record<'aux' | 'noaux', { keys: [string, number[]][]; params: number }>>;
 }
 
 const keys = JSON.parse(readFileSync(committedFixture('models', 'torchvision_keys.json'), 'utf8')) as Keys;
-
-function manifest(): Manifest {
-  return JSON.parse(readFileSync(generatedFixture('torchvision', 'manifest.json'), 'utf8')) as Manifest;
-}
-
-/** A raw little-endian float32 file as a tensor (owned by the enclosing scope). */
-function load(e: Entry): torch.Tensor {
-  return torch.tensor(readFileSync(generatedFixture('torchvision', e.file)), { dtype: 'float32', shape: e.shape });
-}
-
-function maxAbsDiff(a: torch.Tensor, b: torch.Tensor): number {
-  assert.deepEqual(a.shape, b.shape, 'shapes');
-  return a.sub(b).abs().max().item();
-}
-
-function build(name: string, o?: BuildOptions): DeepLabV3 {
-  return findPreset(name).build(o) as DeepLabV3;
-}
-
-/** Builds the preset and loads the generated checkpoint strictly, in eval mode. */
-function loaded(name: string, m: Manifest): DeepLabV3 {
-  const model = build(name).eval();
-  torch.scope(() => {
-    const ckpt = torch.readCheckpoint(generatedFixture('torchvision', m.presets[name].checkpoint));
-    model.loadStateDict(ckpt.tensors, { strict: true, source: name });
-  });
-  return model;
-}
-
-/** Runs the model on input `e` and checks out and aux against PyTorch's; returns the diffs. */
-function compare(model: DeepLabV3, input: torch.Tensor, want: { out: Entry; aux: Entry }, what: string): string {
-  return torch.scope(() => {
-    const got = torch.inferenceMode(() => model.forward(input));
-    assert.ok(got.aux, `${what}: aux output`);
-    const dOut = maxAbsDiff(got.out, load(want.out));
-    const dAux = maxAbsDiff(got.aux, load(want.aux));
-    assert.ok(dOut <= TOL, `${what}: out max abs diff ${dOut.toExponential(3)} > ${TOL}`);
-    assert.ok(dAux <= TOL, `${what}: aux max abs diff ${dAux.toExponential(3)} > ${TOL}`);
-    return `${what}: out ${dOut.toExponential(2)}, aux ${dAux.toExponential(2)}`;
-  });
-}
+const fx = parityFixture<Manifest>('torchvision');
+const build = (name: string, o?: BuildOptions) => buildPreset<DeepLabV3>(name, o);
+/** The preset with the fixture's seeded checkpoint, loaded strictly, in eval mode. */
+const loaded = (name: string, m: Manifest) => fx.loaded<DeepLabV3>(name, m.presets[name].checkpoint);
 
 test('presets: names, classes, strides and normalisation as torchvision', () => {
   assert.deepEqual(TORCHVISION_PRESETS.map((p) => [p.name, p.numClasses, p.outputStride, p.aux, p.dataset]), [
@@ -102,11 +55,11 @@ test('state dict keys, order, shapes and parameter counts equal torchvision (wit
 
 for (const p of TORCHVISION_PRESETS) {
   test(`${p.name}: logits equal PyTorch's on a square and an odd-sized input`, (t) => {
-    const m = manifest();
+    const m = fx.manifest();
     const model = loaded(p.name, m);
     try {
       for (const [name, want] of Object.entries(m.presets[p.name].outputs)) {
-        const line = torch.scope(() => compare(model, load(m.inputs[name]), want, `${p.name} ${name}`));
+        const line = torch.scope(() => fx.compareOutAux(model, fx.load(m.inputs[name]), want, `${p.name} ${name}`));
         t.diagnostic(line);
       }
     } finally {
@@ -119,22 +72,22 @@ for (const p of TORCHVISION_PRESETS) {
 // model is torchvision's model built at that stride, and switching back restores the logits.
 for (const name of ['deeplabv3_resnet50', 'deeplabv3_mobilenet_v3_large']) {
   test(`${name}: setOutputStride matches torchvision built at that stride, and switches back exactly`, (t) => {
-    const m = manifest();
+    const m = fx.manifest();
     const sw = m.presets[name].switched!;
     const model = loaded(name, m);
     const native = model.outputStride;
     try {
       torch.scope(() => {
-        const x = load(m.inputs[sw.input]);
+        const x = fx.load(m.inputs[sw.input]);
         const before = torch.inferenceMode(() => model.forward(x).out);
         model.setOutputStride(sw.outputStride);
         assert.equal(model.outputStride, sw.outputStride);
         assert.deepEqual(model.atrousRates, sw.rates);
-        t.diagnostic(compare(model, x, sw, `${name} at OS${sw.outputStride}`));
+        t.diagnostic(fx.compareOutAux(model, x, sw, `${name} at OS${sw.outputStride}`));
         model.setOutputStride(native);
         assert.deepEqual(model.atrousRates, [12, 24, 36]);
         const after = torch.inferenceMode(() => model.forward(x).out);
-        assert.equal(maxAbsDiff(after, before), 0, 'logits after switching back');
+        assert.equal(maxAbsDiff(after, before, 'logits after switching back'), 0, 'logits after switching back');
       });
     } finally {
       model.dispose();
@@ -180,7 +133,7 @@ test('output stride: backbone rates and ASPP rates move together', () => {
 
 test('numClasses changes only classifier.4 and aux_classifier.4: strict loading names them, non-strict loads the rest', () => {
   const name = 'deeplabv3_mobilenet_v3_large';
-  const m = manifest();
+  const m = fx.manifest();
   const model = build(name, { numClasses: 5 });
   try {
     torch.scope(() => {
@@ -205,9 +158,9 @@ test('numClasses changes only classifier.4 and aux_classifier.4: strict loading 
       ]);
       const skipped = new Set(r.mismatched.map((x) => x.key));
       for (const [k, t] of model.stateDict()) {
-        if (!skipped.has(k)) assert.equal(maxAbsDiff(t.float(), sd.get(k)!.float()), 0, `${k} loaded`);
+        if (!skipped.has(k)) assert.equal(maxAbsDiff(t.float(), sd.get(k)!.float(), k), 0, `${k} loaded`);
       }
-      assert.equal(maxAbsDiff(model.stateDict().get('classifier.4.weight')!, fresh), 0, 'the new head keeps its initialisation');
+      assert.equal(maxAbsDiff(model.stateDict().get('classifier.4.weight')!, fresh, 'classifier.4.weight'), 0, 'the new head keeps its initialisation');
     });
   } finally {
     model.dispose();

@@ -9,22 +9,18 @@ import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { V2_PRESETS, CAFFE_BGR } from '../../src/models/presets/deeplab-v2.js';
 import { V3PLUS_PRESETS } from '../../src/models/presets/deeplabv3plus.js';
-import { IMAGENET_01, type BuildOptions, type OutputStride, type Segmentor } from '../../src/models/segmentor.js';
+import { IMAGENET_01, type OutputStride } from '../../src/models/segmentor.js';
 import { DeepLabV2 } from '../../src/models/segmentors/deeplab-v2.js';
 import { DeepLabV2MSC, mscSide } from '../../src/models/segmentors/msc.js';
 import { DeepLabV3Plus } from '../../src/models/segmentors/deeplabv3plus.js';
 import { CascadeDeepLabV3 } from '../../src/models/segmentors/cascade.js';
 import { MobileNetV2 } from '../../src/models/backbones/mobilenetv2.js';
 import { fixedPadding } from '../../src/models/backbones/xception.js';
-import { committedFixture, generatedFixture } from '../helpers/generated.js';
+import { committedFixture } from '../helpers/paths.js';
+import { buildPreset, maxAbsDiff, parityFixture, TOL, type Entry } from '../helpers/parity.js';
 
-const TOL = 1e-4;
 const PRESETS = [...V2_PRESETS, ...V3PLUS_PRESETS];
 
-interface Entry {
-  file: string;
-  shape: number[];
-}
 interface Output extends Entry {
   os: OutputStride;
   case: string;
@@ -40,36 +36,9 @@ interface Keys {
 }
 
 const keys = JSON.parse(readFileSync(committedFixture('models', 'v2_v3plus_keys.json'), 'utf8')) as Keys;
-
-function manifest(): Manifest {
-  return JSON.parse(readFileSync(generatedFixture('v2_v3plus', 'manifest.json'), 'utf8')) as Manifest;
-}
-
-/** A raw little-endian float32 file as a tensor (owned by the enclosing scope). */
-function load(e: Entry): torch.Tensor {
-  return torch.tensor(readFileSync(generatedFixture('v2_v3plus', e.file)), { dtype: 'float32', shape: e.shape });
-}
-
-function maxAbsDiff(a: torch.Tensor, b: torch.Tensor, what: string): number {
-  assert.deepEqual(a.shape, b.shape, `${what}: shape`);
-  return a.sub(b).abs().max().item();
-}
-
-function build(name: string, o?: BuildOptions): Segmentor {
-  const p = PRESETS.find((x) => x.name === name);
-  if (!p) throw new Error(`no preset ${name}`);
-  return p.build(o);
-}
-
-/** Builds the preset and loads the generated checkpoint strictly, in eval mode. */
-function loaded(name: string, m: Manifest): Segmentor {
-  const model = build(name).eval();
-  torch.scope(() => {
-    const ckpt = torch.readCheckpoint(generatedFixture('v2_v3plus', m.presets[name].checkpoint));
-    model.loadStateDict(ckpt.tensors, { strict: true, source: name });
-  });
-  return model;
-}
+const fx = parityFixture<Manifest>('v2_v3plus');
+/** The preset with the fixture's seeded checkpoint, loaded strictly, in eval mode. */
+const loaded = (name: string, m: Manifest) => fx.loaded(name, m.presets[name].checkpoint);
 
 test('presets: names, classes, strides, sources and normalisation', () => {
   assert.deepEqual(PRESETS.map((p) => [p.name, p.source, p.numClasses, p.outputStride, p.aux, p.dataset]), [
@@ -82,7 +51,7 @@ test('presets: names, classes, strides, sources and normalisation', () => {
   for (const p of V2_PRESETS) assert.deepEqual(p.normalization, CAFFE_BGR);
   assert.deepEqual(CAFFE_BGR, { scale: 1, mean: [104.00699, 116.66877, 122.67891], std: [1, 1, 1], bgr: true });
   for (const p of V3PLUS_PRESETS) assert.deepEqual(p.normalization, IMAGENET_01);
-  assert.throws(() => build('deeplabv3plus_mobilenetv2', { aux: true }), /no auxiliary head/);
+  assert.throws(() => buildPreset('deeplabv3plus_mobilenetv2', { aux: true }), /no auxiliary head/);
 });
 
 test('state dict keys, order, shapes and parameter counts equal the references', () => {
@@ -100,7 +69,7 @@ test('state dict keys, order, shapes and parameter counts equal the references',
 });
 
 test('MobileNetV2: the port\'s low/high_level_features names alias features, in state_dict only', () => {
-  const model = build('deeplabv3plus_mobilenetv2') as DeepLabV3Plus;
+  const model = buildPreset<DeepLabV3Plus>('deeplabv3plus_mobilenetv2');
   try {
     const sd = model.stateDict();
     assert.equal(sd.get('backbone.low_level_features.3.conv.0.weight'), sd.get('backbone.features.3.conv.0.weight'));
@@ -140,7 +109,7 @@ test('numClasses changes only the classifier layers', () => {
 
 for (const p of PRESETS) {
   test(`${p.name}: logits equal the reference's, at each output stride, and switching back restores them`, (t) => {
-    const m = manifest();
+    const m = fx.manifest();
     const model = loaded(p.name, m);
     const native = model.outputStride;
     assert.equal(native, p.outputStride);
@@ -150,14 +119,14 @@ for (const p of PRESETS) {
         model.setOutputStride(o.os);
         assert.equal(model.outputStride, o.os);
         const line = torch.scope(() => {
-          const x = load(m.inputs[o.case]);
+          const x = fx.load(m.inputs[o.case]);
           const got = torch.inferenceMode(() => model.forward(x).out);
-          const d = maxAbsDiff(got, load(o), what);
+          const d = maxAbsDiff(got, fx.load(o), what);
           assert.ok(d <= TOL, `${what}: max abs diff ${d.toExponential(3)} > ${TOL}`);
           let text = `${what}: max abs diff ${d.toExponential(2)}`;
           if (o.scales) {
             const scales = torch.inferenceMode(() => (model as DeepLabV2MSC).forwardScales(x));
-            const ds = scales.map((s, i) => maxAbsDiff(s, load(o.scales![i]), `${what} scale ${i}`));
+            const ds = scales.map((s, i) => maxAbsDiff(s, fx.load(o.scales![i]), `${what} scale ${i}`));
             assert.ok(ds.every((v) => v <= TOL), `${what}: forwardScales max abs diffs ${ds}`);
             text += `; forwardScales ${ds.map((v) => v.toExponential(2)).join(', ')}`;
           }
@@ -169,8 +138,8 @@ for (const p of PRESETS) {
       const first = m.presets[p.name].outputs[0];
       model.setOutputStride(native);
       torch.scope(() => {
-        const got = torch.inferenceMode(() => model.forward(load(m.inputs[first.case])).out);
-        assert.equal(maxAbsDiff(got, load(first), p.name) <= TOL, true);
+        const got = torch.inferenceMode(() => model.forward(fx.load(m.inputs[first.case])).out);
+        assert.equal(maxAbsDiff(got, fx.load(first), p.name) <= TOL, true);
       });
     } finally {
       model.dispose();
@@ -179,7 +148,7 @@ for (const p of PRESETS) {
 }
 
 test('DeepLab-v2: every unit of layer3/layer4 at rate 2/4; ASPP-L rates follow the stride; BN affine frozen', () => {
-  const v2 = build('deeplabv2_resnet101') as DeepLabV2;
+  const v2 = buildPreset<DeepLabV2>('deeplabv2_resnet101');
   try {
     assert.deepEqual(v2.backboneRates().slice(2), [new Array(23).fill(2), [4, 4, 4]]);
     assert.deepEqual(v2.atrousRates, [6, 12, 18, 24]);
@@ -200,8 +169,8 @@ test('DeepLab-v2: every unit of layer3/layer4 at rate 2/4; ASPP-L rates follow t
 });
 
 test('DeepLabV3+: backbone and ASPP rates per output stride, as the port builds them', () => {
-  const x = build('deeplabv3plus_xception65') as DeepLabV3Plus;
-  const mb = build('deeplabv3plus_mobilenetv2') as DeepLabV3Plus;
+  const x = buildPreset<DeepLabV3Plus>('deeplabv3plus_xception65');
+  const mb = buildPreset<DeepLabV3Plus>('deeplabv3plus_mobilenetv2');
   try {
     assert.deepEqual(x.atrousRates, [6, 12, 18]);
     x.setOutputStride(8);
@@ -223,7 +192,7 @@ test('DeepLabV3+: backbone and ASPP rates per output stride, as the port builds 
 });
 
 test('cascaded DeepLabV3: Multi-Grid (1, 2, 4) times a block rate that doubles from block4 to block7', () => {
-  const c = build('deeplabv3_cascade_resnet50') as CascadeDeepLabV3;
+  const c = buildPreset<CascadeDeepLabV3>('deeplabv3_cascade_resnet50');
   try {
     const tail = (os: OutputStride) => {
       c.setOutputStride(os);

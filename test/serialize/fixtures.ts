@@ -1,13 +1,14 @@
 // Shared by the serialize tests: where the fixtures are, and an exact comparison of a tensor
 // with the values PyTorch recorded in expected.json (written by test/fixtures/make_checkpoints.py).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { Tensor } from '../../src/torch/index.js';
+import { committedFixture } from '../helpers/paths.js';
 
-// From test/serialize (sources) or dist/test/serialize (compiled).
-const candidates = ['../fixtures/checkpoints/', '../../../test/fixtures/checkpoints/'].map((p) => fileURLToPath(new URL(p, import.meta.url)));
-export const FIXTURES = candidates.find((d) => existsSync(d + 'expected.json')) ?? candidates[0];
+/** A file of test/fixtures/checkpoints. */
+export function checkpointFixture(file: string): string {
+  return committedFixture('checkpoints', file);
+}
 
 export interface Expected {
   dtype: string;
@@ -21,7 +22,7 @@ export interface ExpectedFile {
   tensors: Record<string, Expected>;
 }
 
-export const expected: Record<string, ExpectedFile> = JSON.parse(readFileSync(FIXTURES + 'expected.json', 'utf8'));
+export const expected: Record<string, ExpectedFile> = JSON.parse(readFileSync(checkpointFixture('expected.json'), 'utf8'));
 
 /** Exact equality of dtype, shape and every element (bit patterns for 16-bit floats). */
 export function assertTensor(t: Tensor, exp: Expected, what: string): void {

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { unpickle, PickledObject, UnpicklingError } from '../../src/torch/serialize/index.js';
-import { FIXTURES } from './fixtures.js';
+import { checkpointFixture } from './fixtures.js';
 
 for (const proto of [2, 5]) {
   test(`plain Python data, protocol ${proto}`, () => {
-    const buf = readFileSync(FIXTURES + `plain_p${proto}.pkl`);
+    const buf = readFileSync(checkpointFixture(`plain_p${proto}.pkl`));
     const { value, end } = unpickle(buf);
     assert.equal(end, buf.length);
     assert.ok(value instanceof Map);
@@ -36,7 +36,7 @@ for (const proto of [2, 5]) {
 }
 
 test('a global outside the allow-list is recorded, never called', () => {
-  const { value } = unpickle(readFileSync(FIXTURES + 'evil.pkl'));
+  const { value } = unpickle(readFileSync(checkpointFixture('evil.pkl')));
   const x = (value as Map<string, unknown>).get('x');
   assert.ok(x instanceof PickledObject);
   assert.equal(x.className, 'posix.system');
@@ -45,7 +45,7 @@ test('a global outside the allow-list is recorded, never called', () => {
 });
 
 test('damaged pickles fail with UnpicklingError', () => {
-  const buf = readFileSync(FIXTURES + 'plain_p2.pkl');
+  const buf = readFileSync(checkpointFixture('plain_p2.pkl'));
   assert.throws(() => unpickle(buf.subarray(0, 100)), (e: Error) => e instanceof UnpicklingError && /truncated/.test(e.message));
   assert.throws(() => unpickle(Uint8Array.of(0x80, 0x02, 0xff)), /unsupported pickle opcode 0xff/);
   assert.throws(() => unpickle(Uint8Array.of(0x80, 0x02, 0x2e)), /stack underflow/);

@@ -2,12 +2,12 @@
 // layouts), compared element for element with what PyTorch itself loaded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors } from '../../src/torch/index.js';
 import { readCheckpoint, readStateDict, CheckpointError } from '../../src/torch/serialize/index.js';
-import { FIXTURES, expected, assertTensor, disposeAll } from './fixtures.js';
+import { checkpointFixture, expected, assertTensor, disposeAll } from './fixtures.js';
+import { tempDir } from '../helpers/paths.js';
 
 const PTH = Object.keys(expected).filter((f) => f.endsWith('.pth'));
 
@@ -15,7 +15,7 @@ for (const file of PTH) {
   test(`${file}: every tensor loads with PyTorch's values, dtype, shape and key order`, () => {
     const before = liveTensors();
     const exp = expected[file];
-    const ckpt = readCheckpoint(FIXTURES + file);
+    const ckpt = readCheckpoint(checkpointFixture(file));
     try {
       assert.equal(ckpt.source, exp.source);
       assert.deepEqual([...ckpt.tensors.keys()], exp.keys);
@@ -30,7 +30,7 @@ for (const file of PTH) {
 
 test('views into one shared storage each hold their own values', () => {
   for (const file of ['state_zip.pth', 'state_legacy.pth']) {
-    const sd = readStateDict(FIXTURES + file);
+    const sd = readStateDict(checkpointFixture(file));
     try {
       const base = Array.from({ length: 24 }, (_, i) => i);
       assert.deepEqual(sd.get('view.base')!.toArray(), base);
@@ -51,7 +51,7 @@ test('views into one shared storage each hold their own values', () => {
 });
 
 test('non-tensor entries of a state dict are skipped and reported in meta', () => {
-  const ckpt = readCheckpoint(FIXTURES + 'state_zip.pth');
+  const ckpt = readCheckpoint(checkpointFixture('state_zip.pth'));
   disposeAll(ckpt.tensors.values());
   assert.equal(ckpt.tensors.has('extra.int'), false);
   assert.deepEqual(ckpt.meta, { 'extra.int': 5 });
@@ -59,7 +59,7 @@ test('non-tensor entries of a state dict are skipped and reported in meta', () =
 
 for (const file of ['mmseg_zip.pth', 'mmseg_legacy.pth']) {
   test(`${file}: mmseg {meta, state_dict, optimizer} metadata reads as JS values`, () => {
-    const ckpt = readCheckpoint(FIXTURES + file);
+    const ckpt = readCheckpoint(checkpointFixture(file));
     disposeAll(ckpt.tensors.values());
     assert.equal(ckpt.source, 'state_dict');
     const meta = ckpt.meta.meta as Record<string, any>;
@@ -85,7 +85,7 @@ for (const file of ['mmseg_zip.pth', 'mmseg_legacy.pth']) {
 }
 
 test('torchvision {model, optimizer, epoch, args} loads via model; argparse.Namespace stays opaque', () => {
-  const ckpt = readCheckpoint(FIXTURES + 'torchvision.pth');
+  const ckpt = readCheckpoint(checkpointFixture('torchvision.pth'));
   disposeAll(ckpt.tensors.values());
   assert.equal(ckpt.source, 'model');
   assert.equal(ckpt.meta.epoch, 3);
@@ -94,7 +94,7 @@ test('torchvision {model, optimizer, epoch, args} loads via model; argparse.Name
 });
 
 test('reads from a buffer as well as a path', () => {
-  const sd = readStateDict(readFileSync(FIXTURES + 'state_legacy.pth'));
+  const sd = readStateDict(readFileSync(checkpointFixture('state_legacy.pth')));
   try {
     assertTensor(sd.get('bf16.w')!, expected['state_legacy.pth'].tensors['bf16.w'], 'bf16.w');
   } finally {
@@ -104,7 +104,7 @@ test('reads from a buffer as well as a path', () => {
 
 // ---- errors --------------------------------------------------------------------------------
 
-const dir = mkdtempSync(join(tmpdir(), 'deeplab-pth-'));
+const dir = tempDir('deeplab-pth-');
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function rejects(src: string | Uint8Array, pattern: RegExp, path?: string): void {
@@ -137,21 +137,21 @@ test('garbage bytes: "not a PyTorch checkpoint" and the path', () => {
 
 test('a truncated zip checkpoint', () => {
   const path = join(dir, 'truncated.pth');
-  const full = readFileSync(FIXTURES + 'state_zip.pth');
+  const full = readFileSync(checkpointFixture('state_zip.pth'));
   writeFileSync(path, full.subarray(0, full.length >> 1));
   rejects(path, /truncated/, path);
 });
 
 test('a truncated legacy checkpoint: the storage is named', () => {
   const path = join(dir, 'truncated_legacy.pth');
-  const full = readFileSync(FIXTURES + 'state_legacy.pth');
+  const full = readFileSync(checkpointFixture('state_legacy.pth'));
   writeFileSync(path, full.subarray(0, full.length - 10));
   rejects(path, /truncated storage/, path);
 });
 
 test('a zip storage shorter than its tensor', () => {
   // Shrink the stored size of storage data/0 in the central directory: the entry reads short.
-  const buf = Buffer.from(readFileSync(FIXTURES + 'state_zip.pth'));
+  const buf = Buffer.from(readFileSync(checkpointFixture('state_zip.pth')));
   const name = Buffer.from('state_zip/data/0');
   const sig = Buffer.from('PK\x01\x02', 'latin1');
   for (let p = buf.indexOf(sig); p >= 0; p = buf.indexOf(sig, p + 4)) {
@@ -164,14 +164,14 @@ test('a zip storage shorter than its tensor', () => {
 });
 
 test('big-endian checkpoints are refused (zip byteorder record, legacy sys_info)', () => {
-  rejects(FIXTURES + 'bigendian.pth', /big-endian/, 'bigendian.pth');
+  rejects(checkpointFixture('bigendian.pth'), /big-endian/, 'bigendian.pth');
   // Flip little_endian=True to False in the legacy file's sys_info pickle.
-  const buf = Buffer.from(readFileSync(FIXTURES + 'state_legacy.pth'));
+  const buf = Buffer.from(readFileSync(checkpointFixture('state_legacy.pth')));
   const at = buf.indexOf(0x88, buf.indexOf('little_endian'));
   buf[at] = 0x89;
   rejects(buf, /big-endian/);
 });
 
 test('a tensor built by an unsupported global (a quantized tensor) is refused by name', () => {
-  rejects(FIXTURES + 'quantized.pth', /state dict entry "q" is built by torch\._utils\._rebuild_qtensor/, 'quantized.pth');
+  rejects(checkpointFixture('quantized.pth'), /state dict entry "q" is built by torch\._utils\._rebuild_qtensor/, 'quantized.pth');
 });

@@ -3,19 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { liveTensors, tensor, type Tensor } from '../../src/torch/index.js';
 import { readCheckpoint, readSafetensors, writeSafetensors, SafetensorsError } from '../../src/torch/serialize/index.js';
-import { FIXTURES, expected, assertTensor, disposeAll } from './fixtures.js';
+import { checkpointFixture, expected, assertTensor, disposeAll } from './fixtures.js';
+import { tempDir } from '../helpers/paths.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'deeplab-st-'));
+const dir = tempDir('deeplab-st-');
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('reads the safetensors file Python wrote with struct + json', () => {
   const before = liveTensors();
   const exp = expected['python.safetensors'];
-  const st = readSafetensors(FIXTURES + 'python.safetensors');
+  const st = readSafetensors(checkpointFixture('python.safetensors'));
   try {
     assert.deepEqual([...st.keys()], exp.keys);
     for (const [k, t] of st) assertTensor(t, exp.tensors[k], k);
@@ -29,7 +29,7 @@ test('reads the safetensors file Python wrote with struct + json', () => {
 test('round trip: every dtype, views, 0-d and empty tensors, metadata', () => {
   const before = liveTensors();
   const exp = expected['state_zip.pth'];
-  const src = readCheckpoint(FIXTURES + 'state_zip.pth').tensors;
+  const src = readCheckpoint(checkpointFixture('state_zip.pth')).tensors;
   const path = join(dir, 'roundtrip.safetensors');
   let back: Map<string, Tensor> | undefined;
   try {
@@ -107,7 +107,7 @@ test('errors name the file: missing, garbage, truncated', () => {
   assert.throws(() => readSafetensors(garbage), (e: Error) => e.message.includes(garbage) && /not a safetensors file/.test(e.message));
 
   const truncated = join(dir, 'truncated.safetensors');
-  const full = readFileSync(FIXTURES + 'python.safetensors');
+  const full = readFileSync(checkpointFixture('python.safetensors'));
   writeFileSync(truncated, full.subarray(0, full.length - 5));
   const before = liveTensors();
   assert.throws(() => readSafetensors(truncated), (e: Error) => e.message.includes(truncated) && /truncated/.test(e.message));

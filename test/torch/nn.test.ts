@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
+import { committedFixture } from '../helpers/paths.js';
 
 const { nn } = torch;
-const fx = JSON.parse(readFileSync(new URL('../../../test/fixtures/nn/nn.json', import.meta.url), 'utf8'));
+const fx = JSON.parse(readFileSync(committedFixture('nn', 'nn.json'), 'utf8'));
 
 function assertClose(got: number[], want: number[], tol: number, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);

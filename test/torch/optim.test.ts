@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
+import { committedFixture } from '../helpers/paths.js';
 
 const { optim } = torch;
-const fx = JSON.parse(readFileSync(new URL('../../../test/fixtures/nn/nn.json', import.meta.url), 'utf8')).optim;
+const fx = JSON.parse(readFileSync(committedFixture('nn', 'nn.json'), 'utf8')).optim;
 
 type Make = (p0: Tensor, p1: Tensor) => torch.optim.Optimizer<{ lr: number }>;
 

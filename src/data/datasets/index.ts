@@ -1,6 +1,6 @@
 // Opening a dataset from the config: a plain switch over the official layouts.
 import { resolve } from 'node:path';
-import type { DatasetConfig } from '../../config/schema.js';
+import type { Config, DatasetConfig } from '../../config/schema.js';
 import { openAde20k } from './ade20k.js';
 import { openCityscapes } from './cityscapes.js';
 import { openCocoStuff } from './coco-stuff.js';
@@ -37,4 +37,9 @@ export function openDataset(cfg: Pick<DatasetConfig, 'type' | 'root'> & Partial<
     case 'custom':
       return openCustom(root, cfg.meta, name, o);
   }
+}
+
+/** The config's split; a run that skips bad samples keeps samples whose mask is missing (and skips them when read). */
+export function openSplit(cfg: Config, split: 'train' | 'val'): Dataset {
+  return openDataset(cfg.data.dataset, split, { missingMask: cfg.train.badSample === 'skip' ? 'keep' : 'error' });
 }

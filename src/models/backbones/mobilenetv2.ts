@@ -7,7 +7,7 @@
 //  - its output-stride rule gives a stage that stops striding the rate accumulated *before* it
 //    (at 16 the 160-channel stage keeps rate 1 and only the last stage gets rate 2).
 import { type Tensor, F, nn } from '../../torch/index.js';
-import type { OutputStride } from './resnet.js';
+import { checkOutputStride, type Backbone, type Features, type OutputStride } from '../backbone.js';
 import { fixedPadding } from './xception.js';
 
 /** expansion t, channels c, units n, stride s (MobileNetV2's table) */
@@ -44,14 +44,12 @@ export class InvertedResidual extends nn.Module {
   }
 
   get dilation(): number {
-    const d = this.#depthwise.dilation;
-    return typeof d === 'number' ? d : d[0];
+    return this.#depthwise.rate;
   }
 
   configure(stride: number, dilation: number): void {
     if (this.residual && stride !== 1) throw new RangeError('InvertedResidual: a residual unit cannot stride');
-    this.#depthwise.stride = stride;
-    this.#depthwise.dilation = dilation;
+    this.#depthwise.setAtrous(dilation, { stride, padded: false });
     this.#pad = fixedPadding(3, dilation);
   }
 
@@ -62,10 +60,11 @@ export class InvertedResidual extends nn.Module {
   }
 }
 
-export class MobileNetV2 extends nn.Module {
+export class MobileNetV2 extends nn.Module implements Backbone {
   features: nn.Sequential;
-  /** [high, low] channels */
-  readonly channels = { high: 320, low: 24 } as const;
+  /** stages: [low-level features (features.0-3, stride 4), features] */
+  readonly channels = [24, 320] as const;
+  outIndices: readonly number[] = [0, 1];
   #outputStride: OutputStride = 16;
 
   constructor(o: { outputStride?: OutputStride } = {}) {
@@ -91,7 +90,7 @@ export class MobileNetV2 extends nn.Module {
    * at stride 1 with the rate accumulated so far, and then multiplies that rate by its stride.
    */
   setOutputStride(os: OutputStride): void {
-    if (![8, 16, 32].includes(os)) throw new RangeError(`MobileNetV2: output stride must be 8, 16 or 32 (got ${os})`);
+    checkOutputStride(os, 'MobileNetV2');
     let current = 2;
     let rate = 1;
     let k = 1;
@@ -115,13 +114,13 @@ export class MobileNetV2 extends nn.Module {
     return [...this.features].slice(1).map((u) => (u as InvertedResidual).dilation);
   }
 
-  /** [features (320 channels), low-level features (24 channels, stride 4)] */
-  forward(x: Tensor): [Tensor, Tensor] {
+  /** [low-level features (24 channels, stride 4), features (320 channels)], as outIndices asks */
+  forward(x: Tensor): Features {
     let y = x;
     for (let i = 0; i < LOW_LEVEL_UNITS; i++) y = this.features.at(i).forward(y);
     const low = y;
     for (let i = LOW_LEVEL_UNITS; i < this.features.length; i++) y = this.features.at(i).forward(y);
-    return [y, low];
+    return [this.outIndices.includes(0) ? low : undefined, this.outIndices.includes(1) ? y : undefined];
   }
 
   override stateDict(): Map<string, Tensor> {

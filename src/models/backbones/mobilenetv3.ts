@@ -3,7 +3,7 @@
 // (`1.block.0.0.weight`, SE `4.block.2.fc1.weight`, ...). Output stride 8, 16 or 32 is set at
 // run time by rewriting depthwise strides and dilations, never weights.
 import { type Tensor, nn } from '../../torch/index.js';
-import type { OutputStride } from './resnet.js';
+import { checkOutputStride, type Backbone, type Features, type OutputStride } from '../backbone.js';
 
 type Activation = 'relu' | 'hardswish';
 
@@ -107,14 +107,11 @@ class InvertedResidual extends nn.Module implements nn.Layer {
 
   /** Only the depthwise conv strides or dilates; padding keeps 'same' geometry. */
   configure(stride: number, dilation: number): void {
-    this.#depthwise.stride = stride;
-    this.#depthwise.dilation = dilation;
-    this.#depthwise.padding = ((this.#depthwise.kernelSize[0] - 1) / 2) * dilation;
+    this.#depthwise.setAtrous(dilation, { stride });
   }
 
   get dilation(): number {
-    const d = this.#depthwise.dilation;
-    return typeof d === 'number' ? d : d[0];
+    return this.#depthwise.rate;
   }
 
   forward(x: Tensor): Tensor {
@@ -128,14 +125,16 @@ export interface MobileNetV3Options {
   outputStride?: OutputStride;
 }
 
-export class MobileNetV3Large extends nn.ModuleList<nn.Module & nn.Layer> {
+export class MobileNetV3Large extends nn.ModuleList<nn.Module & nn.Layer> implements Backbone {
   /**
    * Indices of the layers whose outputs forward() returns: the stem, each block that strides in
    * the classification network (C1..C4) and the last 1x1 conv (torchvision's `stage_indices`).
    */
   readonly taps: readonly number[];
-  /** channels of forward()'s outputs */
+  /** channels of each stage (tap) */
   readonly channels: readonly number[];
+  /** the stages (indices into taps) forward() returns */
+  outIndices: readonly number[];
   #outputStride: OutputStride = 32;
 
   constructor(o: MobileNetV3Options = {}) {
@@ -148,6 +147,7 @@ export class MobileNetV3Large extends nn.ModuleList<nn.Module & nn.Layer> {
     ]);
     this.taps = [0, ...LARGE.flatMap((c, i) => (c.stride === 2 ? [i + 1] : [])), LARGE.length + 1];
     this.channels = this.taps.map((i) => (i === 0 ? first : i === LARGE.length + 1 ? 6 * last : LARGE[i - 1].outC));
+    this.outIndices = this.taps.map((_, i) => i);
     this.initWeights();
     this.setOutputStride(o.outputStride ?? 16);
   }
@@ -174,7 +174,7 @@ export class MobileNetV3Large extends nn.ModuleList<nn.Module & nn.Layer> {
    * every block from there on (that one included, as torchvision's `dilated=True`) uses the rate.
    */
   setOutputStride(os: OutputStride): void {
-    if (![8, 16, 32].includes(os)) throw new RangeError(`MobileNetV3: output stride must be 8, 16 or 32 (got ${os})`);
+    checkOutputStride(os, 'MobileNetV3');
     let current = 2; // after the stem
     let rate = 1;
     for (const blk of this.blocks()) {
@@ -195,13 +195,14 @@ export class MobileNetV3Large extends nn.ModuleList<nn.Module & nn.Layer> {
     return this.blocks().map((blk) => blk.dilation);
   }
 
-  /** The outputs of the layers in `taps`, shallow to deep. */
-  forward(x: Tensor): Tensor[] {
-    const out: Tensor[] = [];
+  /** The outputs of the stages in outIndices, by stage (tap) index, shallow to deep. */
+  forward(x: Tensor): Features {
+    const out: (Tensor | undefined)[] = this.taps.map(() => undefined);
     let i = 0;
     for (const layer of this) {
       x = layer.forward(x);
-      if (this.taps.includes(i++)) out.push(x);
+      const stage = this.taps.indexOf(i++);
+      if (stage >= 0 && this.outIndices.includes(stage)) out[stage] = x;
     }
     return out;
   }

@@ -7,7 +7,7 @@
 import { type Tensor, nn, F } from '../../torch/index.js';
 
 export type Style = 'pytorch' | 'caffe';
-export type OutputStride = 8 | 16 | 32;
+import { checkOutputStride, type Backbone, type Features, type OutputStride } from '../backbone.js';
 
 export interface ResNetOptions {
   depth: 18 | 34 | 50 | 101 | 152;
@@ -41,12 +41,6 @@ function conv(inC: number, outC: number, k: 1 | 3, stride = 1, dilation = 1): nn
   return new nn.Conv2d(inC, outC, k, { stride, padding: k === 3 ? dilation : 0, dilation, bias: false });
 }
 
-function setAtrous(c: nn.Conv2d, stride: number, dilation: number): void {
-  c.stride = stride;
-  c.dilation = dilation;
-  c.padding = c.kernelSize[0] === 3 ? dilation : 0;
-}
-
 interface Block extends nn.Module {
   downsample: nn.Sequential | null;
   forward(x: Tensor): Tensor;
@@ -73,8 +67,8 @@ export class BasicBlock extends nn.Module implements Block {
 
   // mmseg's BasicBlock dilates conv1 only; conv2 stays a plain 3x3 (torchvision's refuses dilation).
   configure(stride: number, dilation: number): void {
-    setAtrous(this.conv1, stride, dilation);
-    setAtrous(this.conv2, 1, 1);
+    this.conv1.setAtrous(dilation, { stride });
+    this.conv2.setAtrous(1, { stride: 1 });
     if (this.downsample) (this.downsample.at(0) as nn.Conv2d).stride = stride;
   }
 
@@ -107,8 +101,8 @@ export class Bottleneck extends nn.Module implements Block {
   }
 
   configure(stride: number, dilation: number): void {
-    setAtrous(this.conv1, this.style === 'caffe' ? stride : 1, 1);
-    setAtrous(this.conv2, this.style === 'caffe' ? 1 : stride, dilation);
+    this.conv1.setAtrous(1, { stride: this.style === 'caffe' ? stride : 1 });
+    this.conv2.setAtrous(dilation, { stride: this.style === 'caffe' ? 1 : stride });
     if (this.downsample) (this.downsample.at(0) as nn.Conv2d).stride = stride;
   }
 
@@ -129,7 +123,7 @@ function deepStem(): nn.Sequential {
   );
 }
 
-export class ResNet extends nn.Module {
+export class ResNet extends nn.Module implements Backbone {
   // Field order is the state_dict order: stem first, then layer1..layer4.
   stem?: nn.Sequential;
   conv1?: nn.Conv2d;
@@ -140,13 +134,8 @@ export class ResNet extends nn.Module {
   layer4: nn.Sequential;
   /** channels of the four stage outputs */
   readonly channels: [number, number, number, number];
-  /**
-   * The stage outputs (0..3) the model reads, as torchvision's IntermediateLayerGetter
-   * return_layers and mmseg's out_indices: the others are freed as soon as the next stage has read
-   * them, instead of living until the heads are done (ResNet-50 at 512x1024: 48 MiB). Set by the
-   * segmentor that owns the backbone; null (the default) keeps all four.
-   */
-  keepStages: ReadonlySet<number> | null = null;
+  /** The stage outputs (0..3) forward() returns; the others are freed once the next stage read them. */
+  outIndices: readonly number[] = [0, 1, 2, 3];
   private readonly opts: Required<Omit<ResNetOptions, 'multiGrid'>> & { multiGrid: readonly number[] | null };
   #outputStride: OutputStride;
 
@@ -202,7 +191,7 @@ export class ResNet extends nn.Module {
    * 4; each of layer2..4 either halves the resolution or, past the target, doubles its rate).
    */
   setOutputStride(os: OutputStride): void {
-    if (![8, 16, 32].includes(os)) throw new RangeError(`output stride must be 8, 16 or 32 (got ${os})`);
+    checkOutputStride(os, 'ResNet');
     let current = 4;
     let rate = 1;
     const layers = [this.layer1, this.layer2, this.layer3, this.layer4];
@@ -232,24 +221,24 @@ export class ResNet extends nn.Module {
   rates(): number[][] {
     return [this.layer1, this.layer2, this.layer3, this.layer4].map((l) =>
       [...l].map((b) => {
-        const c = (b as Bottleneck).conv3 ? (b as Bottleneck).conv2 : (b as BasicBlock).conv1;
-        return typeof c.dilation === 'number' ? c.dilation : c.dilation[0];
+        return ((b as Bottleneck).conv3 ? (b as Bottleneck).conv2 : (b as BasicBlock).conv1).rate;
       }),
     );
   }
 
-  /** The four stage outputs (strides 4, 8, 16, 32 at output stride 32). */
-  forward(x: Tensor): [Tensor, Tensor, Tensor, Tensor] {
+  /** The stage outputs in outIndices (strides 4, 8, 16, 32 at output stride 32). */
+  forward(x: Tensor): Features {
     let y: Tensor;
     if (this.stem) y = this.stem.forward(x);
     else y = F.relu_(this.bn1!.forward(this.conv1!.forward(x)));
     y = F.maxPool2d(y, 3, { stride: 2, padding: 1, ceilMode: this.opts.ceilPool });
-    const outs: Tensor[] = [];
-    const layers = [this.layer1, this.layer2, this.layer3, this.layer4];
-    layers.forEach((layer, i) => {
-      outs.push(layer.forward(i === 0 ? y : outs[i - 1]));
-      if (i > 0 && this.keepStages && !this.keepStages.has(i - 1)) outs[i - 1].dispose();
+    const outs: (Tensor | undefined)[] = [];
+    [this.layer1, this.layer2, this.layer3, this.layer4].forEach((layer, i) => {
+      y = layer.forward(y);
+      if (i > 0 && !this.outIndices.includes(i - 1)) outs[i - 1]?.dispose();
+      outs[i] = y;
     });
-    return outs as [Tensor, Tensor, Tensor, Tensor];
+    if (!this.outIndices.includes(3)) outs[3]?.dispose();
+    return outs.map((t, i) => (this.outIndices.includes(i) ? t : undefined));
   }
 }

@@ -5,7 +5,7 @@
 // Output stride 16 or 8 (the port knows no other): block3's stride, the middle flow's rate and
 // the exit flow's two rates are rewritten at run time; the modules, and the keys, stay.
 import { type Tensor, F, nn } from '../../torch/index.js';
-import type { OutputStride } from './resnet.js';
+import { checkOutputStride, type Backbone, type Features, type OutputStride } from '../backbone.js';
 
 /**
  * The port's fixed_padding: TensorFlow "SAME" padding for a stride-1 dilated kernel, applied
@@ -33,10 +33,9 @@ export class SeparableConv2d extends nn.Module {
   }
 
   configure(stride: number, dilation: number): void {
-    this.conv1.stride = stride;
-    this.conv1.dilation = dilation;
     this.#pad = fixedPadding(3, dilation);
-    this.conv1.padding = this.#pad[0] === this.#pad[1] ? this.#pad[0] : 0;
+    // A symmetric fixed_padding is the conv's own "same" padding; an asymmetric one is applied in forward.
+    this.conv1.setAtrous(dilation, { stride, padded: this.#pad[0] === this.#pad[1] });
   }
 
   forward(x: Tensor): Tensor {
@@ -127,7 +126,7 @@ const PLAN: Record<8 | 16, { entryStride: number; middle: number; exit: [number,
 
 const MIDDLE_BLOCKS = 16;
 
-export class AlignedXception extends nn.Module {
+export class AlignedXception extends nn.Module implements Backbone {
   // Field order is the state_dict order: conv1, bn1, conv2, bn2, block1..block20, conv3..bn5.
   conv1 = new nn.Conv2d(3, 32, 3, { stride: 2, padding: 1, bias: false });
   bn1 = new nn.BatchNorm2d(32);
@@ -141,8 +140,9 @@ export class AlignedXception extends nn.Module {
   declare bn4: nn.BatchNorm2d;
   declare conv5: SeparableConv2d;
   declare bn5: nn.BatchNorm2d;
-  /** [high, low] channels */
-  readonly channels = { high: 2048, low: 128 } as const;
+  /** stages: [low-level features (block1 + ReLU, stride 4), features] */
+  readonly channels = [128, 2048] as const;
+  outIndices: readonly number[] = [0, 1];
   #outputStride: OutputStride = 16;
 
   constructor(o: { outputStride?: OutputStride } = {}) {
@@ -171,8 +171,8 @@ export class AlignedXception extends nn.Module {
   }
 
   setOutputStride(os: OutputStride): void {
-    if (os !== 8 && os !== 16) throw new RangeError(`AlignedXception: output stride must be 8 or 16, as in the port (got ${os})`);
-    const p = PLAN[os];
+    checkOutputStride(os, 'AlignedXception', [8, 16]);
+    const p = PLAN[os as 8 | 16];
     this.blocks[2].configure(p.entryStride, 1);
     for (let i = 3; i < 3 + MIDDLE_BLOCKS; i++) this.blocks[i].configure(1, p.middle);
     this.blocks[19].configure(1, p.exit[0]);
@@ -180,8 +180,8 @@ export class AlignedXception extends nn.Module {
     this.#outputStride = os;
   }
 
-  /** [features (2048 channels), low-level features (128 channels, stride 4)] */
-  forward(x: Tensor): [Tensor, Tensor] {
+  /** [low-level features (128 channels, stride 4), features (2048 channels)], as outIndices asks */
+  forward(x: Tensor): Features {
     let y = F.relu_(this.bn1.forward(this.conv1.forward(x)));
     y = F.relu_(this.bn2.forward(this.conv2.forward(y)));
     const low = F.relu_(this.blocks[0].forward(y));
@@ -191,6 +191,6 @@ export class AlignedXception extends nn.Module {
     y = F.relu_(this.bn3.forward(this.conv3.forward(y)));
     y = F.relu_(this.bn4.forward(this.conv4.forward(y)));
     y = F.relu_(this.bn5.forward(this.conv5.forward(y)));
-    return [y, low];
+    return [this.outIndices.includes(0) ? low : undefined, this.outIndices.includes(1) ? y : undefined];
   }
 }

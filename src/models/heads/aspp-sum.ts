@@ -2,6 +2,7 @@
 // from the backbone straight to class scores, their outputs summed rather than concatenated.
 // The field name `conv2d_list` gives the port's keys `layer5.conv2d_list.{i}.{weight,bias}`.
 import { type Tensor, nn } from '../../torch/index.js';
+import { setRates } from '../backbone.js';
 
 export class AsppSum extends nn.Module {
   conv2d_list: nn.ModuleList<nn.Conv2d>;
@@ -12,16 +13,12 @@ export class AsppSum extends nn.Module {
   }
 
   get rates(): number[] {
-    return this.conv2d_list.map((c) => (typeof c.dilation === 'number' ? c.dilation : c.dilation[0]));
+    return this.conv2d_list.map((c) => c.rate);
   }
 
   /** One rate per branch; padding follows (output size = input size). */
   set rates(rates: readonly number[]) {
-    if (rates.length !== this.conv2d_list.length) throw new RangeError(`AsppSum: expected ${this.conv2d_list.length} rates (got ${rates.length})`);
-    this.conv2d_list.map((c, i) => {
-      c.dilation = rates[i];
-      c.padding = rates[i];
-    });
+    setRates([...this.conv2d_list], rates, 'AsppSum');
   }
 
   forward(x: Tensor): Tensor {

@@ -8,6 +8,7 @@
 //    (align_corners=True) to their size, concatenated (304), `last_conv` = 3x3 256 + BN + ReLU +
 //    dropout 0.5, 3x3 256 + BN + ReLU + dropout 0.1, 1x1 to the classes (with bias).
 import { type Tensor, F, nn, cat } from '../../torch/index.js';
+import { setRates } from '../backbone.js';
 
 const ASPP_CHANNELS = 256;
 const LOW_LEVEL_CHANNELS = 48;
@@ -21,18 +22,9 @@ export class AsppBranch extends nn.Module {
     super();
     this.atrous_conv = new nn.Conv2d(inC, ASPP_CHANNELS, kernel, { bias: false });
     this.bn = new nn.BatchNorm2d(ASPP_CHANNELS);
-    this.rate = rate;
+    this.atrous_conv.setAtrous(rate);
   }
 
-  get rate(): number {
-    const d = this.atrous_conv.dilation;
-    return typeof d === 'number' ? d : d[0];
-  }
-
-  set rate(r: number) {
-    this.atrous_conv.dilation = r;
-    this.atrous_conv.padding = this.atrous_conv.kernelSize[0] === 1 ? 0 : r;
-  }
 
   forward(x: Tensor): Tensor {
     return F.relu_(this.bn.forward(this.atrous_conv.forward(x)));
@@ -69,12 +61,11 @@ export class DeepLabV3PlusASPP extends nn.Module {
   }
 
   get rates(): number[] {
-    return [this.aspp2.rate, this.aspp3.rate, this.aspp4.rate];
+    return [this.aspp2, this.aspp3, this.aspp4].map((b) => b.atrous_conv.rate);
   }
 
   set rates(r: readonly number[]) {
-    if (r.length !== 3) throw new RangeError(`DeepLabV3PlusASPP: expected 3 rates (got ${r.length})`);
-    [this.aspp2.rate, this.aspp3.rate, this.aspp4.rate] = r;
+    setRates([this.aspp2, this.aspp3, this.aspp4].map((b) => b.atrous_conv), r, 'DeepLabV3PlusASPP');
   }
 
   forward(x: Tensor): Tensor {

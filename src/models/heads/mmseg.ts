@@ -3,6 +3,7 @@
 // state_dict keys match its checkpoints: BaseDecodeHead registers conv_seg and dropout before a
 // subclass builds anything, hence `decode_head.conv_seg.*` leads each head's keys.
 import { type Tensor, nn, F, scope } from '../../torch/index.js';
+import { featureAt, scaleRates, setRates, type Features, type OutputStride } from '../backbone.js';
 
 interface ConvOptions {
   stride?: number;
@@ -25,12 +26,6 @@ export class ConvModule extends nn.Module {
     nn.init.kaimingNormal_(this.conv.weight, { mode: 'fan_out', nonlinearity: 'relu' });
   }
 
-  /** Rewrites a 3x3 conv's atrous rate (padding follows: output size unchanged). */
-  setDilation(d: number): void {
-    this.conv.dilation = d;
-    this.conv.padding = d;
-  }
-
   forward(x: Tensor): Tensor {
     return nn.pipe(x, this.conv, this.bn, this.activate);
   }
@@ -45,10 +40,6 @@ export class DepthwiseSeparableConvModule extends nn.Module {
     super();
     this.depthwise_conv = new ConvModule(inC, inC, k, { ...o, groups: inC });
     this.pointwise_conv = new ConvModule(inC, outC, 1);
-  }
-
-  setDilation(d: number): void {
-    this.depthwise_conv.setDilation(d);
   }
 
   forward(x: Tensor): Tensor {
@@ -98,14 +89,14 @@ export abstract class DecodeHead extends nn.Module {
   }
 
   /** Logits at the resolution of the feature the head reads. */
-  abstract forward(features: readonly Tensor[]): Tensor;
+  abstract forward(features: Features): Tensor;
 }
 
 export interface ASPPHeadOptions extends HeadOptions {
   /** atrous rates of the parallel branches; 1 is a 1x1 conv */
   dilations: readonly number[];
   /** the backbone output stride `dilations` are meant for */
-  outputStride: number;
+  outputStride: OutputStride;
 }
 
 /**
@@ -117,7 +108,7 @@ export class ASPPHead extends DecodeHead {
   aspp_modules: nn.ModuleList<ConvModule | DepthwiseSeparableConvModule>;
   bottleneck: ConvModule;
   readonly #nativeDilations: readonly number[];
-  readonly #nativeOutputStride: number;
+  readonly #nativeOutputStride: OutputStride;
 
   constructor(o: ASPPHeadOptions, separable = false) {
     super(o);
@@ -134,22 +125,18 @@ export class ASPPHead extends DecodeHead {
     this.#nativeOutputStride = o.outputStride;
   }
 
-  /** The branches' current rates. */
+  private branchConvs(): nn.Conv2d[] {
+    return this.aspp_modules.map((m) => (m instanceof ConvModule ? m.conv : m.depthwise_conv.conv));
+  }
+
+  /** The branches' current rates (1: the 1x1 branch). */
   get dilations(): number[] {
-    return this.aspp_modules.map((m) => {
-      const c = m instanceof ConvModule ? m.conv : m.depthwise_conv.conv;
-      return typeof c.dilation === 'number' ? c.dilation : c.dilation[0];
-    });
+    return this.branchConvs().map((c) => c.rate);
   }
 
   /** Scales the rates by nativeOS / os, as the feature map's scale changes (12 at 8 → 6 at 16). */
-  setOutputStride(os: number): void {
-    this.#nativeDilations.forEach((d, i) => {
-      if (d === 1) return;
-      const rate = (d * this.#nativeOutputStride) / os;
-      if (!Number.isInteger(rate)) throw new RangeError(`ASPP rate ${d} at output stride ${this.#nativeOutputStride} has no integer equivalent at ${os}`);
-      this.aspp_modules.at(i).setDilation(rate);
-    });
+  setOutputStride(os: OutputStride): void {
+    setRates(this.branchConvs(), scaleRates(this.#nativeDilations, this.#nativeOutputStride, os, 'ASPPHead'), 'ASPPHead');
   }
 
   /** The bottleneck's output (ASPPHead's forward before cls_seg). */
@@ -164,8 +151,8 @@ export class ASPPHead extends DecodeHead {
     });
   }
 
-  forward(features: readonly Tensor[]): Tensor {
-    return this.clsSeg(this.aspp(features[this.inIndex]));
+  forward(features: Features): Tensor {
+    return this.clsSeg(this.aspp(featureAt(features, this.inIndex)));
   }
 }
 
@@ -197,12 +184,12 @@ export class DepthwiseSeparableASPPHead extends ASPPHead {
     return this.c1_bottleneck ? [0, this.inIndex] : [this.inIndex];
   }
 
-  override forward(features: readonly Tensor[]): Tensor {
+  override forward(features: Features): Tensor {
     // The decoder's input alone outlives this scope (the ASPP output and its upsampled copy do not).
     const decoderIn = scope(() => {
-      const out = this.aspp(features[this.inIndex]);
+      const out = this.aspp(featureAt(features, this.inIndex));
       if (!this.c1_bottleneck) return out;
-      const c1 = this.c1_bottleneck.forward(features[0]);
+      const c1 = this.c1_bottleneck.forward(featureAt(features, 0));
       const up = F.interpolate(out, { size: [c1.shape[2], c1.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners });
       return F.cat([up, c1], 1);
     });
@@ -233,8 +220,8 @@ export class FCNHead extends DecodeHead {
     this.conv_cat = (o.concatInput ?? true) ? new ConvModule(o.inChannels + o.channels, o.channels, k, { padding: k >> 1 }) : null;
   }
 
-  forward(features: readonly Tensor[]): Tensor {
-    const x = features[this.inIndex];
+  forward(features: Features): Tensor {
+    const x = featureAt(features, this.inIndex);
     let out = this.convs.forward(x);
     if (this.conv_cat) out = this.conv_cat.forward(F.cat([x, out], 1));
     return this.clsSeg(out);

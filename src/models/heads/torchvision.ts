@@ -2,6 +2,7 @@
 // module tree, so that `classifier.0.convs.4.1.weight` and friends load from its checkpoints.
 // The ASPP rates can be rewritten in place when the backbone's output stride changes.
 import { type Tensor, nn, F, cat } from '../../torch/index.js';
+import { setRates } from '../backbone.js';
 
 /** 3x3 atrous conv, BN, ReLU: one parallel branch of ASPP. */
 export class ASPPConv extends nn.Sequential {
@@ -9,16 +10,8 @@ export class ASPPConv extends nn.Sequential {
     super(new nn.Conv2d(inC, outC, 3, { padding: rate, dilation: rate, bias: false }), new nn.BatchNorm2d(outC), new nn.ReLU(true));
   }
 
-  get rate(): number {
-    const d = (this.at(0) as nn.Conv2d).dilation;
-    return typeof d === 'number' ? d : d[0];
-  }
-
-  /** A 3x3 conv with padding = rate keeps the feature map's size at any rate. */
-  set rate(r: number) {
-    const conv = this.at(0) as nn.Conv2d;
-    conv.dilation = r;
-    conv.padding = r;
+  get conv(): nn.Conv2d {
+    return this.at(0) as nn.Conv2d;
   }
 }
 
@@ -58,15 +51,11 @@ export class ASPP extends nn.Module implements nn.Layer {
 
   /** The dilation of the three atrous branches. */
   get rates(): number[] {
-    return this.atrous().map((c) => c.rate);
+    return this.atrous().map((c) => c.conv.rate);
   }
 
   set rates(rates: readonly number[]) {
-    const branches = this.atrous();
-    if (rates.length !== branches.length || rates.some((r) => !Number.isInteger(r) || r < 1)) {
-      throw new RangeError(`ASPP: expected ${branches.length} positive integer rates (got [${rates}])`);
-    }
-    branches.forEach((c, i) => (c.rate = rates[i]));
+    setRates(this.atrous().map((c) => c.conv), rates, 'ASPP');
   }
 
   forward(x: Tensor): Tensor {

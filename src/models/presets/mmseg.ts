@@ -5,7 +5,7 @@
 // head (one 3x3 conv) on stage 3; align_corners False. "b" models use torchvision's 7x7 stem
 // (type='ResNet'); "r18" shrinks the heads; "d16-mg124" is output stride 16 with layer4 rates
 // (1,2,4) and ASPP rates (1,6,12,18).
-import { IMAGENET_255, type BuildOptions, type Preset } from '../segmentor.js';
+import { IMAGENET_255, type BuildOptions, type OutputStride, type Preset } from '../segmentor.js';
 import { ResNet } from '../backbones/resnet.js';
 import { ASPPHead, DepthwiseSeparableASPPHead, FCNHead } from '../heads/mmseg.js';
 import { EncoderDecoder } from '../segmentors/encoder-decoder.js';
@@ -25,9 +25,9 @@ function widths(depth: Spec['depth']) {
     : { in: 2048, ch: 512, auxIn: 1024, auxCh: 256, c1In: 256, c1: 48 };
 }
 
-function buildModel(s: Spec, o: BuildOptions = {}): EncoderDecoder {
+function buildEncoderDecoder(s: Spec, o: BuildOptions = {}): EncoderDecoder {
   const numClasses = o.numClasses ?? 19;
-  const nativeOS = s.mg124 ? 16 : 8;
+  const nativeOS: OutputStride = s.mg124 ? 16 : 8;
   const backbone = new ResNet({
     depth: s.depth,
     stem: s.v1b ? 'torchvision' : 'deep',
@@ -59,7 +59,7 @@ function preset(s: Spec): Preset {
     aux: true,
     normalization: IMAGENET_255,
     dataset: 'cityscapes',
-    build: (o) => buildModel(s, o),
+    build: (o) => buildEncoderDecoder(s, o),
   };
 }
 

@@ -8,7 +8,8 @@
 // weights load there), `block5..block7.{unit}.*` (torchvision bottleneck keys), `classifier.*`.
 // Logits are upsampled bilinearly (align_corners=false, as torchvision) to the input size.
 import { type Tensor, nn } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type SegmentationOutput } from '../segmentor.js';
+import { featureAt, type OutputStride } from '../backbone.js';
 import { Bottleneck, ResNet } from '../backbones/resnet.js';
 
 export const CASCADE_MULTI_GRID = [1, 2, 4] as const;
@@ -38,7 +39,7 @@ export class CascadeDeepLabV3 extends Segmentor {
   constructor(o: CascadeOptions) {
     super();
     this.backbone = new ResNet({ depth: 50, contractDilation: false, multiGrid: CASCADE_MULTI_GRID, multiGridMode: 'multiplicative' });
-    this.backbone.keepStages = new Set([3]);
+    this.backbone.outIndices = [3];
     this.block5 = cascadedBlock();
     this.block6 = cascadedBlock();
     this.block7 = cascadedBlock();
@@ -65,16 +66,13 @@ export class CascadeDeepLabV3 extends Segmentor {
 
   /** The 3x3 rates of every unit: layer1..layer4, then block5..block7. */
   rates(): number[][] {
-    const cascade = this.blocks.map((b) => [...b].map((u) => {
-      const d = (u as Bottleneck).conv2.dilation;
-      return typeof d === 'number' ? d : d[0];
-    }));
+    const cascade = this.blocks.map((b) => [...b].map((u) => (u as Bottleneck).conv2.rate));
     return [...this.backbone.rates(), ...cascade];
   }
 
   forward(x: Tensor): SegmentationOutput {
     const [h, w] = x.shape.slice(-2);
-    let y = this.backbone.forward(x)[3];
+    let y = featureAt(this.backbone.forward(x), 3);
     for (const block of this.blocks) y = block.forward(y);
     return { out: resizeLogits(this.classifier.forward(y), [h, w], false) };
   }

@@ -5,7 +5,8 @@
 // and layer4 at rate 2 and 4 (output stride 8), frozen BatchNorm affine parameters, and ASPP-L:
 // four 3x3 atrous convs (6, 12, 18, 24) to class scores, summed.
 import { type Tensor, F, nn } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type SegmentationOutput } from '../segmentor.js';
+import { featureAt, scaleRates, type OutputStride } from '../backbone.js';
 import { ResNet } from '../backbones/resnet.js';
 import { AsppSum } from '../heads/aspp-sum.js';
 
@@ -42,7 +43,7 @@ export class DeepLabV2 extends Segmentor {
   constructor(o: DeepLabV2Options) {
     super();
     const r = new ResNet({ depth: 101, style: 'caffe', ceilPool: true, contractDilation: false, bnAffineTrainable: false, outputStride: 8 });
-    r.keepStages = new Set([3]);
+    r.outIndices = [3];
     this.#resnet = r;
     this.conv1 = r.conv1!;
     this.bn1 = r.bn1!;
@@ -71,15 +72,14 @@ export class DeepLabV2 extends Segmentor {
 
   /** Rates scale inversely with the stride: 3, 6, 9, 12 at 16; stride 32 would need 1.5. */
   setOutputStride(os: OutputStride): void {
-    const rates = V2_RATES.map((r) => (r * V2_RATES_STRIDE) / os);
-    if (rates.some((r) => !Number.isInteger(r))) throw new RangeError(`DeepLab-v2: ASPP rates [${V2_RATES}] at stride 8 do not scale to stride ${os}`);
+    const rates = scaleRates(V2_RATES, V2_RATES_STRIDE, os, 'DeepLab-v2');
     this.#resnet.setOutputStride(os);
     this.layer5.rates = rates;
   }
 
   /** Class scores at the output stride, as the port's Res_Deeplab returns them. */
   logits(x: Tensor): Tensor {
-    return this.layer5.forward(this.#resnet.forward(x)[3]);
+    return this.layer5.forward(featureAt(this.#resnet.forward(x), 3));
   }
 
   forward(x: Tensor): SegmentationOutput {

@@ -2,27 +2,27 @@
 // `backbone`, `aspp`, `decoder` give the port's keys; the decoder's logits are upsampled
 // bilinearly with align_corners=True to the input size, as the port does. Output stride 16 or 8
 // (the port's two settings): the backbone's strides and rates and the ASPP's rates change together.
-import { type Tensor, nn } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import type { Tensor } from '../../torch/index.js';
+import { Segmentor, resizeLogits, type SegmentationOutput } from '../segmentor.js';
+import { checkOutputStride, featureAt, type Backbone, type OutputStride } from '../backbone.js';
 import { AlignedXception } from '../backbones/xception.js';
 import { MobileNetV2 } from '../backbones/mobilenetv2.js';
 import { DeepLabV3PlusASPP, DeepLabV3PlusDecoder } from '../heads/deeplabv3plus.js';
 
-/** What the head needs of a backbone: deep and low-level features, a switchable stride. */
-export interface V3PlusBackbone extends nn.Module {
-  readonly channels: { readonly high: number; readonly low: number };
-  readonly outputStride: OutputStride;
-  setOutputStride(os: OutputStride): void;
-  forward(x: Tensor): [Tensor, Tensor];
+/** A backbone whose stages are [low-level features (stride 4), deep features]. */
+export interface V3PlusBackbone extends Backbone {
   /** extra state_dict names the port's module tree gives the same tensors (MobileNetV2) */
   withPortAliases?(sd: Map<string, Tensor>, prefix: string): Map<string, Tensor>;
 }
 
+const LOW = 0;
+const HIGH = 1;
+
 /** The port's ASPP rates (of the three 3x3 branches) per output stride. */
 const ASPP_RATES: Record<8 | 16, [number, number, number]> = { 16: [6, 12, 18], 8: [12, 24, 36] };
 
-function checkStride(os: OutputStride): asserts os is 8 | 16 {
-  if (os !== 8 && os !== 16) throw new RangeError(`DeepLabV3+: output stride must be 8 or 16, as in the port (got ${os})`);
+function checkStride(os: number): asserts os is 8 | 16 {
+  checkOutputStride(os, 'DeepLabV3+ (as in the port)', [8, 16]);
 }
 
 export class DeepLabV3Plus extends Segmentor {
@@ -37,8 +37,8 @@ export class DeepLabV3Plus extends Segmentor {
     const os = backbone.outputStride;
     checkStride(os);
     this.backbone = backbone;
-    this.aspp = new DeepLabV3PlusASPP(backbone.channels.high, ASPP_RATES[os]);
-    this.decoder = new DeepLabV3PlusDecoder(backbone.channels.low, numClasses);
+    this.aspp = new DeepLabV3PlusASPP(backbone.channels[HIGH], ASPP_RATES[os]);
+    this.decoder = new DeepLabV3PlusDecoder(backbone.channels[LOW], numClasses);
     this.numClasses = numClasses;
   }
 
@@ -64,8 +64,8 @@ export class DeepLabV3Plus extends Segmentor {
 
   forward(x: Tensor): SegmentationOutput {
     const [h, w] = x.shape.slice(-2);
-    const [features, lowLevel] = this.backbone.forward(x);
-    const logits = this.decoder.forward(this.aspp.forward(features), lowLevel);
+    const stages = this.backbone.forward(x);
+    const logits = this.decoder.forward(this.aspp.forward(featureAt(stages, HIGH)), featureAt(stages, LOW));
     return { out: resizeLogits(logits, [h, w], true) };
   }
 }

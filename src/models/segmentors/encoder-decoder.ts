@@ -1,19 +1,12 @@
 // mmsegmentation's EncoderDecoder: backbone → decode head (+ auxiliary head for training). The
 // field names are mmseg's, so keys read backbone.*, decode_head.*, auxiliary_head.*.
-import { type Tensor, nn } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import type { Tensor } from '../../torch/index.js';
+import { Segmentor, resizeLogits, type SegmentationOutput } from '../segmentor.js';
+import type { Backbone, OutputStride } from '../backbone.js';
 import type { DecodeHead } from '../heads/mmseg.js';
-import { ResNet } from '../backbones/resnet.js';
-
-/** What the segmentor needs of a backbone: every stage's output and a run-time output stride. */
-export interface Backbone extends nn.Module {
-  forward(x: Tensor): Tensor[];
-  setOutputStride(os: OutputStride): void;
-  readonly outputStride: OutputStride;
-}
 
 /** A decode head whose atrous rates follow the output stride (ASPP heads). */
-type StrideAwareHead = DecodeHead & { setOutputStride?(os: number): void };
+type StrideAwareHead = DecodeHead & { setOutputStride?(os: OutputStride): void };
 
 export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAwareHead = StrideAwareHead> extends Segmentor {
   backbone: B;
@@ -28,7 +21,8 @@ export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAware
     this.decode_head = decodeHead;
     this.auxiliary_head = auxiliaryHead;
     this.numClasses = decodeHead.numClasses;
-    if (backbone instanceof ResNet) backbone.keepStages = new Set([...decodeHead.inputs, ...(auxiliaryHead?.inputs ?? [])]);
+    // mmseg's out_indices: the stages the heads read.
+    backbone.outIndices = [...new Set([...decodeHead.inputs, ...(auxiliaryHead?.inputs ?? [])])].sort((a, b) => a - b);
   }
 
   get outputStride(): OutputStride {
@@ -49,10 +43,6 @@ export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAware
   forward(x: Tensor): SegmentationOutput {
     const size: [number, number] = [x.shape[2], x.shape[3]];
     const features = this.backbone.forward(x);
-    // Stages no head reads are freed now (mmseg keeps the whole tuple until the heads are done;
-    // a ResNet backbone has already freed them as it went, see keepStages).
-    const read = new Set([...this.decode_head.inputs, ...(this.auxiliary_head?.inputs ?? [])]);
-    features.forEach((f, i) => read.has(i) || f.dispose());
     const resize = (t: Tensor, alignCorners: boolean) => resizeLogits(t, size, alignCorners);
     const out = resize(this.decode_head.forward(features), this.decode_head.alignCorners);
     if (!this.auxiliary_head) return { out };

@@ -4,7 +4,8 @@
 // element-wise max. Training puts a loss on each of the four (the 1x, 0.75x, 0.5x and fused
 // scores), hence forwardScales(); forward() returns the fused scores at the input's size.
 import { type Tensor } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import { Segmentor, resizeLogits, type SegmentationOutput, type TrainingOutput } from '../segmentor.js';
+import type { OutputStride } from '../backbone.js';
 import { DeepLabV2, v2Resize, type DeepLabV2Options } from './deeplab-v2.js';
 
 export const MSC_SCALES = [0.75, 0.5] as const;
@@ -46,6 +47,11 @@ export class DeepLabV2MSC extends Segmentor {
     const [s75, s50] = MSC_SCALES.map((s) => v2Resize(this.Scale.logits(v2Resize(x, [mscSide(h, s), mscSide(w, s)])), size));
     const fused = full.maximum(s75).maximum(s50);
     return [full, s75, s50, fused];
+  }
+
+  /** The port's train_msc: a loss on each of the four, against labels resized to the output stride. */
+  override trainingOutputs(x: Tensor): TrainingOutput[] {
+    return this.forwardScales(x).map((logits) => ({ role: 'decode', logits }));
   }
 
   forward(x: Tensor): SegmentationOutput {

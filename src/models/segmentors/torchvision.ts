@@ -2,18 +2,12 @@
 // features and, optionally, an FCN head on shallower ones; both upsampled bilinearly
 // (align_corners=false) to the input size. Fields `backbone`, `classifier`, `aux_classifier`
 // give torchvision's checkpoint keys.
-import { type Tensor, nn } from '../../torch/index.js';
-import { Segmentor, resizeLogits, type OutputStride, type SegmentationOutput } from '../segmentor.js';
+import type { Tensor } from '../../torch/index.js';
+import { Segmentor, resizeLogits, type SegmentationOutput } from '../segmentor.js';
+import { featureAt, scaleRates, type Backbone, type OutputStride } from '../backbone.js';
 import { ResNet } from '../backbones/resnet.js';
 import { MobileNetV3Large } from '../backbones/mobilenetv3.js';
 import { DeepLabHead, FCNHead } from '../heads/torchvision.js';
-
-/** What DeepLabV3 needs of a backbone: feature maps shallow to deep, and a switchable stride. */
-export interface Backbone extends nn.Module {
-  forward(x: Tensor): Tensor[];
-  setOutputStride(os: OutputStride): void;
-  readonly outputStride: OutputStride;
-}
 
 /** Which of the backbone's outputs a head reads, and how many channels it has. */
 export interface Tap {
@@ -52,7 +46,8 @@ export class DeepLabV3 extends Segmentor {
     this.numClasses = o.numClasses;
     this.#out = o.out.index;
     this.#aux = o.aux?.index ?? -1;
-    if (o.backbone instanceof ResNet) o.backbone.keepStages = new Set(o.aux ? [o.out.index, o.aux.index] : [o.out.index]);
+    // torchvision's IntermediateLayerGetter returns only these stages.
+    o.backbone.outIndices = o.aux ? [o.aux.index, o.out.index] : [o.out.index];
     this.#baseRates = rates;
     this.#baseStride = o.backbone.outputStride;
   }
@@ -68,8 +63,7 @@ export class DeepLabV3 extends Segmentor {
 
   /** Rewrites the backbone's strides and dilations and scales the ASPP rates to match. */
   setOutputStride(os: OutputStride): void {
-    const rates = this.#baseRates.map((r) => (r * this.#baseStride) / os);
-    if (rates.some((r) => !Number.isInteger(r))) throw new RangeError(`DeepLabV3: ASPP rates [${this.#baseRates}] at stride ${this.#baseStride} do not scale to stride ${os}`);
+    const rates = scaleRates(this.#baseRates, this.#baseStride, os, 'DeepLabV3');
     this.backbone.setOutputStride(os);
     this.classifier.aspp.rates = rates;
   }
@@ -78,11 +72,9 @@ export class DeepLabV3 extends Segmentor {
     const [h, w] = x.shape.slice(-2);
     const up = (t: Tensor) => resizeLogits(t, [h, w], false);
     const features = this.backbone.forward(x);
-    // Only the tapped stages are read: free the others now (IntermediateLayerGetter never keeps them).
-    features.forEach((f, i) => i === this.#out || (this.aux_classifier && i === this.#aux) || f.dispose());
-    const out = up(this.classifier.forward(features[this.#out]));
+    const out = up(this.classifier.forward(featureAt(features, this.#out)));
     if (!this.aux_classifier) return { out };
-    return { out, aux: up(this.aux_classifier.forward(features[this.#aux])) };
+    return { out, aux: up(this.aux_classifier.forward(featureAt(features, this.#aux))) };
   }
 }
 

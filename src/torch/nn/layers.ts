@@ -41,6 +41,24 @@ export class Conv2d extends Module implements Layer {
     this.resetParameters();
   }
 
+  /** The atrous rate: the dilation of a square kernel (the first one's otherwise). */
+  get rate(): number {
+    return typeof this.dilation === 'number' ? this.dilation : this.dilation[0];
+  }
+
+  /**
+   * Rewrites the atrous rate (and the stride) in place; weights are untouched. The padding follows
+   * so that a stride-1 conv keeps the map's size, (k - 1) / 2 x rate, unless `padded: false`: a
+   * module that pads its input itself (TensorFlow's fixed_padding) keeps the conv's padding at 0.
+   */
+  setAtrous(rate: number, o: { stride?: number; padded?: boolean } = {}): void {
+    if (!Number.isInteger(rate) || rate < 1) throw new RangeError(`Conv2d: expected a positive integer atrous rate but received ${rate}`);
+    this.dilation = rate;
+    if (o.stride !== undefined) this.stride = o.stride;
+    const [kh, kw] = this.kernelSize;
+    this.padding = o.padded === false ? 0 : kh === kw ? ((kh - 1) / 2) * rate : [((kh - 1) / 2) * rate, ((kw - 1) / 2) * rate];
+  }
+
   /** PyTorch's default: kaiming_uniform_(a=sqrt(5)), bias uniform in ±1/sqrt(fan_in). */
   resetParameters(): void {
     init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });

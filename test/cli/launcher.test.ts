@@ -3,15 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { arch, tmpdir } from 'node:os';
+import { arch } from 'node:os';
+import { deeplabBin, tempDir } from '../helpers/paths.js';
 
 const run = promisify(execFile);
-const bin = fileURLToPath(new URL('../../../bin/deeplab', import.meta.url));
 const jemalloc = [`/usr/lib/${arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib64/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'].some(existsSync);
 const env = (extra: Record<string, string> = {}) => {
   const e: Record<string, string | undefined> = { ...process.env, ...extra };
@@ -21,20 +20,20 @@ const env = (extra: Record<string, string> = {}) => {
 };
 
 test('deeplab info names the allocator: jemalloc when installed, the system malloc when opted out', async () => {
-  const { stdout } = await run(bin, ['info'], { env: env() });
+  const { stdout } = await run(deeplabBin, ['info'], { env: env() });
   assert.match(stdout, jemalloc ? /allocator: jemalloc \(its default settings\)/ : /allocator: system malloc/);
-  const system = await run(bin, ['info'], { env: env({ DEEPLAB_ALLOCATOR: 'system' }) });
+  const system = await run(deeplabBin, ['info'], { env: env({ DEEPLAB_ALLOCATOR: 'system' }) });
   assert.match(system.stdout, /allocator: system malloc, huge pages for large inference tensors/);
   if (jemalloc) {
-    const own = await run(bin, ['info'], { env: env({ MALLOC_CONF: 'narenas:2' }) });
+    const own = await run(deeplabBin, ['info'], { env: env({ MALLOC_CONF: 'narenas:2' }) });
     assert.match(own.stdout, /allocator: jemalloc \(MALLOC_CONF=narenas:2\)/, 'a MALLOC_CONF of the user is kept');
   }
 });
 
 test('exit codes and signals are node\'s own: the launcher execs, it does not wrap', async () => {
-  await assert.rejects(run(bin, ['no-such-command'], { env: env() }), (e: { code: number; stderr: string }) => e.code === 1 && /unknown command 'no-such-command'/.test(e.stderr));
+  await assert.rejects(run(deeplabBin, ['no-such-command'], { env: env() }), (e: { code: number; stderr: string }) => e.code === 1 && /unknown command 'no-such-command'/.test(e.stderr));
   // `models` builds all 22 presets: long enough to catch the process running.
-  const child = spawn(bin, ['models'], { env: env(), stdio: 'ignore' });
+  const child = spawn(deeplabBin, ['models'], { env: env(), stdio: 'ignore' });
   const exited = once(child, 'exit');
   let cmdline = '';
   for (let i = 0; i < 200 && !cmdline.includes('main.js'); i++) {
@@ -53,10 +52,10 @@ test('exit codes and signals are node\'s own: the launcher execs, it does not wr
 });
 
 test('train, eval and demo run with jemalloc keeping its pages (no decay); a MALLOC_CONF of the user wins', { skip: !jemalloc && 'libjemalloc2 not installed' }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'deeplab-launcher-'));
+  const dir = tempDir('deeplab-launcher-');
   for (const [extra, want] of [[{}, 'dirty_decay_ms:-1,muzzy_decay_ms:-1'], [{ MALLOC_CONF: 'narenas:2' }, 'narenas:2']] as const) {
     // demo generating its scenes runs long enough to read the process's environment
-    const child = spawn(bin, ['demo', '--iters', '1', '--train-scenes', '400', '--val-scenes', '4', '--data', join(dir, 'data'), '--out', join(dir, 'run')], { env: env(extra), stdio: 'ignore' });
+    const child = spawn(deeplabBin, ['demo', '--iters', '1', '--train-scenes', '400', '--val-scenes', '4', '--data', join(dir, 'data'), '--out', join(dir, 'run')], { env: env(extra), stdio: 'ignore' });
     const exited = once(child, 'exit');
     let environ = '';
     for (let i = 0; i < 400 && !readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('main.js'); i++) await new Promise((r) => setTimeout(r, 25));

@@ -1,35 +1,24 @@
 // The training loop: SGD (or AdamW) with poly LR, per-prefix LR multipliers, the auxiliary loss,
 // gradient accumulation, optional bf16 autocast, batch-norm policies, periodic evaluation at
 // the evaluation output stride, atomic checkpoints and exact resume.
-import { mkdirSync, appendFileSync, existsSync, unlinkSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Config } from '../config/schema.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
 import { segmentationLoss } from './losses.js';
 import { polyLr } from './schedule.js';
+import type { Batch } from '../data/loader.js';
+import { batchToTensor } from '../data/to-tensor.js';
+import type { EvalSummary } from '../evaluation/on-split.js';
 import { saveCheckpoint, loadCheckpoint, lastCheckpoint, type TrainState } from './checkpoint.js';
-
-/** A training batch as the data loader delivers it: uint8 NHWC images and uint8 labels. */
-export interface Batch {
-  images: Uint8Array;
-  labels: Uint8Array;
-  height: number;
-  width: number;
-  names: string[];
-}
+import { bestMIoUOnDisk, POINTER, prunePeriodic, removeStaleTemps, truncateLog } from './work-dir.js';
+import { ensureDir } from '../data/output-dir.js';
 
 export interface BatchSource {
   next(): Promise<Batch>;
   state(): { epoch: number; position: number };
   close(): void | Promise<void>;
-}
-
-export interface EvalSummary {
-  mIoU: number;
-  aAcc: number;
-  mAcc: number;
-  perClassIoU: number[];
 }
 
 export interface TrainerOptions {
@@ -45,6 +34,8 @@ export interface TrainerOptions {
   /** one line per log interval (progress bars are the caller's) */
   onLog?: (entry: LogEntry) => void;
   onEval?: (iter: number, summary: EvalSummary) => void;
+  /** things the user should know that are not errors (a resume with nothing to resume, temps removed) */
+  onNotice?: (line: string) => void;
   /** stop after this many iterations in this process (tests kill runs this way) */
   stopAfter?: number;
 }
@@ -68,18 +59,6 @@ export interface TrainResult {
   dataWaitShare: number;
 }
 
-/** NHWC uint8 batch -> normalised NCHW float tensor. */
-export function batchToTensor(b: Batch, norm: Normalization, channelsLast = false): torch.Tensor {
-  return torch.scope(() => {
-    const n = b.images.length / (b.height * b.width * 3);
-    let x = torch.tensor(b.images, { dtype: 'uint8', shape: [n, b.height, b.width, 3] }).permute(0, 3, 1, 2).float();
-    if (norm.bgr) x = x.flip(1);
-    const mean = torch.tensor([...norm.mean]).reshape(1, 3, 1, 1);
-    const std = torch.tensor([...norm.std]).reshape(1, 3, 1, 1);
-    return x.mul(norm.scale).sub(mean).div(std).contiguous(channelsLast ? 'channels_last' : 'contiguous');
-  });
-}
-
 /** Parameter groups by the first matching LR-multiplier prefix; frozen parameters are left out. */
 export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrMult']): { params: torch.Tensor[]; mult: number }[] {
   const groups = [{ params: [] as torch.Tensor[], mult: 1 }, ...lrMult.map((m) => ({ params: [] as torch.Tensor[], mult: m.mult }))];
@@ -91,11 +70,11 @@ export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrM
   return groups.filter((g) => g.params.length > 0);
 }
 
-interface MultiScale {
-  forwardScales(x: torch.Tensor): torch.Tensor[];
-}
-function isMultiScale(m: Segmentor): m is Segmentor & MultiScale {
-  return typeof (m as Partial<MultiScale>).forwardScales === 'function';
+/** The labels at the logits' size: nearest-neighbour resized when the logits are smaller (DeepLab-v2 MSC). */
+function labelsAt(y: torch.Tensor, logits: torch.Tensor): torch.Tensor {
+  const [h, w] = logits.shape.slice(-2);
+  if (h === y.size(1) && w === y.size(2)) return y;
+  return torch.F.interpolate(y.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).long();
 }
 
 /** mmseg's norm_eval (statistics frozen) or fully frozen batch norm; train() resets modes, so reapply. */
@@ -106,9 +85,11 @@ function applyBatchNormPolicy(model: Segmentor, policy: Config['model']['batchNo
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { config: cfg, model } = o;
-  const workDir = cfg.workDir;
-  mkdirSync(workDir, { recursive: true });
+  const workDir = ensureDir(cfg.workDir, 'work dir');
   torch.manualSeed(cfg.train.seed);
+  // What a crashed run left half-written is of no use to anyone: gone before this run writes.
+  const stale = removeStaleTemps(workDir);
+  if (stale.length) o.onNotice?.(`removed ${stale.length} temp file(s) of interrupted writes in ${workDir}`);
 
   if (cfg.model.batchNorm === 'frozen') {
     for (const [, m] of model.namedModules()) if (m instanceof torch.nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
@@ -124,14 +105,22 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       : new torch.optim.AdamW(groups.map((g) => ({ params: g.params })), { lr: base.lr, weightDecay: base.weightDecay, beta1: base.betas[0], beta2: base.betas[1] });
 
   let state: TrainState = { iter: 0, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: cfg.name };
+  const logFile = join(workDir, 'log.jsonl');
   if (o.resume) {
     const file = typeof o.resume === 'string' ? o.resume : lastCheckpoint(workDir);
-    if (file) state = loadCheckpoint(file, model, opt);
+    if (file) {
+      state = loadCheckpoint(file, model, opt, cfg.train.iters);
+      // best_mIoU may be newer than the checkpoint (evaluation runs after the checkpoint is saved).
+      const best = bestMIoUOnDisk(workDir);
+      if (best !== null && (state.bestMIoU === null || best > state.bestMIoU)) state.bestMIoU = best;
+      truncateLog(logFile, state.iter);
+      o.onNotice?.(`resumed from ${file} at iteration ${state.iter}`);
+    } else {
+      o.onNotice?.(`--resume: no checkpoint in ${workDir} (no ${POINTER} file): starting from iteration 0`);
+    }
   }
   const source = o.makeSource(state.loader);
   const classWeights = cfg.train.loss.classWeights ? torch.keep(torch.tensor(cfg.train.loss.classWeights)) : null;
-  const logFile = join(workDir, 'log.jsonl');
-  const saved: string[] = [];
   let lastLoss = NaN;
   let checkpoint = '';
   let waited = 0;
@@ -155,25 +144,20 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         const parts = torch.scope(() => {
           const x = batchToTensor(batch, o.normalization, cfg.train.channelsLast);
           const y = torch.tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] }).long();
+          // The model says which logits get a loss (its main and auxiliary heads, or DeepLab-v2's
+          // four multi-scale outputs); losses of one role are summed.
           const forward = () => {
-            if (isMultiScale(model)) {
-              // DeepLab-v2's train_msc: four losses (1x, 0.75x, 0.5x, max-fused), labels resized
-              // by nearest neighbour to the logits' size, summed.
-              const outs = model.forwardScales(x);
-              const [h, w] = outs[0].shape.slice(-2);
-              const yy = torch.F.interpolate(y.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).long();
-              const losses = outs.map((o) => segmentationLoss(o.float(), yy, cfg.train.loss, classWeights));
-              return { decode: losses.reduce((a, b) => a.add(b)), aux: null };
+            const sums: { decode: torch.Tensor | null; aux: torch.Tensor | null } = { decode: null, aux: null };
+            for (const { role, logits } of model.trainingOutputs(x)) {
+              if (role === 'aux' && !cfg.model.aux) continue;
+              const loss = segmentationLoss(logits.float(), labelsAt(y, logits), cfg.train.loss, classWeights);
+              sums[role] = sums[role] ? sums[role].add(loss) : loss;
             }
-            const out = model.forward(x);
-            const decode = segmentationLoss(out.out.float(), y, cfg.train.loss, classWeights);
-            const aux = out.aux && cfg.model.aux ? segmentationLoss(out.aux.float(), y, cfg.train.loss, classWeights) : null;
-            return { decode, aux };
+            return { decode: sums.decode!, aux: sums.aux };
           };
           // Its own scope: only the losses leave it, so the forward's intermediates that autograd did
           // not save are freed before backward, and autograd frees the saved ones as it goes, as in
-          // PyTorch (ResNet-50 step, batch 2, 512x512: backward 4.37 -> 4.16 s under jemalloc, 7.3 ->
-          // 5.6 s under glibc, where holding them meant fresh pages for every gradient).
+          // PyTorch (holding them meant fresh pages for every gradient, a slower backward).
           const { decode, aux } = torch.scope(() => (cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward()));
           const loss = aux ? decode.add(aux.mul(cfg.train.loss.auxWeight)) : decode;
           loss.div(cfg.train.accumulate).backward();
@@ -197,6 +181,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         o.onLog?.(entry);
       }
 
+      // The checkpoint first: an evaluation that fails (a bad validation image) loses no training.
+      if (state.iter % cfg.train.checkpointInterval === 0 || state.iter === stopAt) {
+        checkpoint = join(workDir, `iter_${state.iter}.safetensors`);
+        saveCheckpoint(checkpoint, model, opt, state);
+        // The two newest periodic checkpoints (and best_mIoU) are kept: enough to survive a crash mid-write.
+        prunePeriodic(workDir, 2);
+      }
       const evalNow = o.evaluate && (state.iter % cfg.train.evalInterval === 0 || state.iter === cfg.train.iters);
       if (evalNow) {
         model.eval();
@@ -208,16 +199,6 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         if (state.bestMIoU === null || summary.mIoU > state.bestMIoU) {
           state.bestMIoU = summary.mIoU;
           torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), { format: 'deeplab-weights', iter: String(state.iter), mIoU: String(summary.mIoU), config: cfg.name });
-        }
-      }
-      if (state.iter % cfg.train.checkpointInterval === 0 || state.iter === stopAt) {
-        checkpoint = join(workDir, `iter_${state.iter}.safetensors`);
-        saveCheckpoint(checkpoint, model, opt, state);
-        saved.push(checkpoint);
-        // Keep the two newest periodic checkpoints (and best_mIoU): enough to survive a crash mid-write.
-        while (saved.length > 2) {
-          const old = saved.shift()!;
-          if (existsSync(old)) unlinkSync(old);
         }
       }
     }

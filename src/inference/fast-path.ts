@@ -3,12 +3,13 @@
 //  - inference mode: no autograd bookkeeping at all;
 //  - batch norms folded into the convolutions before them (src/models/fold.ts);
 //  - channels_last (NHWC) weights and input. oneDNN computes NCHW convolutions in a blocked
-//    layout and reorders the input and output of every conv; on NHWC it runs directly (PyTorch:
-//    about -20% for ResNet-50 here). Activations stay NHWC from the input to the head's small
+//    layout and reorders the input and output of every conv; on NHWC it runs directly.
+//    Activations stay NHWC from the input to the head's small
 //    logits, which resizeLogits makes NCHW fp32 before the final resize. The one convolution oneDNN runs
 //    badly in NHWC (depthwise, dilation >= 8: DeepLabV3+'s separable ASPP) goes to our own kernel
 //    (F.conv2d -> native/src/depthwise.cc), so every model takes this path;
-//  - optionally bf16 autocast (about 2x again on CPUs with AVX512-BF16), logits back to fp32.
+//  - optionally bf16 autocast (for CPUs with AVX512-BF16), logits back to fp32.
+// What each step gains is measured in bench/ (bench/README.md).
 // A prepared model is for inference only (folding is not undone): train an unprepared one.
 import * as torch from '../torch/index.js';
 import type { Segmentor } from '../models/segmentor.js';
@@ -33,8 +34,8 @@ export interface PrepareOptions {
   /** default 'fp32' */
   precision?: Precision;
   /**
-   * run foldBatchNorm's check (a second traced forward with random statistics; ~90 ms for
-   * ResNet-50). Default true; the presets pass false: test/models/fold.test.ts checks every one.
+   * run foldBatchNorm's check (a second traced forward with random statistics). Default true;
+   * the presets pass false: test/models/fold.test.ts checks every one.
    */
   verifyFold?: boolean;
 }

@@ -4,23 +4,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as torch from '../../src/torch/index.js';
 import { load, findPreset } from '../../src/index.js';
-import { forwardLogits, prepareForInference } from '../../src/engine/fast-path.js';
-import { predictLabels } from '../../src/engine/evaluate.js';
+import { forwardLogits, prepareForInference } from '../../src/inference/fast-path.js';
+import { predictLabels } from '../../src/evaluation/evaluate.js';
 import { isFolded } from '../../src/models/fold.js';
 import type { RgbImage } from '../../src/data/image.js';
-import { generatedFixture } from '../helpers/generated.js';
+import { cliMain, generatedFixture, tempDir } from '../helpers/paths.js';
 
 // Small images: one thread avoids waiting on a second one at every operator on a busy machine.
 torch.setNumThreads(1);
 const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const PRESET = 'deeplabv3_mobilenet_v3_large';
 const weights = () => generatedFixture('torchvision', `${PRESET}.pth`);
 
@@ -150,8 +146,8 @@ test('evaluation labels: the fast path (whole and slide) agrees with the plain m
   for (const mode of ['whole', 'slide'] as const) {
     torch.scope(() => {
       const o = { norm, eval: evalCfg(mode) as never, augTest: false };
-      const a = predictLabels(plain, img, o);
-      const b = predictLabels(fast, img, { ...o, settings });
+      const a = predictLabels(plain, { image: img, resized: img }, o);
+      const b = predictLabels(fast, { image: img, resized: img }, { ...o, settings });
       assert.deepEqual(a.shape, [1, 38, 50]);
       assert.ok(agreement(a.toArray(), b.toArray()) > 0.999, mode);
     });
@@ -161,15 +157,15 @@ test('evaluation labels: the fast path (whole and slide) agrees with the plain m
 });
 
 test('CLI predict --precision bf16 and --no-fast run; a bad precision is refused', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'deeplab-fast-'));
+  const dir = tempDir('deeplab-fast-');
   const img = picture(33, 29, 4);
   const file = join(dir, 'pic.png');
   await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(file);
   for (const extra of [['--precision', 'bf16'], ['--no-fast']]) {
-    const { stdout } = await run(process.execPath, [cli, 'predict', file, '--model', PRESET, '--weights', weights(), '--out', join(dir, extra.join('')), ...extra], { env: { ...process.env, DEEPLAB_THREADS: '1' } });
+    const { stdout } = await run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--weights', weights(), '--out', join(dir, extra.join('')), ...extra], { env: { ...process.env, DEEPLAB_THREADS: '1' } });
     assert.match(stdout, /pic\.png: 33x29 in \d+ ms/);
   }
-  await assert.rejects(run(process.execPath, [cli, 'predict', file, '--model', PRESET, '--precision', 'fp16']), (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--precision', 'fp16']), (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr));
 });
 
 

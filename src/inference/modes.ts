@@ -6,7 +6,8 @@ import * as torch from '../torch/index.js';
 import { F } from '../torch/index.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
 import type { RgbImage } from '../data/image.js';
-import { toInputTensor } from './preprocess.js';
+import { resizeBilinear, sizeForScaleFactor } from '../data/geometry.js';
+import { toInputTensor } from '../data/to-tensor.js';
 import { forwardLogits, PLAIN, type InferenceSettings } from './fast-path.js';
 
 export type Pair = [number, number];
@@ -67,94 +68,6 @@ export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride
   );
 }
 
-/**
- * The size mmcv's Resize(scale_factor=r, keep_ratio=True) gives a w x h image: the scale
- * (round(w r), round(h r)) is turned back into one factor by imrescale (the largest that fits
- * both edges), and the size rounded again: int(x + 0.5) both times.
- */
-export function rescaleSize(width: number, height: number, ratio: number): { width: number; height: number } {
-  const sw = Math.trunc(width * ratio + 0.5);
-  const sh = Math.trunc(height * ratio + 0.5);
-  const factor = Math.min(Math.max(sw, sh) / Math.max(width, height), Math.min(sw, sh) / Math.min(width, height));
-  return { width: Math.trunc(width * factor + 0.5), height: Math.trunc(height * factor + 0.5) };
-}
-
-// ---- cv2.resize(INTER_LINEAR) for 8-bit images, bit-exact ---------------------------------------
-// mmcv resizes with OpenCV, and OpenCV computes 8-bit bilinear in fixed point (11-bit weights,
-// a vectorised vertical pass that truncates twice), so float bilinear (F.interpolate) differs by
-// one grey level in about 13 % of values, and sharp (libvips) antialiases when shrinking. This
-// is OpenCV 4.x's generic path (resize.cpp: HResizeLinear, VResizeLinearVec_32s8u) in integers;
-// test/fixtures/make_metrics.py checks the same arithmetic against cv2 itself.
-
-/** rint: to nearest, halves to even (cvRound). */
-function rint(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-interface Taps {
-  i0: number[];
-  i1: number[];
-  w0: number[];
-  w1: number[];
-}
-
-/**
- * One axis's two source indices and 11-bit weights per output pixel. The coordinate is computed
- * in float32 as cv2 does. Columns outside the image take the edge pixel at full weight; rows keep
- * their weights and read the edge row twice (cv2 clamps the row index only).
- */
-function cv2Taps(dst: number, src: number, clampWeights: boolean): Taps {
-  const scale = 1 / (dst / src);
-  const t: Taps = { i0: [], i1: [], w0: [], w1: [] };
-  for (let d = 0; d < dst; d++) {
-    let f = Math.fround((d + 0.5) * scale - 0.5);
-    let s = Math.floor(f);
-    f = Math.fround(f - s);
-    if (clampWeights && s < 0) [f, s] = [0, 0];
-    if (clampWeights && s >= src - 1) [f, s] = [0, src - 1];
-    t.i0.push(Math.min(Math.max(s, 0), src - 1));
-    t.i1.push(Math.min(Math.max(s + 1, 0), src - 1));
-    t.w0.push(rint(Math.fround(1 - f) * 2048));
-    t.w1.push(rint(f * 2048));
-  }
-  return t;
-}
-
-/** Integer division rounding down (all values here are non-negative: a shift right). */
-function floorDiv(t: torch.Tensor, d: number): torch.Tensor {
-  return torch.callT(torch.op('aten::div', 'Scalar_mode'), t.handle, d, 'floor');
-}
-
-/**
- * cv2.resize(img, (width, height), interpolation=INTER_LINEAR) for an 8-bit RGB image, bit-exact
- * with OpenCV 4.x's generic code (x86 and pip builds; IPP is disabled for 8-bit resize there).
- * Used for mmcv's Resize in test-time augmentation.
- */
-export function resizeImage(img: RgbImage, width: number, height: number): RgbImage {
-  if (width === img.width && height === img.height) return img;
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
-    throw new RangeError(`resizeImage: expected a positive integer size but received ${width}x${height}`);
-  }
-  const x = cv2Taps(width, img.width, true);
-  const y = cv2Taps(height, img.height, false);
-  const data = torch.scope(() =>
-    torch.inferenceMode(() => {
-      const idx = (v: number[]) => torch.tensor(Int32Array.from(v)).long();
-      const w = (v: number[], shape: number[]) => torch.tensor(Int32Array.from(v), { shape });
-      const src = torch.tensor(img.data, { dtype: 'uint8', shape: [img.height, img.width, 3] }).to('int32');
-      // horizontal pass: exact integer sums, weights scale 2048
-      const rows = src.indexSelect(1, idx(x.i0)).mul(w(x.w0, [1, width, 1])).add(src.indexSelect(1, idx(x.i1)).mul(w(x.w1, [1, width, 1])));
-      // vertical pass: ((r >> 4) * b) >> 16 per row (16-bit high products), then (sum + 2) >> 2
-      const rows16 = floorDiv(rows, 16);
-      const tap = (i: number[], b: number[]) => floorDiv(rows16.indexSelect(0, idx(i)).mul(w(b, [height, 1, 1])), 65536);
-      const sum = tap(y.i0, y.w0).add(tap(y.i1, y.w1));
-      return floorDiv(sum.add(2), 4).clamp(0, 255).to('uint8').contiguous().data() as Uint8Array;
-    }),
-  );
-  return { width, height, data };
-}
-
 export interface AugOptions {
   /** ratios of the original image size (mmseg 1.x tta_pipeline) */
   scales: readonly number[];
@@ -191,7 +104,7 @@ export function inferView(model: Segmentor, x: torch.Tensor, o: Omit<AugOptions,
 
 /**
  * Test-time augmentation as mmseg's SegTTAModel: for each ratio the ORIGINAL image is resized
- * (mmcv rounding, see rescaleSize), optionally mirrored, run whole or slide; logits are
+ * (mmcv rounding, see sizeForScaleFactor), optionally mirrored, run whole or slide; logits are
  * un-mirrored, resized bilinear to the original size and softmaxed; the probabilities of all
  * views are averaged. Returns the mean probabilities, 1 x C x H x W.
  */
@@ -204,8 +117,8 @@ export function inferAug(model: Segmentor, img: RgbImage, norm: Normalization, o
       let sum: torch.Tensor | null = null;
       let views = 0;
       for (const r of o.scales) {
-        const { width, height } = rescaleSize(img.width, img.height, r);
-        const x0 = toInputTensor(resizeImage(img, width, height), norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
+        const [width, height] = sizeForScaleFactor(img.width, img.height, r);
+        const x0 = toInputTensor(resizeBilinear(img, width, height), norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
         const x = device === 'cpu' ? x0 : x0.to(device);
         for (const flip of o.flip ? [false, true] : [false]) {
           // Scoped per view so each view's logits are freed once added.

@@ -103,7 +103,8 @@ export class ConfusionMatrix {
   }
 
   static fromJSON(j: ConfusionMatrixJSON): ConfusionMatrix {
-    if (j?.format !== FORMAT) throw new TypeError(`ConfusionMatrix.fromJSON: expected format "${FORMAT}" but received ${JSON.stringify(j?.format)}`);
+    const format: unknown = (j as { format?: unknown } | null)?.format;
+    if (format !== FORMAT) throw new TypeError(`ConfusionMatrix.fromJSON: expected format "${FORMAT}" but received ${JSON.stringify(format)}`);
     const n = j.numClasses + 1;
     const flat = new BigInt64Array(n * n);
     if (!Array.isArray(j.matrix) || j.matrix.length !== n) throw new RangeError(`ConfusionMatrix.fromJSON: expected ${n} rows (numClasses + 1) but received ${j.matrix?.length}`);
@@ -135,7 +136,7 @@ function asIndexTensor(x: IndexInput, what: string): torch.Tensor {
   }
   if (x instanceof BigInt64Array || x instanceof Int32Array || x instanceof Uint8Array || x instanceof Int16Array || x instanceof Int8Array) return torch.tensor(x).long();
   // Uint16Array (labels of > 256 classes) and plain arrays have no LibTorch dtype of their own.
-  return torch.tensor(Int32Array.from(x as ArrayLike<number>)).long();
+  return torch.tensor(Int32Array.from(x)).long();
 }
 
 // ---- formulas -----------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { parseConfig } from '../../src/config/load.js';
-import { buildModel } from '../../src/engine/from-config.js';
-import { readWeights } from '../../src/engine/weights.js';
-import { generatedFixture } from '../helpers/generated.js';
+import { buildForTraining } from '../../src/training/from-config.js';
+import { readWeights } from '../../src/inference/weights.js';
+import { generatedFixture } from '../helpers/paths.js';
 
 function config(pretrained?: string, pretrainedPrefix = 'backbone.') {
   return parseConfig({
@@ -22,8 +22,8 @@ function config(pretrained?: string, pretrainedPrefix = 'backbone.') {
 test('an ImageNet ResNet .pth initialises the backbone under "backbone."; fc is skipped, the heads stay as seeded', () => {
   const file = generatedFixture('imagenet', 'resnet18.pth');
   const logs: string[] = [];
-  const { model } = buildModel(config(file), { log: (s) => logs.push(s) });
-  const { model: fresh } = buildModel(config());
+  const { model } = buildForTraining(config(file), { log: (s) => logs.push(s) });
+  const { model: fresh } = buildForTraining(config());
   const weights = readWeights(file);
   try {
     const sd = model.stateDict();
@@ -65,7 +65,7 @@ test('an ImageNet ResNet .pth initialises the backbone under "backbone."; fc is 
 test('a wrong prefix is an error naming the file and model.pretrainedPrefix', () => {
   const file = generatedFixture('imagenet', 'resnet18.pth');
   const before = torch.liveTensors();
-  assert.throws(() => buildModel(config(file, 'encoder.')), (e: Error) => {
+  assert.throws(() => buildForTraining(config(file, 'encoder.')), (e: Error) => {
     assert.ok(e.message.includes(file), e.message);
     assert.match(e.message, /no key matches the model \(first keys after prefix "encoder\.": encoder\.conv1\.weight/);
     assert.match(e.message, /set model\.pretrainedPrefix/);

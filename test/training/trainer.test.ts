@@ -3,15 +3,16 @@
 // bf16 run, and nothing leaks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { findPreset } from '../../src/models/zoo.js';
 import { parseConfig } from '../../src/config/load.js';
-import { train, paramGroups, type Batch, type BatchSource } from '../../src/engine/trainer.js';
-import { polyLr } from '../../src/engine/schedule.js';
+import { train, paramGroups, type BatchSource } from '../../src/training/trainer.js';
+import type { Batch } from '../../src/data/loader.js';
+import { polyLr } from '../../src/training/schedule.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { tempDir } from '../helpers/paths.js';
 
 const S = 32;
 /** Deterministic batches: a bright square of class 1 or 2 on class 0, some pixels ignored. */
@@ -73,13 +74,13 @@ test('LR multipliers group parameters by prefix; frozen ones are left out', () =
 });
 
 test('kill-and-resume: 3 + 3 iterations from the checkpoint equal 6 straight, bit for bit', async () => {
-  const dirA = mkdtempSync(join(tmpdir(), 'train-a-'));
+  const dirA = tempDir('train-a-');
   const a = build();
   const ra = await train({ config: config(dirA), model: a, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
   assert.equal(ra.iter, 6);
   assert.ok(existsSync(join(dirA, 'final.safetensors')));
 
-  const dirB = mkdtempSync(join(tmpdir(), 'train-b-'));
+  const dirB = tempDir('train-b-');
   const b1 = build();
   const first = await train({ config: config(dirB), model: b1, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at), stopAfter: 3 });
   assert.equal(first.iter, 3);
@@ -101,12 +102,12 @@ test('kill-and-resume: 3 + 3 iterations from the checkpoint equal 6 straight, bi
 test('the loss falls on the synthetic task; accumulation and bf16 run; nothing leaks', async () => {
   const m = build();
   const live = torch.liveTensors();
-  const dir = mkdtempSync(join(tmpdir(), 'train-c-'));
+  const dir = tempDir('train-c-');
   const r = await train({ config: config(dir, { iters: 30, checkpointInterval: 30, optimizer: { type: 'sgd', lr: 0.05 } }), model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
   const first = JSON.parse(readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n')[0]).loss;
   assert.equal(torch.liveTensors(), live, 'training leaked tensors');
   assert.ok(r.lastLoss < 0.6 * first, `loss went from ${first} to ${r.lastLoss} in 30 iterations`);
-  const acc = await train({ config: config(mkdtempSync(join(tmpdir(), 'train-d-')), { iters: 2, accumulate: 2, precision: 'bf16', checkpointInterval: 2 }), model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
+  const acc = await train({ config: config(tempDir('train-d-'), { iters: 2, accumulate: 2, precision: 'bf16', checkpointInterval: 2 }), model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
   assert.ok(Number.isFinite(acc.lastLoss));
   m.dispose();
 });
@@ -115,7 +116,7 @@ test('train.channelsLast: the same losses as NCHW (to float rounding), checkpoin
   const nchw = build();
   const cl = build();
   const norm = findPreset('deeplabv3_r18-d8').normalization;
-  const dirs = [mkdtempSync(join(tmpdir(), 'train-nchw-')), mkdtempSync(join(tmpdir(), 'train-cl-'))];
+  const dirs = [tempDir('train-nchw-'), tempDir('train-cl-')];
   await train({ config: config(dirs[0], { iters: 3, checkpointInterval: 3 }), model: nchw, normalization: norm, makeSource: (at) => source(at) });
   await train({ config: config(dirs[1], { iters: 3, checkpointInterval: 3, channelsLast: true }), model: cl, normalization: norm, makeSource: (at) => source(at) });
   const losses = dirs.map((d) => readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => 'loss' in e).map((e) => e.loss as number));
@@ -143,7 +144,7 @@ test("DeepLab-v2 multi-scale input trains with the port's four summed losses", a
     ...JSON.parse(JSON.stringify(config('/tmp'))),
     model: { preset: 'deeplabv2_resnet101_msc', numClasses: 3, aux: false, outputStride: { train: 8, eval: 8 }, batchNorm: 'frozen' },
     train: { iters: 1, batchSize: 2, optimizer: { type: 'sgd', lr: 2.5e-4 }, lrMult: [{ prefix: 'Scale.layer5', mult: 10 }], checkpointInterval: 1, evalInterval: 1000, logInterval: 1, workers: 0 },
-    workDir: mkdtempSync(join(tmpdir(), 'train-msc-')),
+    workDir: tempDir('train-msc-'),
   });
   const before = [...m.namedParameters()].find(([k]) => k === 'Scale.layer5.conv2d_list.0.weight')![1].clone();
   const bnBefore = [...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].clone();

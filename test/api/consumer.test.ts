@@ -2,26 +2,22 @@
 // separate TypeScript project that depends on it, type-checked strictly and run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { generatedFixture } from '../helpers/generated.js';
-
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+import { generatedFixture, repoRoot, tempDir } from '../helpers/paths.js';
 
 test('a separate TypeScript project imports deeplab, type-checks and segments', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'deeplab-consumer-'));
+  const dir = tempDir('deeplab-consumer-');
   mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(root, join(dir, 'node_modules', 'deeplab'), 'dir');
+  symlinkSync(repoRoot, join(dir, 'node_modules', 'deeplab'), 'dir');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', type: 'module', dependencies: { deeplab: '*' } }));
   writeFileSync(
     join(dir, 'tsconfig.json'),
     JSON.stringify({
       compilerOptions: {
         target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out',
-        types: ['node'], typeRoots: [join(root, 'node_modules/@types')], lib: ['ES2022', 'ESNext.Disposable'],
+        types: ['node'], typeRoots: [join(repoRoot, 'node_modules/@types')], lib: ['ES2022', 'ESNext.Disposable'],
       },
       files: ['main.ts'],
     }),
@@ -39,10 +35,10 @@ t.dispose();
 seg.dispose();
 `,
   );
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { stdio: 'pipe' });
+  execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', dir], { stdio: 'pipe' });
   // A type error in the consumer must fail the compile: the declarations are really checked.
   writeFileSync(join(dir, 'bad.ts'), `import { load } from 'deeplab';\nconst n: number = load;\n`);
-  assert.throws(() => execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--typeRoots', join(root, 'node_modules/@types'), '--types', 'node', join(dir, 'bad.ts')], { stdio: 'pipe' }), (e: { stdout: Buffer }) => /TS2322/.test(String(e.stdout)));
+  assert.throws(() => execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--typeRoots', join(repoRoot, 'node_modules/@types'), '--types', 'node', join(dir, 'bad.ts')], { stdio: 'pipe' }), (e: { stdout: Buffer }) => /TS2322/.test(String(e.stdout)));
   const out = execFileSync(process.execPath, [join(dir, 'out/main.js'), generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth')], { encoding: 'utf8' });
   const r = JSON.parse(out.trim());
   assert.deepEqual({ w: r.w, h: r.h, classes: r.classes, presets: r.presets, sum: r.sum }, { w: 24, h: 16, classes: 21, presets: true, sum: 0 });

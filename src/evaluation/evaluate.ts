@@ -1,23 +1,15 @@
-// Evaluation over a dataset, as mmseg's test loop: each image through the test pipeline (a
-// resize the data layer provides, or the TTA views), logits resized bilinear to the original
+// Evaluation over a dataset, as mmseg's test loop: each image through the test pipeline (the
+// resize the data layer's workers applied, or the TTA views of the original), logits resized bilinear to the original
 // size and argmaxed (postprocess_result), compared with the original-size label in one
 // dataset-level confusion matrix.
 import * as torch from '../torch/index.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
-import type { RgbImage } from '../data/image.js';
 import type { EvalConfig } from '../config/schema.js';
-import { toInputTensor } from './preprocess.js';
-import { inferAug, inferView, modelDevice } from './inference.js';
-import type { InferenceSettings } from './fast-path.js';
+import type { EvalSample } from '../data/loader.js';
+import { toInputTensor } from '../data/to-tensor.js';
+import { inferAug, inferView, modelDevice } from '../inference/modes.js';
+import type { InferenceSettings } from '../inference/fast-path.js';
 import { ConfusionMatrix, computeMetrics, type Metrics } from './metrics.js';
-
-export interface EvalSample {
-  name: string;
-  /** the original image */
-  image: RgbImage;
-  /** H x W class indices at the original size (ignoreIndex where unlabelled) */
-  label: Uint8Array | Uint16Array;
-}
 
 export interface EvalProgress {
   done: number;
@@ -32,8 +24,6 @@ export interface EvaluateOptions {
   eval: EvalConfig;
   /** multi-scale + flip test (eval.tta) instead of the single test pipeline */
   augTest: boolean;
-  /** the test pipeline's resize (mmseg's Resize(scale, keep_ratio)); none keeps the original size */
-  testResize?: (img: RgbImage) => RgbImage;
   /** the model's align_corners, for resizing logits to the original size */
   alignCorners?: boolean;
   onProgress?: (p: EvalProgress) => void;
@@ -48,8 +38,12 @@ export interface EvaluateResult {
   seconds: number;
 }
 
-/** Predicted labels for one sample, 1 x H x W int64 at the original size. */
-export function predictLabels(model: Segmentor, image: RgbImage, o: Omit<EvaluateOptions, 'numClasses' | 'ignoreIndex' | 'onProgress'>): torch.Tensor {
+/**
+ * Predicted labels for one sample, 1 x H x W int64 at the original size: from the test-resized
+ * image, or from the original's TTA views.
+ */
+export function predictLabels(model: Segmentor, s: Pick<EvalSample, 'image' | 'resized'>, o: Omit<EvaluateOptions, 'numClasses' | 'ignoreIndex' | 'onProgress'>): torch.Tensor {
+  const image = s.image;
   const { mode, crop, stride, tta } = o.eval;
   if (mode === 'slide' && (!crop || !stride)) throw new TypeError('evaluation mode "slide" needs eval.crop and eval.stride (h, w)');
   return torch.scope(() =>
@@ -57,9 +51,8 @@ export function predictLabels(model: Segmentor, image: RgbImage, o: Omit<Evaluat
       if (o.augTest) {
         return inferAug(model, image, o.norm, { scales: tta.scales, flip: tta.flip, mode, crop, stride, alignCorners: o.alignCorners, settings: o.settings }).argmax(1);
       }
-      const resized = o.testResize ? o.testResize(image) : image;
       const device = modelDevice(model);
-      const x0 = toInputTensor(resized, o.norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
+      const x0 = toInputTensor(s.resized, o.norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
       const x = device === 'cpu' ? x0 : x0.to(device);
       return inferView(model, x, { mode, crop, stride, alignCorners: o.alignCorners, size: [image.height, image.width], settings: o.settings }).argmax(1);
     }),
@@ -77,7 +70,7 @@ export async function evaluate(model: Segmentor, samples: AsyncIterable<EvalSamp
       if (s.label.length !== width * height) {
         throw new RangeError(`${s.name}: the label has ${s.label.length} pixels but the image is ${width}x${height} (${width * height}); labels must be at the original size`);
       }
-      torch.scope(() => confusion.update(predictLabels(model, s.image, o), s.label));
+      torch.scope(() => confusion.update(predictLabels(model, s, o), s.label));
       done++;
       o.onProgress?.({ done, name: s.name, seconds: seconds() });
     }

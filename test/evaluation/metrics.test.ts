@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
-import { ConfusionMatrix, computeMetrics, type MetricMode, type Metrics } from '../../src/engine/metrics.js';
-import { classTable, formatReport, pythonFloat, round2, summaryLine, toReportJSON } from '../../src/engine/report-table.js';
-import { committedFixture } from '../helpers/generated.js';
+import { ConfusionMatrix, computeMetrics, type MetricMode, type Metrics } from '../../src/evaluation/metrics.js';
+import { classTable, formatReport, pythonFloat, round2, summaryLine, toReportJSON } from '../../src/evaluation/report-table.js';
+import { committedFixture } from '../helpers/paths.js';
 
 interface Pair {
   shape: number[];

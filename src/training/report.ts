@@ -1,9 +1,11 @@
 // The end-of-training report: loss, LR and mIoU curves and the per-class IoU of the last
 // evaluation, as PNG charts, plus summary.json, all read back from the run's log.jsonl.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { ensureDir } from '../data/output-dir.js';
 import { join } from 'node:path';
 import { lineChartSvg, barChartSvg, writeSvgPng } from './charts.js';
-import type { EvalSummary, LogEntry } from './trainer.js';
+import type { LogEntry } from './trainer.js';
+import type { EvalSummary } from '../evaluation/on-split.js';
 
 export interface ReportFiles {
   dir: string;
@@ -14,11 +16,11 @@ export interface ReportFiles {
 export async function writeReport(workDir: string, classNames: readonly string[]): Promise<ReportFiles> {
   const logFile = join(workDir, 'log.jsonl');
   if (!existsSync(logFile)) throw new Error(`${logFile}: no training log to report on`);
-  const lines = readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry | { iter: number; eval: EvalSummary });
   const steps = lines.filter((l): l is LogEntry => 'loss' in l);
   const evals = lines.filter((l): l is { iter: number; eval: EvalSummary } => 'eval' in l);
   const dir = join(workDir, 'report');
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir, 'report folder');
   const charts: [string, string][] = [
     ['loss.png', lineChartSvg('Training loss', 'iteration', 'loss', [
       { name: 'total', points: steps.map((s) => [s.iter, s.loss]) },
@@ -32,7 +34,7 @@ export async function writeReport(workDir: string, classNames: readonly string[]
     ])],
   ];
   const last = evals[evals.length - 1];
-  if (last) charts.push(['per_class_iou.png', barChartSvg(`Per-class IoU at iteration ${last.iter} (mIoU ${last.eval.mIoU.toFixed(2)})`, classNames.slice(0, last.eval.perClassIoU.length) as string[], last.eval.perClassIoU, 'IoU %')]);
+  if (last) charts.push(['per_class_iou.png', barChartSvg(`Per-class IoU at iteration ${last.iter} (mIoU ${last.eval.mIoU.toFixed(2)})`, classNames.slice(0, last.eval.perClassIoU.length), last.eval.perClassIoU, 'IoU %')]);
   for (const [f, svg] of charts) await writeSvgPng(join(dir, f), svg);
   const summary = join(dir, 'summary.json');
   writeFileSync(summary, JSON.stringify({ iterations: steps.at(-1)?.iter ?? 0, finalLoss: steps.at(-1)?.loss ?? null, evaluations: evals, secondsPerIter: median(steps.map((s) => s.time)), dataWaitShare: sum(steps.map((s) => s.dataTime)) / Math.max(1e-9, sum(steps.map((s) => s.time))) }, null, 2));

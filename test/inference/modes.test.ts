@@ -6,14 +6,16 @@ import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { F } from '../../src/torch/index.js';
 import { Segmentor, type Normalization, type OutputStride, type SegmentationOutput } from '../../src/models/segmentor.js';
-import { inferAug, inferSlide, inferView, inferWhole, rescaleSize, resizeImage } from '../../src/engine/inference.js';
-import { evaluate, type EvalSample } from '../../src/engine/evaluate.js';
-import { ConfusionMatrix, computeMetrics } from '../../src/engine/metrics.js';
-import { toInputTensor } from '../../src/engine/preprocess.js';
+import { inferAug, inferSlide, inferView, inferWhole } from '../../src/inference/modes.js';
+import { evaluate } from '../../src/evaluation/evaluate.js';
+import type { EvalSample } from '../../src/data/loader.js';
+import { resizeBilinear, sizeForScaleFactor } from '../../src/data/geometry.js';
+import { ConfusionMatrix, computeMetrics } from '../../src/evaluation/metrics.js';
+import { toInputTensor } from '../../src/data/to-tensor.js';
 import type { RgbImage } from '../../src/data/image.js';
 import type { EvalConfig } from '../../src/config/schema.js';
 import { assertClose } from '../helpers/compare.js';
-import { committedFixture } from '../helpers/generated.js';
+import { committedFixture } from '../helpers/paths.js';
 
 interface Blob {
   shape: number[];
@@ -99,13 +101,13 @@ test('slide on an image smaller than the crop: the window is the image, unpadded
 });
 
 test("mmcv's Resize(scale_factor, keep_ratio) sizes, and the image resize", () => {
-  for (const [w, h, r, nw, nh] of fx.rescale) assert.deepEqual(rescaleSize(w, h, r), { width: nw, height: nh }, `${w}x${h} x ${r}`);
+  for (const [w, h, r, nw, nh] of fx.rescale) assert.deepEqual(sizeForScaleFactor(w, h, r), [nw, nh], `${w}x${h} x ${r}`);
   for (const r of fx.resized) {
-    const out = resizeImage(image, r.width, r.height);
+    const out = resizeBilinear(image, r.width, r.height);
     assert.deepEqual([out.width, out.height], [r.width, r.height]);
     assert.deepEqual(out.data, bytes(r.data), `resize x ${r.ratio}`);
   }
-  assert.equal(resizeImage(image, image.width, image.height), image);
+  assert.deepEqual(resizeBilinear(image, image.width, image.height).data, image.data);
 });
 
 test('TTA: mean softmax over scales x flips, at the original size (whole and slide)', () => {
@@ -170,11 +172,11 @@ test('evaluate: test resize, logits back to the original size, argmax, one matri
     const t = torch.tensor(image.data, { dtype: 'uint8', shape: [37, 53, 3] }).flip(1).contiguous();
     return { width: 53, height: 37, data: t.data() as Uint8Array };
   });
+  const testResize = (img: RgbImage) => resizeBilinear(img, 40, 28);
   const items = [
-    { name: 'a', image, label },
-    { name: 'b', image: flipped, label: Uint8Array.from(label).reverse() },
+    { name: 'a', image, resized: testResize(image), label },
+    { name: 'b', image: flipped, resized: testResize(flipped), label: Uint8Array.from(label).reverse() },
   ];
-  const testResize = (img: RgbImage) => resizeImage(img, 40, 28);
   const progress: string[] = [];
   const before = torch.liveTensors();
   const r = await evaluate(model, samplesOf(items), {
@@ -183,7 +185,6 @@ test('evaluate: test resize, logits back to the original size, argmax, one matri
     ignoreIndex: 255,
     eval: evalConfig({ metric: 'torchvision' }),
     augTest: false,
-    testResize,
     onProgress: (p) => progress.push(`${p.done}:${p.name}`),
   });
   assert.deepEqual(progress, ['1:a', '2:b']);
@@ -205,13 +206,15 @@ test('evaluate: test resize, logits back to the original size, argmax, one matri
 
 test('evaluate with --aug-test uses the TTA views of the original image; slide needs crop and stride', async () => {
   const label = torch.scope(() => labelsOf(inferAug(model, image, fx.norm, { scales: [0.5, 1.0], flip: true, mode: 'whole' })));
-  const o = { norm: fx.norm, numClasses: 3, ignoreIndex: 255, augTest: true, testResize: () => assert.fail('no test resize under TTA') };
-  const r = await evaluate(model, samplesOf([{ name: 'a', image, label }]), { ...o, eval: evalConfig() });
+  const o = { norm: fx.norm, numClasses: 3, ignoreIndex: 255, augTest: true };
+  // TTA reads the original image: a test-resized image it must not use
+  const resized: RgbImage = { width: 1, height: 1, data: new Uint8Array(3) };
+  const r = await evaluate(model, samplesOf([{ name: 'a', image, resized, label }]), { ...o, eval: evalConfig() });
   assert.equal(r.metrics.aAcc, 100); // the label is the TTA prediction itself
   r.confusion.dispose();
-  await assert.rejects(evaluate(model, samplesOf([{ name: 'a', image, label }]), { ...o, eval: evalConfig({ mode: 'slide' }) }), /needs eval.crop and eval.stride/);
+  await assert.rejects(evaluate(model, samplesOf([{ name: 'a', image, resized, label }]), { ...o, eval: evalConfig({ mode: 'slide' }) }), /needs eval.crop and eval.stride/);
   await assert.rejects(
-    evaluate(model, samplesOf([{ name: 'short', image, label: label.subarray(1) }]), { ...o, eval: evalConfig() }),
+    evaluate(model, samplesOf([{ name: 'short', image, resized, label: label.subarray(1) }]), { ...o, eval: evalConfig() }),
     /short: the label has 1960 pixels but the image is 53x37 \(1961\)/,
   );
 });

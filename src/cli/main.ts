@@ -7,6 +7,7 @@ import { predictCommand } from './predict.js';
 import { modelsCommand } from './models.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { lintDatasetCommand } from './lint-dataset.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -19,6 +20,7 @@ program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
 program.addCommand(trainCommand());
 program.addCommand(evalCommand());
+program.addCommand(lintDatasetCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`deeplab: ${e.message}`);

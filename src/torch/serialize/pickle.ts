@@ -260,10 +260,12 @@ export function unpickle(buf: Uint8Array, offset = 0, persistentLoad?: Persisten
     else throw new UnpicklingError(`SETITEM on ${describe(target)}`);
     for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i], kv[i + 1]);
   };
+  // One push per item: push(...xs) passes every item as an argument, and an APPENDS of a few
+  // hundred thousand items overflows the call stack.
   const append = (target: unknown, xs: unknown[]) => {
-    if (Array.isArray(target)) target.push(...xs);
+    if (Array.isArray(target)) for (const x of xs) target.push(x);
     else if (target instanceof Set) for (const x of xs) target.add(x);
-    else if (target instanceof PickledObject) (target.listItems ??= []).push(...xs);
+    else if (target instanceof PickledObject) { const l = (target.listItems ??= []); for (const x of xs) l.push(x); }
     else throw new UnpicklingError(`APPEND on ${describe(target)}`);
   };
   const getMemo = (i: number) => {

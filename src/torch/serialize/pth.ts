@@ -56,7 +56,7 @@ export function readCheckpoint(src: string | Uint8Array): Checkpoint {
   const label = typeof src === 'string' ? src : '<buffer>';
   const bytes = typeof src === 'string' ? openFile(src) : bufferSource(src);
   try {
-    const archive = isZip(bytes.read(0, Math.min(4, bytes.length))) ? parseZip(bytes) : parseLegacy(bytes.read(0, bytes.length));
+    const archive = isZip(bytes.read(0, Math.min(4, bytes.length))) ? parseZip(bytes) : parseLegacy(readWhole(bytes));
     const { dict, source } = findStateDict(archive.root, label);
     // meta: every other top-level entry (for 'top', the state dict's own non-tensor entries).
     // Converted before any tensor is made, so an error here has nothing to free.
@@ -77,6 +77,12 @@ export function readCheckpoint(src: string | Uint8Array): Checkpoint {
 /** Just the state dict's tensors. */
 export function readStateDict(src: string | Uint8Array): Map<string, Tensor> {
   return readCheckpoint(src).tensors;
+}
+
+/** A legacy checkpoint is parsed from memory, so the whole file counts against the budget. */
+function readWhole(bytes: ByteSource): Uint8Array {
+  checkBytes(bytes.length, 'a legacy-format checkpoint (read whole)');
+  return bytes.read(0, bytes.length);
 }
 
 function openFile(path: string): ByteSource {

@@ -127,6 +127,28 @@ export const pickleOp: Mutator = (b, rng) => {
   return out;
 };
 
+/**
+ * A size or stride of a tensor: a run of BININT1 ints closed by a tuple opcode (TUPLE1-3, or
+ * TUPLE after a MARK), one of them rewritten as a BININT with a 32-bit value: 0 (an expand),
+ * -1, or large (2^20, 2^31-1), which reach the view and allocation paths of the reader.
+ */
+export const pickleShape: Mutator = (b, rng) => {
+  const ints: number[] = [];
+  for (let i = 0; i + 2 < b.length; i++) {
+    if (b[i] !== 0x4b) continue;
+    let j = i;
+    while (b[j] === 0x4b) j += 2;
+    if ([0x85, 0x86, 0x87, 0x74].includes(b[j])) for (let k = i; k < j; k += 2) ints.push(k);
+    i = j - 1;
+  }
+  if (!ints.length) return pickleInt(b, rng, []);
+  const at = rng.pick(ints);
+  const v = new Uint8Array(5);
+  v[0] = 0x4a; // BININT
+  writeLE(v, 1, 4, rng.pick([0, 0xffffffff, 1 << 20, 0x7fffffff, 1 << 16, 0xfffffffe]));
+  return concat(b.subarray(0, at), v, b.subarray(at + 2));
+};
+
 // ---- safetensors -----------------------------------------------------------------------------
 
 export const safetensorsHeader: Mutator = (b, rng) => {

@@ -6,10 +6,11 @@
 //
 // Options: --target pth|safetensors|mask|image|config|all, --iters N, --seconds T (whichever
 // ends first), --seed S, --timeout MS per input, --mem MIB (resident memory per input before the
-// child is killed), --out DIR (findings; default bench/fuzz/findings), --json FILE (the summary).
+// child is killed), --out DIR (findings; default bench/fuzz/findings), --json FILE (the summary),
+// --seeds DIR (more seed files for the target, e.g. earlier findings).
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,7 @@ import { GENERIC, type Mutator } from './mutate.js';
 import { ROOT, TARGETS, type Seed, type Target } from './targets.js';
 import type { Reply, Request } from './child.js';
 
-interface Options { target: string; iters: number; seconds: number; seed: number; timeout: number; memMiB: number; out: string; json?: string }
+interface Options { target: string; iters: number; seconds: number; seed: number; timeout: number; memMiB: number; out: string; json?: string; seeds?: string }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = { target: 'all', iters: 1000, seconds: Infinity, seed: 1, timeout: 10_000, memMiB: 2048, out: join(ROOT, 'bench/fuzz/findings') };
@@ -33,6 +34,7 @@ function parseArgs(argv: string[]): Options {
       case '--mem': o.memMiB = Number(v); i++; break;
       case '--out': o.out = v; i++; break;
       case '--json': o.json = v; i++; break;
+      case '--seeds': o.seeds = v; i++; break;
       default: throw new Error(`unknown option ${argv[i]} (see the header of bench/fuzz/run.ts)`);
     }
   }
@@ -136,6 +138,11 @@ class Child {
 async function fuzz(target: Target, o: Options): Promise<Report> {
   const rng = new Rng(o.seed);
   const seeds = await target.seeds();
+  if (o.seeds) {
+    for (const f of readdirSync(o.seeds).filter((f) => !f.endsWith('.json')).sort()) {
+      seeds.push({ name: f, bytes: new Uint8Array(readFileSync(join(o.seeds, f))) });
+    }
+  }
   const corpus = seeds.map((s) => s.bytes);
   const work = mkdtempSync(join(tmpdir(), `fuzz-${target.name}-`));
   const findings = join(o.out, target.name);

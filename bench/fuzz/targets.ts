@@ -99,7 +99,9 @@ export const TARGETS: Record<string, Target> = {
     name: 'pth',
     ext: () => '.pth',
     seeds: async () => files(CHECKPOINTS, /\.pth$/),
-    mutators: (s) => (isZip(s.bytes) ? [M.zipField, M.zipField, M.pickleInt, M.pickleOp] : [M.pickleInt, M.pickleInt, M.pickleOp]),
+    mutators: (s) => (isZip(s.bytes)
+      ? [M.zipField, M.zipField, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape]
+      : [M.pickleInt, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape]),
     expectedErrors: ['CheckpointError'],
   },
   safetensors: {

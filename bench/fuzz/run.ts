@@ -163,7 +163,11 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
       let bytes = seed.bytes;
       if (i >= seeds.length) {
         const muts: Mutator[] = [...target.mutators(seed), ...GENERIC];
-        for (let n = 1 + rng.int(4); n > 0; n--) bytes = rng.pick(muts)(bytes, rng, corpus);
+        for (let n = 1 + rng.int(4); n > 0; n--) {
+          const mutate = rng.pick(muts);
+          // A structure-aware mutator may meet a structure an earlier mutation broke: flip bits then.
+          try { bytes = mutate(bytes, rng, corpus); } catch { bytes = GENERIC[0](bytes, rng, corpus); }
+        }
       }
       const path = join(work, `input${target.ext(seed)}`);
       writeFileSync(path, bytes);

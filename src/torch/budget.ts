@@ -79,5 +79,6 @@ export function checkBytes(bytes: number, what: string): void {
 
 /** The same for a tensor of `shape` and `dtype`; the message names the shape. */
 export function checkAllocation(shape: readonly number[], dtype: DType, what: string): void {
-  checkBytes(shapeNumel(shape) * elementSize(dtype), `${what}: a ${dtype} tensor of shape [${shape.join(', ')}]`);
+  const article = /^[aeiou]/.test(dtype) ? 'an' : 'a';
+  checkBytes(shapeNumel(shape) * elementSize(dtype), `${what}: ${article} ${dtype} tensor of shape [${shape.join(', ')}]`);
 }

@@ -18,7 +18,7 @@ test('the default budget is physical memory; creation functions check it, naming
       return true;
     });
   }
-  assert.throws(() => torch.arange(0, 1e13), /arange: a int64 tensor of shape \[10000000000000\] needs 72\.8 TiB/);
+  assert.throws(() => torch.arange(0, 1e13), /arange: an int64 tensor of shape \[10000000000000\] needs 72\.8 TiB/);
   assert.equal(torch.liveTensors(), before);
 });
 
@@ -28,7 +28,7 @@ test('setMemoryBudget lowers and restores the budget; int64 counts 8 bytes an el
     assert.equal(torch.memoryBudget(), 1000);
     torch.scope(() => torch.zeros([250])); // exactly 1000 bytes: allowed
     assert.throws(() => torch.zeros([251]), /shape \[251\] needs 1004 B, more than the memory budget of 1000 B/);
-    assert.throws(() => torch.zeros([126], { dtype: 'int64' }), /a int64 tensor of shape \[126\] needs 1008 B/);
+    assert.throws(() => torch.zeros([126], { dtype: 'int64' }), /an int64 tensor of shape \[126\] needs 1008 B/);
     assert.throws(() => torch.setMemoryBudget(0), /expected a positive integer byte count/);
   } finally {
     torch.setMemoryBudget(prev);

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import * as torch from '../../src/torch/index.js';
 import { native } from '../../src/torch/native.js';
 
@@ -74,4 +75,14 @@ test('setNumThreads refuses counts that wrapped, hung or killed the process', ()
   assert.equal(torch.getNumThreads(), bound);
   torch.setNumThreads(prev);
   assert.equal(torch.scope(() => torch.ones([4, 4]).sum().item()), 16);
+});
+
+test('DEEPLAB_THREADS above the bound is lowered to it with a warning, not a failed import', () => {
+  const url = new URL('../../src/torch/index.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(url)}).then((t) => console.log(t.getNumThreads()))`], {
+    env: { ...process.env, DEEPLAB_THREADS: '100000' }, encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), String(4 * availableParallelism()));
+  assert.match(r.stderr, /DEEPLAB_THREADS\/OMP_NUM_THREADS=100000 is more than 4x the \d+ cores; using \d+/);
 });

@@ -18,7 +18,6 @@ struct Slot {
   uint32_t gen = 0;
 };
 
-extern std::atomic<int64_t> g_live;  // live (undisposed) handles, all threads
 
 Napi::Value wrap(Napi::Env env, at::Tensor t);
 at::Tensor& tensorOf(const Napi::Value& v);
@@ -27,7 +26,15 @@ bool isHandle(const Napi::Value& v);
 at::ScalarType parseDtype(const std::string& s);
 const char* dtypeName(at::ScalarType t);
 c10::Device parseDevice(const std::string& s);
-std::vector<int64_t> intList(const Napi::Value& v);
+// An integer from JS: a finite, integral number within +-(2^53 - 1), the range a JS number
+// holds exactly. Napi's Int64Value turns NaN and Infinity into 0 and truncates 1.5 to 1, which
+// made zeros([NaN]) a [0] tensor; `what` names the argument in the error.
+// `what` is called only to word an error, so the hot path builds no strings.
+using Namer = std::string (*)(const void* ctx);
+int64_t intValue(const Napi::Value& v, Namer what, const void* ctx);
+int64_t intValue(const Napi::Value& v, const char* what);
+std::vector<int64_t> intList(const Napi::Value& v, Namer what, const void* ctx);
+std::vector<int64_t> intList(const Napi::Value& v, const char* what);
 Napi::Value fromIValue(Napi::Env env, const c10::IValue& v);
 
 // Every exported function runs its body inside GUARD so that a LibTorch error becomes a JS

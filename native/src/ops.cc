@@ -105,6 +105,18 @@ static Napi::Value Op(const Napi::CallbackInfo& info) {
 
 static bool isIntegral(double d) { return d == static_cast<double>(static_cast<int64_t>(d)); }
 
+// Names an argument for intValue's errors: "aten::zeros: argument 'size'".
+struct ArgName {
+  const ArgSpec& s;
+  const OpEntry& op;
+  static std::string name(const void* ctx) {
+    auto* a = static_cast<const ArgName*>(ctx);
+    std::string op = a->op.name;  // "aten::view." for the default overload: drop the dot
+    if (!op.empty() && op.back() == '.') op.pop_back();
+    return op + ": argument '" + a->s.name + "'";
+  }
+};
+
 static c10::IValue toIValue(const Napi::Value& v, const ArgSpec& s, const OpEntry& op) {
   auto env = v.Env();
   if (v.IsUndefined() || v.IsNull()) {
@@ -116,7 +128,10 @@ static c10::IValue toIValue(const Napi::Value& v, const ArgSpec& s, const OpEntr
     case Kind::Tensor: return tensorOf(v);
     case Kind::Int:
       if (v.IsBoolean()) return static_cast<int64_t>(v.As<Napi::Boolean>().Value());
-      return v.As<Napi::Number>().Int64Value();
+      {
+        ArgName n{s, op};
+        return intValue(v, ArgName::name, &n);
+      }
     case Kind::Float: return v.As<Napi::Number>().DoubleValue();
     case Kind::Bool: return v.ToBoolean().Value();
     case Kind::Scalar: {
@@ -125,7 +140,10 @@ static c10::IValue toIValue(const Napi::Value& v, const ArgSpec& s, const OpEntr
       // An integer-valued JS number is an int Scalar, so int tensors keep their dtype.
       return isIntegral(d) ? c10::Scalar(static_cast<int64_t>(d)) : c10::Scalar(d);
     }
-    case Kind::IntList: return c10::List<int64_t>(intList(v));
+    case Kind::IntList: {
+      ArgName n{s, op};
+      return c10::List<int64_t>(intList(v, ArgName::name, &n));
+    }
     case Kind::FloatList: {
       auto a = v.As<Napi::Array>();
       c10::List<double> l;

@@ -6,12 +6,17 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
+#include <cmath>
 #include <cstring>
+#include <sstream>
+#include <thread>
 #include <memory>
 
 namespace dl {
 
-std::atomic<int64_t> g_live{0};
+// Live handles of this thread's table: a worker's tensors are its own, and when a worker exits its
+// table is emptied (cleanup hook below), so it leaves nothing behind in anyone's count.
+static thread_local int64_t t_live = 0;
 
 // Report only storages this handle created: views share their base's storage and would
 // otherwise be counted twice. V8 uses the figure to schedule GC, which is our backstop only, so
@@ -43,7 +48,7 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   s.t = std::move(t);
   s.reported = freshBytes(s.t);
   if (s.reported) Napi::MemoryManagement::AdjustExternalMemory(env, s.reported);
-  g_live.fetch_add(1, std::memory_order_relaxed);
+  t_live++;
   return Napi::Number::New(env, static_cast<double>(static_cast<uint64_t>(s.gen) << kIndexBits | idx));
 }
 
@@ -79,7 +84,7 @@ static bool releaseHandle(Napi::Env env, const Napi::Value& v) {
     s->reported = 0;
   }
   t_free.push_back(static_cast<uint32_t>(s - t_slots.data()));
-  g_live.fetch_sub(1, std::memory_order_relaxed);
+  t_live--;
   return true;
 }
 
@@ -103,14 +108,48 @@ const char* dtypeName(at::ScalarType t) {
 
 c10::Device parseDevice(const std::string& s) { return c10::Device(s); }
 
-std::vector<int64_t> intList(const Napi::Value& v) {
-  if (v.IsNumber()) return {v.As<Napi::Number>().Int64Value()};
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "expected an array of integers");
+static std::string jsNumber(double d) {
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  std::ostringstream o;
+  o.precision(17);
+  o << d;
+  return o.str();
+}
+
+static std::string typeName(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsString()) return "the string \"" + v.As<Napi::String>().Utf8Value() + "\"";
+  if (v.IsBoolean()) return "a boolean";
+  if (v.IsBigInt()) return "a bigint";
+  if (v.IsArray()) return "an array";
+  return "an object";
+}
+
+int64_t intValue(const Napi::Value& v, Namer what, const void* ctx) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what(ctx) + ": expected an integer, got " + typeName(v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  constexpr double kMaxSafe = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) > kMaxSafe)
+    throw Napi::RangeError::New(v.Env(), what(ctx) + ": expected an integer, got " + jsNumber(d));
+  return static_cast<int64_t>(d);
+}
+
+static std::string plainName(const void* ctx) { return static_cast<const char*>(ctx); }
+
+int64_t intValue(const Napi::Value& v, const char* what) { return intValue(v, plainName, what); }
+
+std::vector<int64_t> intList(const Napi::Value& v, Namer what, const void* ctx) {
+  if (v.IsNumber()) return {intValue(v, what, ctx)};
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), what(ctx) + ": expected an array of integers");
   auto a = v.As<Napi::Array>();
   std::vector<int64_t> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); i++) out[i] = a.Get(i).As<Napi::Number>().Int64Value();
+  for (uint32_t i = 0; i < a.Length(); i++) out[i] = intValue(a.Get(i), what, ctx);
   return out;
 }
+
+std::vector<int64_t> intList(const Napi::Value& v, const char* what) { return intList(v, plainName, what); }
 
 static Napi::Value shapeArray(Napi::Env env, c10::IntArrayRef s) {
   auto a = Napi::Array::New(env, s.size());
@@ -145,14 +184,17 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "fromBuffer: expected a TypedArray, DataView or ArrayBuffer");
   }
   auto dtype = parseDtype(info[1].As<Napi::String>());
-  auto shape = intList(info[2]);
-  int64_t numel = 1;
+  auto shape = intList(info[2], "fromBuffer: shape");
+  size_t numel = 1;
+  bool overflow = false;
   for (auto d : shape) {
     if (d < 0) throw Napi::RangeError::New(env, "fromBuffer: negative dimension in shape");
-    numel *= d;
+    overflow = overflow || (d != 0 && numel > SIZE_MAX / static_cast<size_t>(d));
+    numel *= static_cast<size_t>(d);
   }
-  size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  if (need != len)
+  overflow = overflow || numel > SIZE_MAX / c10::elementSize(dtype);
+  size_t need = numel * c10::elementSize(dtype);
+  if (overflow || need != len)
     throw Napi::RangeError::New(env, "fromBuffer: shape [" + c10::str(c10::IntArrayRef(shape)) + "] of " +
                                          dtypeName(dtype) + " needs " + std::to_string(need) +
                                          " bytes, the buffer has " + std::to_string(len));
@@ -234,7 +276,7 @@ static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value LiveCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(g_live.load()));
+  return Napi::Number::New(info.Env(), static_cast<double>(t_live));
 }
 
 // Two handles are the same tensor object (in-place results, parameters read back).
@@ -390,12 +432,25 @@ static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
 
 // ---- global state --------------------------------------------------------------------------
 
+// More intra-op threads than cores only time-slice the same cores; a few times the core count
+// still leaves room to oversubscribe on purpose. Beyond that OpenMP's per-thread stacks and
+// start-up are all cost: 10,000 threads hung the next operator, and a count that wrapped to
+// 1.4 billion killed the process inside libgomp. src/torch/autograd.ts checks the same bound.
+static int64_t maxThreads() {
+  unsigned cores = std::thread::hardware_concurrency();
+  return 4 * static_cast<int64_t>(cores > 0 ? cores : 1);
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   DL_GUARD_BEGIN
-  int n = info[0].As<Napi::Number>().Int32Value();
+  int64_t n = intValue(info[0], "setNumThreads");
   if (n < 1) throw Napi::RangeError::New(env, "setNumThreads: expected a positive thread count, got " + std::to_string(n));
-  at::set_num_threads(n);
+  if (n > maxThreads())
+    throw Napi::RangeError::New(env, "setNumThreads: " + std::to_string(n) + " threads is more than 4x the " +
+                                         std::to_string(maxThreads() / 4) + " cores (at most " +
+                                         std::to_string(maxThreads()) + ")");
+  at::set_num_threads(static_cast<int>(n));
   return env.Undefined();
   DL_GUARD_END(env)
 }
@@ -407,7 +462,8 @@ static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
 static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   DL_GUARD_BEGIN
-  auto seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  // Negative seeds wrap to uint64 as in torch.manual_seed; beyond 2^53 a JS number is inexact.
+  auto seed = static_cast<uint64_t>(intValue(info[0], "manualSeed"));
   at::manual_seed(seed);
   return env.Undefined();
   DL_GUARD_END(env)
@@ -448,7 +504,23 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// When a worker thread's environment goes away, its tensors go with it: free the table now rather
+// than leaving the memory to thread exit (and the count to a thread that no longer runs JS).
+static void releaseThreadTable() {
+  for (auto& s : t_slots) {
+    if (s.t.defined()) {
+      s.t = at::Tensor();
+      s.gen++;
+    }
+    s.reported = 0;
+  }
+  t_free.clear();
+  for (uint32_t i = 0; i < t_slots.size(); i++) t_free.push_back(i);
+  t_live = 0;
+}
+
 void initTensor(Napi::Env env, Napi::Object e) {
+  env.AddCleanupHook(releaseThreadTable);
   e.Set("fromBuffer", Napi::Function::New(env, FromBuffer));
   e.Set("toBuffer", Napi::Function::New(env, ToBuffer));
   e.Set("meta", Napi::Function::New(env, Meta));

@@ -1,4 +1,5 @@
 // Grad-mode and inference-mode blocks, autocast, and global settings (threads, seeds, RNG state).
+import { availableParallelism } from 'node:os';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import type { DType } from './dtype.js';
@@ -50,7 +51,23 @@ export function autocast<T>(device: 'cpu' | 'cuda', dtype: DType, fn: () => T): 
   }
 }
 
+/**
+ * The most intra-op threads setNumThreads accepts: 4x the cores. More threads than cores only
+ * time-slice the same cores; a few times as many leaves room to oversubscribe on purpose, while
+ * thousands of OpenMP threads hang or kill the process. The addon enforces the same bound
+ * against the machine's core count.
+ */
+export function maxThreads(): number {
+  return 4 * availableParallelism();
+}
+
 export function setNumThreads(n: number): void {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+    throw new RangeError(`setNumThreads: expected a positive thread count, got ${String(n)}`);
+  }
+  if (n > maxThreads()) {
+    throw new RangeError(`setNumThreads: ${n} threads is more than 4x the ${availableParallelism()} available cores (at most ${maxThreads()})`);
+  }
   native.setNumThreads(n);
 }
 export function getNumThreads(): number {
@@ -58,6 +75,11 @@ export function getNumThreads(): number {
 }
 /** Seeds the global CPU generator, as torch.manual_seed. */
 export function manualSeed(seed: number): void {
+  // torch.manual_seed takes any int in [-2^63, 2^64); a JS number is exact only up to 2^53, and
+  // NaN used to seed 0 silently. Negative seeds wrap to uint64 as in PyTorch.
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
+    throw new RangeError(`manualSeed: expected an integer between -(2^53 - 1) and 2^53 - 1, got ${String(seed)}`);
+  }
   native.manualSeed(seed);
 }
 /** The global CPU generator's state as a uint8 tensor (torch.get_rng_state). */

@@ -89,5 +89,13 @@ export const native: NativeBinding = load();
 
 // Intra-op threads default to every core, unless the environment asks for fewer. OpenMP keeps
 // the count per thread, so each worker thread that loads us sets its own.
+// A count above setNumThreads' bound (4x the cores) is lowered to it with a warning rather than
+// failing every import.
 const envThreads = Number(process.env.DEEPLAB_THREADS ?? process.env.OMP_NUM_THREADS ?? '');
-native.setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());
+const threadBound = 4 * availableParallelism();
+let threads = Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism();
+if (threads > threadBound) {
+  process.emitWarning(`DEEPLAB_THREADS/OMP_NUM_THREADS=${threads} is more than 4x the ${availableParallelism()} cores; using ${threadBound}`);
+  threads = threadBound;
+}
+native.setNumThreads(threads);

@@ -4,6 +4,7 @@
 import { native, type Handle } from './native.js';
 import { track, untrack } from './scope.js';
 import { type DType, type TypedArray, typedArrayFor } from './dtype.js';
+import { checkAllocation } from './budget.js';
 
 export type Device = string; // 'cpu', 'cuda', 'cuda:1'
 export type MemoryFormat = 'contiguous' | 'channels_last' | 'preserve';
@@ -108,6 +109,8 @@ export class Tensor {
 
   /** The elements in row-major order, copied into a typed array of the tensor's dtype. */
   data(): TypedArray {
+    // A stride-0 view (an expand, or one read from a checkpoint) may be far larger than its storage.
+    checkAllocation(this.shape, this.dtype, 'data()');
     return typedArrayFor(this.dtype, native.toBuffer(this.handle));
   }
   /** The elements as plain numbers (int64 converted, so exact below 2^53). */

@@ -52,3 +52,21 @@ test('damaged pickles fail with UnpicklingError', () => {
   // A persistent id with no loader to resolve it.
   assert.throws(() => unpickle(Uint8Array.of(0x80, 0x02, 0x4b, 0x01, 0x51, 0x2e)), /persistent id/);
 });
+
+test('a LONG4 of a million bytes decodes to the exact value (byte-by-byte BigInt shifts were quadratic)', () => {
+  const n = 1_000_000;
+  const b = new Uint8Array(2 + 5 + n + 1);
+  b.set([0x80, 0x02, 0x8b], 0);
+  new DataView(b.buffer).setInt32(3, n, true);
+  b.fill(0xab, 7, 7 + n - 1);
+  b[7 + n - 1] = 0x7f; // top byte positive
+  b[7 + n] = 0x2e;
+  const v = unpickle(b).value as bigint;
+  assert.equal(typeof v, 'bigint');
+  assert.equal(v.toString(16).length, 2 * n);
+  assert.equal(v >> BigInt(8 * (n - 1)), 0x7fn);
+  assert.equal(v & 0xffffn, 0xababn);
+  // Negative values: two's complement of the full width.
+  assert.equal(unpickle(Uint8Array.of(0x80, 0x02, 0x8a, 0x02, 0x00, 0x80, 0x2e)).value, -32768);
+  assert.equal(unpickle(Uint8Array.of(0x80, 0x02, 0x8a, 0x01, 0xff, 0x2e)).value, -1);
+});

@@ -5,3 +5,5 @@ export { readSafetensors, writeSafetensors, SafetensorsMap, SafetensorsError } f
 // Lower layers, for tools that inspect archives or pickles directly.
 export { readZip, isZip, ZipError, type ZipEntry } from './zip.js';
 export { unpickle, PickledObject, TensorRef, StorageRef, StorageType, UnpicklingError, type PersistentLoad } from './pickle.js';
+// Value checks for the weight loader: NaN/Inf weights, negative BatchNorm variances.
+export { nonFiniteTensors, negativeRunningVars, type NonFinite, type NegativeVariance } from './check-values.js';

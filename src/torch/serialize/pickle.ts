@@ -181,6 +181,7 @@ function resolveGlobal(module: string, name: string): SafeGlobal | OpaqueGlobal 
 }
 
 const MARK = Symbol('mark');
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
  * Unpickles one pickle starting at `offset`. Returns the value and the offset just past STOP,
@@ -240,9 +241,11 @@ export function unpickle(buf: Uint8Array, offset = 0, persistentLoad?: Persisten
     return items;
   };
   const long = (b: Uint8Array): number | bigint => {
-    // Little-endian two's complement of any width.
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    // Little-endian two's complement of any width. Through one hex string: shifting a BigInt in
+    // byte by byte is quadratic, and a 160 KB LONG4 took minutes.
+    let hex = '';
+    for (let i = b.length - 1; i >= 0; i--) hex += HEX[b[i]];
+    let v = b.length ? BigInt('0x' + hex) : 0n;
     if (b.length > 0 && b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
@@ -260,10 +263,12 @@ export function unpickle(buf: Uint8Array, offset = 0, persistentLoad?: Persisten
     else throw new UnpicklingError(`SETITEM on ${describe(target)}`);
     for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i], kv[i + 1]);
   };
+  // One push per item: push(...xs) passes every item as an argument, and an APPENDS of a few
+  // hundred thousand items overflows the call stack.
   const append = (target: unknown, xs: unknown[]) => {
-    if (Array.isArray(target)) target.push(...xs);
+    if (Array.isArray(target)) for (const x of xs) target.push(x);
     else if (target instanceof Set) for (const x of xs) target.add(x);
-    else if (target instanceof PickledObject) (target.listItems ??= []).push(...xs);
+    else if (target instanceof PickledObject) { const l = (target.listItems ??= []); for (const x of xs) l.push(x); }
     else throw new UnpicklingError(`APPEND on ${describe(target)}`);
   };
   const getMemo = (i: number) => {

@@ -7,11 +7,17 @@ import { tensor } from '../creation.js';
 import { isZip, readZip, type ZipEntry } from './zip.js';
 import { bufferSource, fileSource, type ByteSource } from './bytes.js';
 import { unpickle, globalName, PickledObject, StorageRef, StorageType, TensorRef } from './pickle.js';
+import { checkBytes } from '../budget.js';
+import { toJS } from './pickle-js.js';
 
 export type StateDictSource = 'top' | 'state_dict' | 'model';
 
 export interface Checkpoint {
-  /** The state dict's tensors, in the order they were saved. */
+  /**
+   * The state dict's tensors, in the order they were saved. Each owns its memory, except a view
+   * that repeats elements (an expand: more elements than its storage holds), which stays a view
+   * of the storage as torch.load keeps it; copy it with contiguous() where that is wanted.
+   */
   tensors: Map<string, Tensor>;
   /**
    * The other top-level entries as plain JS values (tensors left out): dicts with string keys
@@ -34,8 +40,11 @@ const PROTOCOL_VERSION = 1001;
 /** A parsed checkpoint: the unpickled object and access to the raw bytes of each storage. */
 interface Archive {
   root: unknown;
-  /** A storage's bytes: valid until the next call (they are copied into a tensor at once). */
-  storageBytes(key: string): Uint8Array;
+  /**
+   * A storage's bytes: valid until the next call (they are copied into a tensor at once).
+   * `nbytes` is what the pickle says the storage holds; a zip entry declaring more is refused.
+   */
+  storageBytes(key: string, nbytes: number): Uint8Array;
 }
 
 /**
@@ -47,18 +56,19 @@ export function readCheckpoint(src: string | Uint8Array): Checkpoint {
   const label = typeof src === 'string' ? src : '<buffer>';
   const bytes = typeof src === 'string' ? openFile(src) : bufferSource(src);
   try {
-    let archive: Archive;
-    try {
-      archive = isZip(bytes.read(0, Math.min(4, bytes.length))) ? parseZip(bytes) : parseLegacy(bytes.read(0, bytes.length));
-    } catch (e) {
-      throw new CheckpointError(`${label}: ${(e as Error).message}`, { cause: e });
-    }
+    const archive = isZip(bytes.read(0, Math.min(4, bytes.length))) ? parseZip(bytes) : parseLegacy(readWhole(bytes));
     const { dict, source } = findStateDict(archive.root, label);
-    const tensors = materialize(dict, archive, label);
     // meta: every other top-level entry (for 'top', the state dict's own non-tensor entries).
+    // Converted before any tensor is made, so an error here has nothing to free.
     const rest = source === 'top' ? dict : new Map([...(archive.root as Map<unknown, unknown>)].filter(([k]) => k !== source));
     const meta = asRecord(toJS(rest));
+    // materialize frees its own tensors when it fails.
+    const tensors = materialize(dict, archive, label);
     return { tensors, meta, source };
+  } catch (e) {
+    // Every error names the file, whichever layer raised it (zip, pickle, LibTorch, the budget).
+    if (e instanceof CheckpointError && e.message.startsWith(`${label}: `)) throw e;
+    throw new CheckpointError(`${label}: ${(e as Error).message}`, { cause: e });
   } finally {
     bytes.close();
   }
@@ -67,6 +77,12 @@ export function readCheckpoint(src: string | Uint8Array): Checkpoint {
 /** Just the state dict's tensors. */
 export function readStateDict(src: string | Uint8Array): Map<string, Tensor> {
   return readCheckpoint(src).tensors;
+}
+
+/** A legacy checkpoint is parsed from memory, so the whole file counts against the budget. */
+function readWhole(bytes: ByteSource): Uint8Array {
+  checkBytes(bytes.length, 'a legacy-format checkpoint (read whole)');
+  return bytes.read(0, bytes.length);
 }
 
 function openFile(path: string): ByteSource {
@@ -105,11 +121,14 @@ function parseZip(src: ByteSource): Archive {
     if (m) { prefix = m[1] ?? ''; break; }
   }
   if (prefix === undefined) throw new CheckpointError('not a PyTorch checkpoint (zip archive without data.pkl)');
+  const pkl = entries.get(`${prefix}data.pkl`)!;
+  // The pickle is held whole (unpickled from memory), so its size counts against the budget.
+  checkBytes(pkl.size, `${prefix}data.pkl`);
   const order = entries.get(`${prefix}byteorder`);
   if (order && new TextDecoder().decode(order.data()).trim() === 'big') {
     throw new CheckpointError('big-endian checkpoints are not supported');
   }
-  const root = unpickle(entries.get(`${prefix}data.pkl`)!.data(), 0, (pid) => {
+  const root = unpickle(pkl.data(), 0, (pid) => {
     const { type, key, numel } = storageId(pid);
     return new StorageRef(key, type, numel);
   }).value;
@@ -119,11 +138,13 @@ function parseZip(src: ByteSource): Archive {
   let last: { key: string; bytes: Uint8Array } | undefined;
   return {
     root,
-    storageBytes(key) {
+    storageBytes(key, nbytes) {
       if (last?.key === key) return last.bytes;
       const entry: ZipEntry | undefined = entries.get(`${prefix}data/${key}`);
       if (!entry) throw new CheckpointError(`storage data/${key} is missing from the archive`);
-      last = { key, bytes: entry.data(scratch) };
+      // torch.save writes each storage's bytes exactly; an entry declaring more is damaged, and
+      // refusing it before reading keeps a small DEFLATE entry from inflating to gigabytes.
+      last = { key, bytes: entry.data(scratch, nbytes) };
       return last.bytes;
     },
   };
@@ -228,7 +249,15 @@ function materialize(dict: Map<unknown, unknown>, archive: Archive, label: strin
     for (const [k, v] of dict) {
       const name = String(k);
       if (v instanceof TensorRef) {
-        out.set(name, build(v, archive, flats, name, label));
+        let t: Tensor;
+        try {
+          t = build(v, archive, flats, name, label);
+        } catch (e) {
+          // LibTorch's and the budget's messages do not know the key; say which tensor it was.
+          if (e instanceof CheckpointError) throw e;
+          throw new CheckpointError(`${label}: tensor "${name}": ${(e as Error).message}`, { cause: e });
+        }
+        out.set(name, t);
       } else {
         const cls = unsupportedTensor(v);
         if (cls) throw new CheckpointError(`${label}: state dict entry "${name}" is built by ${cls}, which is not supported`);
@@ -246,27 +275,31 @@ function materialize(dict: Map<unknown, unknown>, archive: Archive, label: strin
 
 function build(ref: TensorRef, archive: Archive, flats: Map<string, Tensor>, name: string, label: string): Tensor {
   const { storage, size, stride } = ref;
+  const bad = (what: string): never => { throw new CheckpointError(`${label}: tensor "${name}" ${what}`); };
   const dtype = storage.type.dtype;
-  if (dtype === null) throw new CheckpointError(`${label}: tensor "${name}" has unsupported storage type ${storage.type.name}`);
-  if (stride.length !== size.length) throw new CheckpointError(`${label}: tensor "${name}" has ${size.length} sizes but ${stride.length} strides`);
+  if (dtype === null) bad(`has unsupported storage type ${storage.type.name}`);
+  if (stride.length !== size.length) bad(`has ${size.length} sizes but ${stride.length} strides`);
+  if (!size.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`has a bad size [${size.join(', ')}]`);
+  if (stride.some((d) => d < 0)) bad('has a negative stride');
+  if (!stride.every((d) => Number.isSafeInteger(d))) bad(`has a bad stride [${stride.join(', ')}]`);
+  if (!Number.isSafeInteger(storage.numel) || storage.numel < 0) bad(`has a bad storage size ${storage.numel}`);
   const es = storage.type.elementSize;
   const numel = size.reduce((a, b) => a * b, 1);
-  if (numel === 0) return tensor(new Uint8Array(0), { dtype, shape: size });
+  if (numel === 0) return tensor(new Uint8Array(0), { dtype: dtype!, shape: size });
 
   let bytes: Uint8Array;
   try {
-    bytes = archive.storageBytes(storage.key);
+    // The storage is read whole (and copied once into LibTorch), so it counts against the budget.
+    checkBytes((storage.offset + storage.numel) * es, `storage ${storage.key}`);
+    bytes = archive.storageBytes(storage.key, (storage.offset + storage.numel) * es);
   } catch (e) {
-    throw new CheckpointError(`${label}: tensor "${name}": ${(e as Error).message}`);
+    throw new CheckpointError(`${label}: tensor "${name}": ${(e as Error).message}`, { cause: e });
   }
   // Elements available to this tensor: the storage from its (legacy view) offset on.
   const available = Math.min(storage.numel, Math.floor(bytes.length / es) - storage.offset);
   const start = storage.offset + ref.storageOffset;
   let last = ref.storageOffset;
-  for (let d = 0; d < size.length; d++) {
-    if (stride[d] < 0) throw new CheckpointError(`${label}: tensor "${name}" has a negative stride`);
-    last += (size[d] - 1) * stride[d];
-  }
+  for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
   if (ref.storageOffset < 0 || last >= available) {
     throw new CheckpointError(
       `${label}: truncated storage ${storage.key} for tensor "${name}": it reaches element ${last}, the storage holds ${Math.max(0, available)}`);
@@ -274,15 +307,21 @@ function build(ref: TensorRef, archive: Archive, flats: Map<string, Tensor>, nam
 
   if (isContiguous(size, stride)) {
     // The common case: the tensor's bytes are one run of the storage; copy them once.
-    return tensor(bytes.subarray(start * es, (start + numel) * es), { dtype, shape: size });
+    return tensor(bytes.subarray(start * es, (start + numel) * es), { dtype: dtype!, shape: size });
   }
-  // A strided view (a transpose, a column, an expand): view the whole storage, then copy.
+  // A strided view (a transpose, a column, an expand): view the whole storage.
   let flat = flats.get(storage.key + '@' + storage.offset);
   if (!flat) {
-    flat = tensor(bytes.subarray(storage.offset * es, (storage.offset + available) * es), { dtype, shape: [available] });
+    flat = tensor(bytes.subarray(storage.offset * es, (storage.offset + available) * es), { dtype: dtype!, shape: [available] });
     flats.set(storage.key + '@' + storage.offset, flat);
   }
   const view = callT(op('aten::as_strided'), flat.handle, size, stride, ref.storageOffset);
+  // A view with more elements than its storage holds repeats elements (stride 0, overlapping
+  // strides): it stays a view, as torch.load keeps it, since a copy could be any size at all (a
+  // 511-byte file held a [2^20, 2^20] expand of one float). Others are copied, so each tensor
+  // owns its memory as one read from a contiguous storage does; the copy is no larger than the
+  // storage the file holds.
+  if (numel > available) return view;
   try {
     return callT(op('aten::clone'), view.handle, 'contiguous');
   } finally {
@@ -304,56 +343,4 @@ function isContiguous(size: number[], stride: number[]): boolean {
 /** Top-level keys are nearly always strings; any others are named by their string form. */
 function asRecord(js: unknown): Record<string, unknown> {
   return js instanceof Map ? Object.fromEntries([...js].map(([k, v]) => [String(k), v])) : (js as Record<string, unknown>);
-}
-
-const OMIT = Symbol('omit');
-
-/** Unpickled values to plain JS: tensors and storages left out, shared and cyclic values kept so. */
-function toJS(v: unknown, seen = new Map<unknown, unknown>()): unknown {
-  if (v instanceof TensorRef || v instanceof StorageRef) return OMIT;
-  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
-  if (seen.has(v)) return seen.get(v);
-  if (Array.isArray(v)) {
-    const out: unknown[] = [];
-    seen.set(v, out);
-    // Tensors inside lists become null so positions keep their meaning.
-    for (const x of v) { const y = toJS(x, seen); out.push(y === OMIT ? null : y); }
-    return out;
-  }
-  if (v instanceof Map) {
-    const stringKeys = [...v.keys()].every((k) => typeof k === 'string');
-    const entries = (out: (k: unknown, x: unknown) => void) => {
-      for (const [k, x] of v) { const y = toJS(x, seen); if (y !== OMIT) out(k, y); }
-    };
-    if (stringKeys) {
-      const obj: Record<string, unknown> = {};
-      seen.set(v, obj);
-      // defineProperty, so a key named "__proto__" stays an ordinary key.
-      entries((k, y) => Object.defineProperty(obj, k as string, { value: y, enumerable: true, writable: true, configurable: true }));
-      return obj;
-    }
-    const map = new Map<unknown, unknown>();
-    seen.set(v, map);
-    entries((k, y) => map.set(k, y));
-    return map;
-  }
-  if (v instanceof Set) {
-    const set = new Set<unknown>();
-    seen.set(v, set);
-    for (const x of v) { const y = toJS(x, seen); if (y !== OMIT) set.add(y); }
-    return set;
-  }
-  if (v instanceof PickledObject) {
-    const obj: Record<string, unknown> = { __class__: v.className };
-    seen.set(v, obj);
-    const put = (field: string, x: unknown) => { const y = toJS(x, seen); if (y !== OMIT) obj[field] = y; };
-    if (v.args.length) put('args', v.args);
-    if (v.state !== undefined) put('state', v.state);
-    if (v.dictItems) put('items', v.dictItems);
-    if (v.listItems) put('list', v.listItems);
-    return obj;
-  }
-  const g = globalName(v);
-  if (g !== undefined) return { __global__: g };
-  return v;
 }

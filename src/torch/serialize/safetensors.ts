@@ -9,6 +9,8 @@ import { Tensor } from '../tensor.js';
 import { tensor } from '../creation.js';
 import { type DType, elementSize } from '../dtype.js';
 import { bufferSource, fileSource, type ByteSource } from './bytes.js';
+import { findDuplicateKey } from './json-keys.js';
+import { checkBytes } from '../budget.js';
 
 const CODES: Record<DType, string> = {
   float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64',
@@ -65,11 +67,15 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   const headerEnd = 8 + Number(n);
 
   let header: Record<string, unknown>;
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.read(8, Number(n))));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.read(8, Number(n)));
+    header = JSON.parse(text);
   } catch (e) {
     return fail(`not a safetensors file (bad JSON header: ${(e as Error).message})`);
   }
+  const dup = findDuplicateKey(text);
+  if (dup !== undefined) fail(`the header names "${dup}" twice`);
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('the header is not a JSON object');
   const dataLength = bytes.length - headerEnd;
 
@@ -80,7 +86,10 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
     out.metadata = { ...(meta as Record<string, string>) };
   }
 
-  // Validate every entry before allocating any tensor.
+  // Validate every entry before allocating any tensor, as the reference implementation does:
+  // sorted by offset, the tensors tile the data buffer exactly (each begins where the previous
+  // ends, the last ends at the end of the file), so no tensor reads another's bytes and no
+  // bytes are unaccounted for.
   const entries: [string, DType, number[], number, number][] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') continue;
@@ -92,11 +101,25 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
     if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) fail(`tensor "${name}" has bad data_offsets`);
     if (end > dataLength) fail(`truncated: tensor "${name}" ends at byte ${end} of a ${dataLength}-byte buffer`);
     const numel = e.shape.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(numel * elementSize(dtype))) fail(`tensor "${name}" has shape [${e.shape}], too large to hold`);
     if (end - begin !== numel * elementSize(dtype)) fail(`tensor "${name}": data_offsets span ${end - begin} bytes, shape [${e.shape}] needs ${numel * elementSize(dtype)}`);
     entries.push([name, dtype, e.shape, begin, end]);
   }
-  // File order is layout order; JSON objects would put integer-like names first.
-  entries.sort((a, b) => a[3] - b[3]);
+  // File order is layout order; JSON objects would put integer-like names first. Equal begins
+  // (empty tensors) sort by end, so an empty tensor before a full one at the same offset tiles.
+  entries.sort((a, b) => a[3] - b[3] || a[4] - b[4]);
+  let covered = 0;
+  for (const [name, , , begin, end] of entries) {
+    if (begin !== covered) {
+      fail(begin < covered
+        ? `tensor "${name}" (bytes ${begin}-${end}) overlaps the tensor before it, which ends at byte ${covered}`
+        : `bytes ${covered}-${begin} of the data buffer belong to no tensor (the next, "${name}", begins at ${begin})`);
+    }
+    covered = end;
+  }
+  if (covered !== dataLength) fail(`bytes ${covered}-${dataLength} at the end of the data buffer belong to no tensor`);
+  // Each tensor is copied into LibTorch; every one is checked before the first is made.
+  for (const [name, , , begin, end] of entries) checkBytes(end - begin, `tensor "${name}"`);
   // One tensor at a time through one reusable buffer (tensor() copies it).
   const scratch = { buf: new Uint8Array(0) };
   try {

@@ -17,9 +17,10 @@ export interface ZipEntry {
   /**
    * The entry's bytes: a view into the archive (buffer) or a new buffer (file) when STORED, a new
    * buffer when DEFLATE. With `scratch`, a STORED entry of a file is read into scratch.buf (grown
-   * as needed) and the view is valid only until scratch is used again.
+   * as needed) and the view is valid only until scratch is used again. With `maxSize`, an entry
+   * that declares more bytes than that is refused before anything is read or inflated.
    */
-  data(scratch?: { buf: Uint8Array }): Uint8Array;
+  data(scratch?: { buf: Uint8Array }, maxSize?: number): Uint8Array;
 }
 
 export class ZipError extends Error {
@@ -132,7 +133,7 @@ export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry>
 
     entries.set(name, {
       name, method, compressedSize, size, localHeaderOffset,
-      data: (scratch) => entryData(src, name, method, compressedSize, size, localHeaderOffset, need, scratch),
+      data: (scratch, maxSize) => entryData(src, name, method, compressedSize, size, localHeaderOffset, need, scratch, maxSize),
     });
   }
   return entries;
@@ -140,8 +141,9 @@ export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry>
 
 function entryData(
   src: ByteSource, name: string, method: number, compressedSize: number, size: number,
-  local: number, need: (o: number, n: number, what: string) => void, scratch?: { buf: Uint8Array },
+  local: number, need: (o: number, n: number, what: string) => void, scratch?: { buf: Uint8Array }, maxSize?: number,
 ): Uint8Array {
+  if (maxSize !== undefined && size > maxSize) throw new ZipError(`${name} declares ${size} bytes, more than the ${maxSize} expected`);
   need(local, 30, `local header of ${name}`);
   const head = reader(src.read(local, 30), local);
   if (head.u32(local) !== SIG_LOCAL) throw new ZipError(`corrupt local header for ${name}`);
@@ -150,8 +152,18 @@ function entryData(
   need(start, compressedSize, `data of ${name}`);
   if (method === 0) return scratch ? src.readInto(start, compressedSize, scratch) : src.read(start, compressedSize);
   if (method === 8) {
-    const out = inflateRawSync(src.read(start, compressedSize));
-    if (out.length !== size) throw new ZipError(`corrupt DEFLATE data for ${name}`);
+    // Inflation stops at the declared size: a few kilobytes of DEFLATE data can expand a
+    // thousandfold, and without a bound the whole output was made before its size was checked.
+    let out: Buffer;
+    try {
+      out = inflateRawSync(src.read(start, compressedSize), { maxOutputLength: Math.max(1, size) });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new ZipError(`corrupt DEFLATE data for ${name}: it inflates to more than its declared ${size} bytes`);
+      }
+      throw new ZipError(`corrupt DEFLATE data for ${name} (${(e as Error).message})`);
+    }
+    if (out.length !== size) throw new ZipError(`corrupt DEFLATE data for ${name}: ${out.length} bytes, ${size} declared`);
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
   throw new ZipError(`unsupported zip compression method ${method} for ${name}`);

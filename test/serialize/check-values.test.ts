@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveTensors, tensor, type Tensor } from '../../src/torch/index.js';
 import { nonFiniteTensors, negativeRunningVars, readCheckpoint } from '../../src/torch/serialize/index.js';
-import { FIXTURES, disposeAll } from './fixtures.js';
+import { checkpointFixture, disposeAll } from './fixtures.js';
 
 function dict(entries: Record<string, Tensor>): Map<string, Tensor> {
   return new Map(Object.entries(entries));
@@ -50,7 +50,7 @@ test('negativeRunningVars finds BatchNorm variances below zero, with count and m
 });
 
 test('a real checkpoint has nothing to report', () => {
-  const sd = readCheckpoint(FIXTURES + 'mmseg_zip.pth').tensors;
+  const sd = readCheckpoint(checkpointFixture('mmseg_zip.pth')).tensors;
   try {
     assert.deepEqual(nonFiniteTensors(sd), []);
     assert.deepEqual(negativeRunningVars(sd), []);

@@ -2,15 +2,15 @@
 // leaked, and must now be read safely or refused with an error naming the file and the tensor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors, scope, setMemoryBudget } from '../../src/torch/index.js';
 import { readCheckpoint, CheckpointError } from '../../src/torch/serialize/index.js';
 import { PickleWriter, stateDictPickle, torchZip } from '../helpers/torch-save.js';
 import { disposeAll } from './fixtures.js';
+import { tempDir } from '../helpers/paths.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'deeplab-hostile-'));
+const dir = tempDir('deeplab-hostile-');
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function write(name: string, bytes: Uint8Array): string {

@@ -27,6 +27,8 @@ export interface LoadOptions {
    * plain model you can train or fine-tune (segmenter.model).
    */
   fast?: boolean;
+  /** refuse a checkpoint with NaN/Inf weights or negative BatchNorm variances (default: load it; segmenter.weights.suspicious names them) */
+  strictFinite?: boolean;
   /** 'bf16' runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16; logits agree to about 1%); default 'fp32' */
   precision?: Precision;
 }
@@ -44,6 +46,7 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     outputStride: o.outputStride,
     fast: o.fast,
     precision: o.precision,
+    strictFinite: o.strictFinite,
   });
   const palette = paletteFor(o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined), model.numClasses);
   return new Segmenter(preset, model, palette, weights, settings);

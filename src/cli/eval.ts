@@ -21,8 +21,9 @@ export function evalCommand(): Command {
     .option('--json <file>', 'also write the figures as JSON')
     .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
+    .option('--strict-finite', 'refuse weights holding NaN/Inf or negative BatchNorm variances (default: warn)')
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
-    .action(async (file: string, o: { weights: string; augTest?: boolean; mode?: 'whole' | 'slide'; metric?: 'mmseg' | 'torchvision' | 'tf' | 'v2'; json?: string; set: string[]; precision: 'fp32' | 'bf16'; fast: boolean }) => {
+    .action(async (file: string, o: { weights: string; augTest?: boolean; mode?: 'whole' | 'slide'; metric?: 'mmseg' | 'torchvision' | 'tf' | 'v2'; json?: string; set: string[]; precision: 'fp32' | 'bf16'; fast: boolean; strictFinite?: boolean }) => {
       const cfg = loadConfig(file, [...o.set, ...(o.metric ? [`evaluation.metric="${o.metric}"`] : [])]);
       const { preset, model, settings, weights } = loadForInference(cfg.model.preset, {
         weights: o.weights,
@@ -31,9 +32,11 @@ export function evalCommand(): Command {
         alignCorners: cfg.model.alignCorners,
         fast: o.fast,
         precision: o.precision,
+        strictFinite: o.strictFinite,
       });
       try {
         console.log(`loaded ${weights!.loaded} tensors from ${o.weights}`);
+        for (const w of weights!.suspicious) console.error(`warning: ${o.weights}: ${w}; the figures will be wrong (--strict-finite refuses such weights)`);
         const ds = openSplit(cfg, 'val');
         const bar = progress('eval', ds.samples.length);
         const r = await evaluateOnSplit(model, cfg, preset, ds, { augTest: o.augTest, mode: o.mode, settings, onProgress: (d: number) => bar.update(d) });

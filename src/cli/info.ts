@@ -24,6 +24,7 @@ export function infoCommand(): Command {
       console.log(`LibTorch ${b.torchVersion}  oneDNN: ${b.mkldnn ? 'yes' : 'no'}  CUDA: ${b.cuda ? `${b.cudaDevices} device(s)` : 'no'}`);
       console.log(`intra-op threads: ${torch.getNumThreads()}`);
       console.log(`allocator: ${allocator()}`);
+      console.log(`memory budget per tensor: ${(torch.memoryBudget() / 2 ** 30).toFixed(1)} GiB (${process.env[torch.MEMORY_BUDGET_ENV] ? `${torch.MEMORY_BUDGET_ENV}=${process.env[torch.MEMORY_BUDGET_ENV]}` : `this machine's memory; ${torch.MEMORY_BUDGET_ENV} sets it`})`);
       if (o.config) console.log(b.config);
     });
 }

@@ -21,6 +21,7 @@ interface PredictOptions {
   saveLogits?: string;
   precision: 'fp32' | 'bf16';
   fast: boolean;
+  strictFinite?: boolean;
 }
 
 /**
@@ -72,13 +73,15 @@ export function predictCommand(): Command {
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
     .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
+    .option('--strict-finite', 'refuse weights holding NaN/Inf or negative BatchNorm variances (default: warn)')
     .action(async (images: string[], o: PredictOptions) => {
       const palette = o.classes ? classesPalette(o.classes) : o.palette;
-      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses ?? (typeof palette === 'object' ? palette.classes.length : undefined), outputStride: o.os, palette, precision: o.precision, fast: o.fast });
+      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses ?? (typeof palette === 'object' ? palette.classes.length : undefined), outputStride: o.os, palette, precision: o.precision, fast: o.fast, strictFinite: o.strictFinite });
       if (seg.weights) {
         const extra = seg.weights.freshHead.length ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}` : '';
         const aux = seg.weights.skippedAux.length ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference` : '';
         console.log(`loaded ${seg.weights.loaded} tensors from ${seg.weights.file}${extra}${aux}`);
+        for (const w of seg.weights.suspicious) console.error(`warning: ${seg.weights.file}: ${w}; predictions will be wrong (--strict-finite refuses such weights)`);
       } else {
         console.log(`no --weights given: ${o.model} has random weights, so its predictions are noise`);
       }

@@ -54,9 +54,28 @@ export function parseConfig(raw: unknown, file = '<config>'): Config {
   return r.data;
 }
 
+/**
+ * The deepest nesting of brackets and braces in a config's text. The schema nests at most five
+ * levels (data.dataset.labelMap, lists of lists); the YAML and JSON parsers recurse once per
+ * level, so a file nested many thousands deep would hang or overflow them: refused before parsing.
+ */
+export const MAX_CONFIG_NESTING = 64;
+
+function nestingDepth(text: string): number {
+  let depth = 0, max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 91 || c === 123) max = Math.max(max, ++depth); // [ {
+    else if (c === 93 || c === 125) depth = Math.max(0, depth - 1); // ] }
+  }
+  return max;
+}
+
 export function loadConfig(file: string, overrides: readonly string[] = []): Config {
   if (!existsSync(file)) throw new ConfigError(file, ['no such file']);
   const text = readFileSync(file, 'utf8');
+  const depth = nestingDepth(text);
+  if (depth > MAX_CONFIG_NESTING) throw new ConfigError(file, [`nested ${depth} levels deep; a config nests at most a few (limit ${MAX_CONFIG_NESTING})`]);
   let raw: unknown;
   try {
     raw = /\.ya?ml$/.test(file) ? parseYaml(text) : JSON.parse(text);

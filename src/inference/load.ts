@@ -14,6 +14,8 @@ export interface InferenceModelOptions {
   numClasses?: number;
   /** a checkpoint whose classifier has another class count keeps a fresh classifier instead of failing */
   freshHead?: boolean;
+  /** refuse a checkpoint with NaN/Inf weights or negative BatchNorm variances (default: load it, report.suspicious says so) */
+  strictFinite?: boolean;
   outputStride?: OutputStride;
   /** the heads' and the logits' bilinear resizes (mmseg's 769x769 configs set it true) */
   alignCorners?: boolean;
@@ -41,7 +43,7 @@ export function loadForInference(presetName: string, o: InferenceModelOptions = 
   try {
     let weights: WeightsReport | null = null;
     if (o.weights) {
-      weights = loadWeights(model, o.weights, { freshHead: o.freshHead });
+      weights = loadWeights(model, o.weights, { freshHead: o.freshHead, strictFinite: o.strictFinite });
       const own = model.stateDict();
       init(new Set(weights.freshHead.map((k) => own.get(k)!)));
     } else {

@@ -2,6 +2,7 @@
 // few named policies real checkpoints need, and errors that name the file and the keys.
 import { existsSync } from 'node:fs';
 import { type Tensor, nn, readCheckpoint, readSafetensors } from '../torch/index.js';
+import { negativeRunningVars, nonFiniteTensors } from '../torch/serialize/index.js';
 
 export interface WeightsReport {
   file: string;
@@ -10,6 +11,22 @@ export interface WeightsReport {
   freshHead: string[];
   /** auxiliary-head keys of the checkpoint not loaded because the model has no aux head */
   skippedAux: string[];
+  /**
+   * Values no trained network has: NaN/Inf weights (a run that diverged) and negative BatchNorm
+   * variances. Each such checkpoint loads, then predicts nonsense; these lines say why.
+   */
+  suspicious: string[];
+}
+
+/** Lines naming the tensors whose values no trained network has, or none. */
+export function suspiciousValues(sd: ReadonlyMap<string, Tensor>): string[] {
+  const list = (keys: string[]) => (keys.length > 5 ? `${keys.slice(0, 5).join(', ')} and ${keys.length - 5} more` : keys.join(', '));
+  const out: string[] = [];
+  const bad = nonFiniteTensors(sd);
+  if (bad.length) out.push(`${bad.length} tensors hold NaN or Inf values (${bad.reduce((n, b) => n + b.nan, 0)} NaN, ${bad.reduce((n, b) => n + b.inf, 0)} Inf): ${list(bad.map((b) => b.key))}`);
+  const neg = negativeRunningVars(sd);
+  if (neg.length) out.push(`${neg.length} BatchNorm running_var tensors hold negative variances (min ${Math.min(...neg.map((n) => n.min))}): ${list(neg.map((n) => n.key))}`);
+  return out;
 }
 
 /** Where the sources keep their training-only auxiliary heads. */
@@ -44,9 +61,11 @@ export function readWeights(file: string): Map<string, Tensor> {
  * differs (the checkpoint was trained for another class count) keep their initialisation;
  * every other difference is still an error.
  */
-export function loadWeights(model: nn.Module & { numClasses: number }, file: string, o: { freshHead?: boolean } = {}): WeightsReport {
+export function loadWeights(model: nn.Module & { numClasses: number }, file: string, o: { freshHead?: boolean; strictFinite?: boolean } = {}): WeightsReport {
   const sd = readWeights(file);
   try {
+    const suspicious = suspiciousValues(sd);
+    if (suspicious.length && o.strictFinite) throw new Error(`${file}: ${suspicious.join('; ')} (refused: --strict-finite)`);
     const r = model.loadStateDict(sd, { strict: false });
     // A model built without its auxiliary head (inference) ignores the checkpoint's aux keys.
     const modelKeys = model.stateDict();
@@ -65,7 +84,7 @@ export function loadWeights(model: nn.Module & { numClasses: number }, file: str
       }
       throw new nn.StateDictError(msg, result.missing, result.unexpected, result.mismatched);
     }
-    return { file, loaded: sd.size - allowedHead.length - skippedAux.length, freshHead: allowedHead.map((m) => m.key), skippedAux };
+    return { file, loaded: sd.size - allowedHead.length - skippedAux.length, freshHead: allowedHead.map((m) => m.key), skippedAux, suspicious };
   } finally {
     for (const t of sd.values()) t.dispose();
   }

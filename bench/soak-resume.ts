@@ -76,17 +76,17 @@ function weights(file: string): Map<string, Float32Array> {
 const straight = join(dir, 'straight');
 if ((await runToEnd(straight, false)) !== 0) throw new Error('the uninterrupted run failed');
 const soaked = join(dir, 'soaked');
-let killed = 0, midWrites = 0, finishedEarly = 0;
+let killed = 0, midWrites = 0, finishedEarly = 0, tempsLeftByKills = 0;
 for (let k = 0; k < kills; k++) {
   const midWrite = k % 2 === 1;
   const r = await runAndKill(soaked, midWrite);
   if (r === 'killed') {
     killed++;
+    tempsLeftByKills += readdirSync(soaked).filter((f) => f.endsWith('.tmp')).length;
     if (midWrite) midWrites++;
   } else finishedEarly++;
   if (existsSync(join(soaked, 'final.safetensors'))) break;
 }
-const leftBeforeResume = readdirSync(soaked).filter((f) => f.endsWith('.tmp'));
 if (!existsSync(join(soaked, 'final.safetensors')) && (await runToEnd(soaked, true)) !== 0) throw new Error('the final resume failed');
 
 const a1 = weights(join(straight, 'final.safetensors'));
@@ -99,7 +99,7 @@ for (const [k, v] of a1) {
 const leftovers = readdirSync(soaked).filter((f) => f.endsWith('.tmp'));
 const periodic = periodicCheckpoints(soaked);
 const orphanBytes = periodic.slice(0, Math.max(0, periodic.length - 2)).reduce((n, c) => n + statSync(c.file).size, 0);
-console.log(`soak-resume: ${killed} SIGKILLs (${midWrites} aimed inside checkpoint writes; temp files on disk after the last kill: ${leftBeforeResume.length}), ${finishedEarly} runs finished before their kill`);
+console.log(`soak-resume: ${killed} SIGKILLs (${midWrites} aimed inside checkpoint writes; ${tempsLeftByKills} temp files found on disk right after a kill, for the next resume to clean), ${finishedEarly} runs finished before their kill`);
 console.log(`final weights identical to the uninterrupted run: ${identical ? 'yes' : 'NO'} (${a1.size} tensors, bit for bit)`);
 console.log(`leftover temp files: ${leftovers.length}; periodic checkpoints kept: ${periodic.map((c) => c.iter).join(', ')}; orphaned checkpoint bytes: ${orphanBytes}`);
 rmSync(dir, { recursive: true, force: true });

@@ -46,7 +46,9 @@ for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
   });
 }
 
-process.on('message', async (req: Request) => {
+process.on('message', (req: Request) => void handle(req));
+
+async function handle(req: Request): Promise<void> {
   current = req.id;
   const before = liveTensors();
   try {
@@ -56,5 +58,5 @@ process.on('message', async (req: Request) => {
     const err = e instanceof Error ? e : new Error(String(e));
     send({ id: req.id, ok: false, name: err.name, message: err.message, leaked: liveTensors() - before });
   }
-});
+}
 send({ ready: true });

@@ -235,7 +235,7 @@ export const configText: Mutator = (b, rng) => {
       const nums = [...text.matchAll(/-?\d+(\.\d+)?(e[+-]?\d+)?/gi)];
       if (nums.length) {
         const m = rng.pick(nums);
-        text = text.slice(0, m.index) + rng.pick(['-1', '0', '1e309', '-1e309', '1e-400', '9007199254740993', '4294967296', '0.5', '"x"', 'null', '[]', '{}']) + text.slice(m.index! + m[0].length);
+        text = text.slice(0, m.index) + rng.pick(['-1', '0', '1e309', '-1e309', '1e-400', '9007199254740993', '4294967296', '0.5', '"x"', 'null', '[]', '{}']) + text.slice(m.index + m[0].length);
       }
       break;
     }

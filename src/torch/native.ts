@@ -21,6 +21,9 @@ export interface BuildInfo {
 
 export interface NativeBinding {
   op(name: string, overload: string): number;
+  // What the operator's schema returns: a handle, a list of them, a number or a boolean; each
+  // caller knows which for the operator it calls.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   call(id: number, ...args: unknown[]): any;
   callVoid(id: number, ...args: unknown[]): void;
   schema(id: number): string;

@@ -18,7 +18,7 @@ const opIds = new Map<string, Map<string, number>>();
 /** The id of an ATen operator, looked up once ("aten::add", "Tensor"). */
 export function op(name: string, overload = ''): number {
   let byOverload = opIds.get(name);
-  if (byOverload === undefined) opIds.set(name, (byOverload = new Map()));
+  if (byOverload === undefined) opIds.set(name, (byOverload = new Map<string, number>()));
   let id = byOverload.get(overload);
   if (id === undefined) {
     id = native.op(name, overload);
@@ -29,7 +29,7 @@ export function op(name: string, overload = ''): number {
 
 /** Calls an operator that returns one tensor and wraps it. */
 export function callT(id: number, ...args: unknown[]): Tensor {
-  return new Tensor(native.call(id, ...args));
+  return new Tensor(native.call(id, ...args) as Handle);
 }
 
 /** Calls an operator that returns several tensors. */
@@ -347,7 +347,7 @@ function cmp(name: string, a: Tensor, o: Other): Tensor {
 }
 
 function flat(xs: (number | number[])[]): number[] {
-  return xs.length === 1 && Array.isArray(xs[0]) ? xs[0] : (xs.flat() as number[]);
+  return xs.length === 1 && Array.isArray(xs[0]) ? xs[0] : xs.flat<(number | number[])[], 1>();
 }
 
 const DTYPE_SET = new Set<string>(['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool']);

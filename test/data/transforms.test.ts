@@ -85,7 +85,11 @@ test('randomCropBox: up to 10 tests, the 11th draw kept untested; one draw witho
   const a = randomCropBox(100, 80, [32, 48], 0.75, new Rng(3), never);
   assert.equal(calls, 10);
   const r = new Rng(3);
-  for (let i = 0; i < 10; i++) r.int(0, 49), r.int(0, 53); // the ten rejected draws (y then x)
+  for (let i = 0; i < 10; i++) {
+    // the ten rejected draws (y then x)
+    r.int(0, 49);
+    r.int(0, 53);
+  }
   const y1 = r.int(0, 49);
   const x1 = r.int(0, 53);
   assert.deepEqual(a, { y1, y2: y1 + 32, x1, x2: x1 + 48 });
@@ -186,7 +190,10 @@ function reference(image: RgbImage, label: Uint8Array, p: TrainPipelineConfig, r
   const box: Box = randomCropBox(nw, nh, p.crop, p.catMaxRatio, rng, (b) => labelHistogram(bigLab, nw, b));
   const im = cropImage(big, box);
   const lab = cropLabel(bigLab, nw, box);
-  if (rng.uniform() < p.flipProb) flipImage(im), flipLabel(lab, im.width);
+  if (rng.uniform() < p.flipProb) {
+    flipImage(im);
+    flipLabel(lab, im.width);
+  }
   if (p.photometric) photoMetricDistortion(im, rng);
   return padTo({ image: im, label: lab }, p.crop[0], p.crop[1]);
 }

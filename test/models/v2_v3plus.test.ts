@@ -99,7 +99,7 @@ test('numClasses changes only the classifier layers', () => {
       const want = keys.presets[p.name].keys;
       const ours = [...model.stateDict()].map(([k, t]) => [k, t.shape] as [string, number[]]);
       assert.deepEqual(ours.map(([k]) => k), want.map(([k]) => k), p.name);
-      const changed = ours.filter(([k, s], i) => JSON.stringify(s) !== JSON.stringify(want[i][1])).map(([k]) => k);
+      const changed = ours.filter(([, s], i) => JSON.stringify(s) !== JSON.stringify(want[i][1])).map(([k]) => k);
       assert.ok(changed.length > 0 && changed.every((k) => classifiers[p.name].test(k)), `${p.name}: ${changed}`);
     } finally {
       model.dispose();

@@ -32,7 +32,7 @@ test('nested scopes: a returned tensor moves to the enclosing scope and is freed
 test('keep() lets a tensor outlive its scope; a throwing scope frees everything', () => {
   const before = torch.liveTensors();
   const kept = torch.scope(() => {
-    const k = torch.keep(torch.zeros([2]));
+    torch.keep(torch.zeros([2]));
     torch.zeros([2]);
     return 42;
   }) && null;

@@ -35,7 +35,7 @@ export abstract class Optimizer<H extends { lr: number }> {
       for (const k of Object.keys(over)) {
         if (!(k in defaults)) throw new Error(`optimizer: unknown option "${k}" in parameter group ${gi} (known: ${Object.keys(defaults).join(', ')})`);
       }
-      return { params: list, hyper: { ...defaults, ...over } as H };
+      return { params: list, hyper: { ...defaults, ...over } };
     });
   }
 
@@ -99,7 +99,7 @@ export abstract class Optimizer<H extends { lr: number }> {
         throw new Error(`optimizer state group ${gi} has ${sg.params.length} parameters, this optimizer's has ${g.params.length}`);
       }
       const { params, ...hyper } = sg;
-      g.hyper = { ...g.hyper, ...hyper } as H;
+      g.hyper = { ...g.hyper, ...hyper };
       params.forEach((idx, j) => (byIndex[idx] = g.params[j]));
     });
     this.disposeState();

@@ -2,10 +2,9 @@
 // --strict-finite): a checkpoint saved after training diverged holds NaN or Inf weights, and a
 // BatchNorm running_var below zero (impossible for a variance) turns into NaN at its rsqrt.
 // Both load without any error and only show as NaN logits much later.
-import { Tensor, op } from '../tensor.js';
+import { type Tensor, callT, op } from '../tensor.js';
 import { isFloating } from '../dtype.js';
 import { scope } from '../scope.js';
-import { native } from '../native.js';
 
 export interface NonFinite {
   key: string;
@@ -24,7 +23,7 @@ export interface NegativeVariance {
 }
 
 function count(t: Tensor, name: 'aten::isnan' | 'aten::isinf'): number {
-  return scope(() => new Tensor(native.call(op(name), t.handle)).sum().item());
+  return scope(() => callT(op(name), t.handle).sum().item());
 }
 
 /** The floating-point tensors holding NaN or Inf, in state-dict order, with how many of each. */

@@ -164,7 +164,7 @@ function resolveGlobal(module: string, name: string): SafeGlobal | OpaqueGlobal 
         return new PickledObject(full, a);
       });
     case 'torch.Size':
-      return new SafeGlobal(full, (a) => (Array.isArray(a[0]) ? [...a[0]] : []));
+      return new SafeGlobal(full, (a) => (Array.isArray(a[0]) ? [...(a[0] as unknown[])] : []));
     case '_codecs.encode':
       return new SafeGlobal(full, (a) => latin1(a[0]));
     case '__builtin__.bytes':
@@ -180,7 +180,6 @@ function resolveGlobal(module: string, name: string): SafeGlobal | OpaqueGlobal 
   }
 }
 
-const MARK = Symbol('mark');
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**

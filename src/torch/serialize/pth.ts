@@ -102,7 +102,7 @@ function storageId(pid: unknown): { type: StorageType; key: string; numel: numbe
   if (!Array.isArray(pid) || pid.length < 5 || asText(pid[0]) !== 'storage') {
     throw new CheckpointError(`unsupported persistent id ${JSON.stringify(asText(Array.isArray(pid) ? pid[0] : pid))}`);
   }
-  const [, type, key, , numel, view] = pid;
+  const [, type, key, , numel, view] = pid as unknown[];
   if (!(type instanceof StorageType)) throw new CheckpointError(`unsupported storage class ${globalName(type) ?? String(type)}`);
   if (typeof numel !== 'number') throw new CheckpointError('storage size is not an int');
   return { type, key: asText(key), numel, view };
@@ -217,7 +217,7 @@ function findStateDict(root: unknown, label: string): { dict: Map<unknown, unkno
     throw new CheckpointError(`${label}: the checkpoint holds ${what}, not a dict of tensors (save model.state_dict() instead)`);
   }
   for (const source of ['state_dict', 'model'] as const) {
-    const v = root.get(source);
+    const v: unknown = root.get(source);
     if (v instanceof Map) return { dict: v, source };
     if (v instanceof PickledObject) {
       throw new CheckpointError(`${label}: '${source}' holds a pickled ${v.className} object, not a state dict`);

@@ -70,7 +70,7 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.read(8, Number(n)));
-    header = JSON.parse(text);
+    header = JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     return fail(`not a safetensors file (bad JSON header: ${(e as Error).message})`);
   }
@@ -97,7 +97,7 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
     const dtype = DTYPES.get(e?.dtype);
     if (!dtype) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(e?.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has a bad shape`);
-    const [begin, end] = (Array.isArray(e.data_offsets) ? e.data_offsets : [-1, -1]) as [number, number];
+    const [begin, end] = (Array.isArray(e.data_offsets) ? e.data_offsets : [-1, -1]);
     if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) fail(`tensor "${name}" has bad data_offsets`);
     if (end > dataLength) fail(`truncated: tensor "${name}" ends at byte ${end} of a ${dataLength}-byte buffer`);
     const numel = e.shape.reduce((a, b) => a * b, 1);

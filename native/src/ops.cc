@@ -282,15 +282,6 @@ static Napi::Value CallVoid(const Napi::CallbackInfo& info) {
   DL_GUARD_END(env)
 }
 
-static Napi::Value Schema(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  DL_GUARD_BEGIN
-  size_t id = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
-  if (id >= g_numOps.load()) throw Napi::RangeError::New(env, "unknown operator id");
-  return Napi::String::New(env, c10::toString(g_ops[id]->handle.schema()));
-  DL_GUARD_END(env)
-}
-
 // Unboxed fast paths for add, sub, mul, div (tensor or scalar other, new or in place): the
 // arithmetic that optimizers and metrics issue by the thousand. Skipping the boxed stack saves
 // ~0.13 us a call. binary(code, a, b, alpha, inplace); code: 0 add, 1 sub, 2 mul, 3 div.
@@ -351,7 +342,6 @@ void initOps(Napi::Env env, Napi::Object e) {
   e.Set("op", Napi::Function::New(env, Op));
   e.Set("call", Napi::Function::New(env, Call));
   e.Set("callVoid", Napi::Function::New(env, CallVoid));
-  e.Set("schema", Napi::Function::New(env, Schema));
   e.Set("binary", Napi::Function::New(env, Binary));
   e.Set("binaryScalar", Napi::Function::New(env, BinaryScalar));
 }

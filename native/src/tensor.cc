@@ -388,13 +388,6 @@ static Napi::Value IsInferenceMode(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::InferenceMode::is_enabled());
 }
 
-static Napi::Value IsInferenceTensor(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  DL_GUARD_BEGIN
-  return Napi::Boolean::New(env, tensorOf(info[0]).is_inference());
-  DL_GUARD_END(env)
-}
-
 // LibTorch 2.4 replaced the per-device autocast setters with device-typed ones (the old ones
 // are deprecated, later removed); 1.13 has only the old ones.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -542,7 +535,6 @@ void initTensor(Napi::Env env, Napi::Object e) {
   e.Set("inferenceEnter", Napi::Function::New(env, InferenceEnter));
   e.Set("inferenceExit", Napi::Function::New(env, InferenceExit));
   e.Set("isInferenceMode", Napi::Function::New(env, IsInferenceMode));
-  e.Set("isInferenceTensor", Napi::Function::New(env, IsInferenceTensor));
   e.Set("setAutocast", Napi::Function::New(env, SetAutocast));
   e.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   e.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));

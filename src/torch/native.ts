@@ -26,7 +26,6 @@ export interface NativeBinding {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   call(id: number, ...args: unknown[]): any;
   callVoid(id: number, ...args: unknown[]): void;
-  schema(id: number): string;
   /** Unboxed add/sub/mul/div: code 0..3; returns a handle, or nothing when inplace. */
   binary(code: number, a: Handle, b: Handle, alpha: number, inplace: boolean): Handle;
   binaryScalar(code: number, a: Handle, b: number, alpha: number, inplace: boolean): Handle;
@@ -52,7 +51,6 @@ export interface NativeBinding {
   inferenceEnter(): void;
   inferenceExit(): void;
   isInferenceMode(): boolean;
-  isInferenceTensor(h: Handle): boolean;
   setAutocast(device: string, on: boolean, dtype?: string): boolean;
   setNumThreads(n: number): void;
   getNumThreads(): number;

@@ -37,10 +37,6 @@ export function callTs(id: number, ...args: unknown[]): Tensor[] {
   return (native.call(id, ...args) as Handle[]).map((h) => new Tensor(h));
 }
 
-function h(t: Tensor): Handle {
-  return t.handle;
-}
-
 type Other = Tensor | number;
 
 export class Tensor {
@@ -355,4 +351,3 @@ export function isDType(s: string): s is DType {
   return DTYPE_SET.has(s);
 }
 
-export { h as handleOf };

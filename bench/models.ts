@@ -16,18 +16,13 @@ import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
 import { countFlops } from '../src/models/flops.js';
 import { forwardLogits, prepareForInference } from '../src/inference/fast-path.js';
+import { benchArgs, benchSize } from './args.js';
 
-const args = process.argv.slice(2);
-const opt: Record<string, string> = {
+const opt = benchArgs({
   '--model': 'deeplabv3_resnet50', '--size': '512', '--batch': '1', '--warmup': '1', '--iters': '3',
   '--threads': '2', '--fast': '0', '--layout': 'nchw', '--precision': 'fp32', '--aux': '0', '--seed': '0',
-};
-for (let i = 0; i < args.length; i += 2) {
-  if (!(args[i] in opt) || i + 1 >= args.length) throw new Error(`unknown option or missing value: ${args[i]} (known: ${Object.keys(opt).join(' ')})`);
-  opt[args[i]] = args[i + 1];
-}
-const sz = opt['--size'].toLowerCase().split('x').map(Number);
-const [h, w] = sz.length === 2 ? sz : [sz[0], sz[0]];
+});
+const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
 const warmup = Math.max(1, Number(opt['--warmup']));
 const iters = Number(opt['--iters']);

@@ -19,16 +19,12 @@ import * as torch from '../src/torch/index.js';
 import { load } from '../src/api.js';
 import { predictCommand } from '../src/cli/predict.js';
 import { forwardLogits } from '../src/inference/fast-path.js';
+import { benchArgs } from './args.js';
 
-const args = process.argv.slice(2);
-const opt: Record<string, string> = {
+const opt = benchArgs({
   '--prepare': '0', '--images': '', '--out': '', '--count': '20', '--size': '512', '--model': 'deeplabv3_resnet50',
   '--weights': '', '--threads': '2', '--bare': '20', '--precision': 'fp32', '--fast': '1',
-};
-for (let i = 0; i < args.length; i += 2) {
-  if (!(args[i] in opt) || i + 1 >= args.length) throw new Error(`unknown option or missing value: ${args[i]} (known: ${Object.keys(opt).join(' ')})`);
-  opt[args[i]] = args[i + 1];
-}
+});
 const size = Number(opt['--size']);
 const count = Number(opt['--count']);
 const dir = opt['--images'] || join(tmpdir(), `deeplab-bench-predict-${size}`);

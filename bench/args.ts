@@ -4,7 +4,8 @@
 export function benchArgs(defaults: Record<string, string>, argv = process.argv.slice(2)): Record<string, string> {
   const opt = { ...defaults };
   for (let i = 0; i < argv.length; i += 2) {
-    if (!(argv[i] in opt) || i + 1 >= argv.length) throw new Error(`unknown option or missing value: ${argv[i]} (known: ${Object.keys(opt).join(' ')})`);
+    if (!(argv[i] in opt) || i + 1 >= argv.length)
+      throw new Error(`unknown option or missing value: ${argv[i]} (known: ${Object.keys(opt).join(' ')})`);
     opt[argv[i]] = argv[i + 1];
   }
   return opt;

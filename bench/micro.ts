@@ -52,7 +52,15 @@ for (let i = 0; i < iters; i++) {
 }
 ms.sort((a, b) => a - b);
 const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
-console.log(JSON.stringify({
-  side: 'deeplab', case: caseName, median_ms: median, min_ms: ms[0], max_ms: ms[ms.length - 1],
-  gflops: flops ? flops / 1e6 / median : null, threads, version: torch.buildInfo().torchVersion,
-}));
+console.log(
+  JSON.stringify({
+    side: 'deeplab',
+    case: caseName,
+    median_ms: median,
+    min_ms: ms[0],
+    max_ms: ms[ms.length - 1],
+    gflops: flops ? flops / 1e6 / median : null,
+    threads,
+    version: torch.buildInfo().torchVersion,
+  }),
+);

@@ -19,8 +19,17 @@ import { forwardLogits, prepareForInference } from '../src/inference/fast-path.j
 import { benchArgs, benchSize } from './args.js';
 
 const opt = benchArgs({
-  '--model': 'deeplabv3_resnet50', '--size': '512', '--batch': '1', '--warmup': '1', '--iters': '3',
-  '--threads': '2', '--fast': '0', '--layout': 'nchw', '--precision': 'fp32', '--aux': '0', '--seed': '0',
+  '--model': 'deeplabv3_resnet50',
+  '--size': '512',
+  '--batch': '1',
+  '--warmup': '1',
+  '--iters': '3',
+  '--threads': '2',
+  '--fast': '0',
+  '--layout': 'nchw',
+  '--precision': 'fp32',
+  '--aux': '0',
+  '--seed': '0',
 });
 const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
@@ -28,12 +37,15 @@ const warmup = Math.max(1, Number(opt['--warmup']));
 const iters = Number(opt['--iters']);
 const layout = opt['--layout'];
 const precision = opt['--precision'];
-if (!['nchw', 'cl'].includes(layout) || !['fp32', 'bf16'].includes(precision)) throw new Error('--layout nchw|cl, --precision fp32|bf16');
+if (!['nchw', 'cl'].includes(layout) || !['fp32', 'bf16'].includes(precision))
+  throw new Error('--layout nchw|cl, --precision fp32|bf16');
 torch.setNumThreads(Number(opt['--threads']));
 torch.manualSeed(Number(opt['--seed']));
 
 let t0 = performance.now();
-const model = findPreset(opt['--model']).build({ aux: opt['--aux'] === '1' }).eval();
+const model = findPreset(opt['--model'])
+  .build({ aux: opt['--aux'] === '1' })
+  .eval();
 const buildMs = performance.now() - t0;
 const gflop = (countFlops(model, h, w) * batch) / 1e9;
 
@@ -80,10 +92,33 @@ for (let i = 0; i < warmup + iters; i++) {
 }
 ms.sort((a, b) => a - b);
 const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
-console.log(JSON.stringify({
-  side: 'deeplab', bench: 'models', model: opt['--model'], size: [h, w], batch, layout: fast ? 'cl' : layout, precision, aux: Number(opt['--aux']),
-  warmup, runs: ms.length, median_ms: median, min_ms: ms[0], max_ms: ms[ms.length - 1], first_ms: firstMs, build_ms: buildMs, prepare_ms: prepareMs, fast,
-  gflop, gflops: (gflop * 1e3) / median, out_shape: outShape, out_dtype: outDtype,
-  peak_rss_mib: process.resourceUsage().maxRSS / 1024, layout_note: layoutNote,
-  threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion, huge_pages: torch.buildInfo().hugePages,
-}));
+console.log(
+  JSON.stringify({
+    side: 'deeplab',
+    bench: 'models',
+    model: opt['--model'],
+    size: [h, w],
+    batch,
+    layout: fast ? 'cl' : layout,
+    precision,
+    aux: Number(opt['--aux']),
+    warmup,
+    runs: ms.length,
+    median_ms: median,
+    min_ms: ms[0],
+    max_ms: ms[ms.length - 1],
+    first_ms: firstMs,
+    build_ms: buildMs,
+    prepare_ms: prepareMs,
+    fast,
+    gflop,
+    gflops: (gflop * 1e3) / median,
+    out_shape: outShape,
+    out_dtype: outDtype,
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    layout_note: layoutNote,
+    threads: torch.getNumThreads(),
+    version: torch.buildInfo().torchVersion,
+    huge_pages: torch.buildInfo().hugePages,
+  }),
+);

@@ -22,8 +22,17 @@ import { forwardLogits } from '../src/inference/fast-path.js';
 import { benchArgs } from './args.js';
 
 const opt = benchArgs({
-  '--prepare': '0', '--images': '', '--out': '', '--count': '20', '--size': '512', '--model': 'deeplabv3_resnet50',
-  '--weights': '', '--threads': '2', '--bare': '20', '--precision': 'fp32', '--fast': '1',
+  '--prepare': '0',
+  '--images': '',
+  '--out': '',
+  '--count': '20',
+  '--size': '512',
+  '--model': 'deeplabv3_resnet50',
+  '--weights': '',
+  '--threads': '2',
+  '--bare': '20',
+  '--precision': 'fp32',
+  '--fast': '1',
 });
 const size = Number(opt['--size']);
 const count = Number(opt['--count']);
@@ -33,13 +42,14 @@ torch.setNumThreads(Number(opt['--threads']));
 /** A deterministic, photo-like test image: gradient sky, a few flat shapes, mild noise. */
 function synthImage(seed: number, w: number, h: number): Buffer {
   let s = (seed * 2654435761 + 12345) >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const px = Buffer.alloc(w * h * 3);
   const base = [rnd() * 255, rnd() * 255, rnd() * 255];
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = (y * w + x) * 3;
-      for (let c = 0; c < 3; c++) px[i + c] = Math.max(0, Math.min(255, base[c] * (1 - y / h) + (c * 60 * x) / w + (rnd() - 0.5) * 16));
+      for (let c = 0; c < 3; c++)
+        px[i + c] = Math.max(0, Math.min(255, base[c] * (1 - y / h) + (c * 60 * x) / w + (rnd() - 0.5) * 16));
     }
   }
   for (let k = 0; k < 6; k++) {
@@ -57,7 +67,12 @@ function synthImage(seed: number, w: number, h: number): Buffer {
   return px;
 }
 
-const jpegs = () => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort() : []);
+const jpegs = () =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.jpg'))
+        .sort()
+    : [];
 
 if (opt['--prepare'] === '1') {
   mkdirSync(dir, { recursive: true });
@@ -69,7 +84,9 @@ if (opt['--prepare'] === '1') {
         .toFile(join(dir, `img_${String(i).padStart(2, '0')}.jpg`));
     }
   }
-  console.log(JSON.stringify({ side: 'deeplab', bench: 'predict', prepared: dir, images: jpegs().length, size: [size, size] }));
+  console.log(
+    JSON.stringify({ side: 'deeplab', bench: 'predict', prepared: dir, images: jpegs().length, size: [size, size] }),
+  );
   process.exit(0);
 }
 
@@ -104,7 +121,16 @@ const log = console.log;
 console.log = (...a: unknown[]) => void lines.push(a.join(' '));
 t0 = performance.now();
 try {
-  const flags = ['-m', opt['--model'], '-o', out, '--precision', precision, ...(fast ? [] : ['--no-fast']), ...(weights ? ['-w', weights] : [])];
+  const flags = [
+    '-m',
+    opt['--model'],
+    '-o',
+    out,
+    '--precision',
+    precision,
+    ...(fast ? [] : ['--no-fast']),
+    ...(weights ? ['-w', weights] : []),
+  ];
   await predictCommand().parseAsync([...files, ...flags], { from: 'user' });
 } finally {
   console.log = log;
@@ -112,12 +138,29 @@ try {
 const totalMs = performance.now() - t0;
 const segmentMs = lines.map((l) => / in (\d+) ms -> /.exec(l)).reduce((s, m) => s + (m ? Number(m[1]) : 0), 0);
 const done = lines.filter((l) => / in \d+ ms -> /.test(l)).length;
-if (done !== files.length || process.exitCode) throw new Error(`predict wrote ${done} of ${files.length} images:\n${lines.join('\n')}`);
+if (done !== files.length || process.exitCode)
+  throw new Error(`predict wrote ${done} of ${files.length} images:\n${lines.join('\n')}`);
 const bareSum = bare.reduce((a, b) => a + b, 0);
-console.log(JSON.stringify({
-  side: 'deeplab', bench: 'predict', model: opt['--model'], images: files.length, size: [h, w], precision, fast, settings: seg.settings,
-  total_ms: totalMs, segment_ms: segmentMs, load_ms: loadMs, bare_sum_ms: bare.length ? bareSum : null, bare_runs: bare.length,
-  bare_ratio: bare.length === files.length ? totalMs / bareSum : null,
-  pipeline_ratio: bare.length === files.length ? (totalMs - loadMs) / bareSum : null, weights: weights ?? null,
-  peak_rss_mib: process.resourceUsage().maxRSS / 1024, threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion,
-}));
+console.log(
+  JSON.stringify({
+    side: 'deeplab',
+    bench: 'predict',
+    model: opt['--model'],
+    images: files.length,
+    size: [h, w],
+    precision,
+    fast,
+    settings: seg.settings,
+    total_ms: totalMs,
+    segment_ms: segmentMs,
+    load_ms: loadMs,
+    bare_sum_ms: bare.length ? bareSum : null,
+    bare_runs: bare.length,
+    bare_ratio: bare.length === files.length ? totalMs / bareSum : null,
+    pipeline_ratio: bare.length === files.length ? (totalMs - loadMs) / bareSum : null,
+    weights: weights ?? null,
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    threads: torch.getNumThreads(),
+    version: torch.buildInfo().torchVersion,
+  }),
+);

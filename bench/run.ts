@@ -15,7 +15,11 @@ const threads = get('--threads', '2');
 const out = get('--out', join(root, 'bench/results/micro.md'));
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 
-interface Result { median_ms: number; gflops: number | null; version: string }
+interface Result {
+  median_ms: number;
+  gflops: number | null;
+  version: string;
+}
 
 function runOnce(side: 'deeplab' | 'pytorch', c: string): Result {
   const cmd = side === 'deeplab' ? process.execPath : python;
@@ -52,7 +56,9 @@ for (const [c, label, unit] of cases) {
   }
   const scale = unit === 'us' ? 1000 : 1;
   const fmt = (v: number) => (v * scale).toFixed(unit === 'us' ? 3 : 2);
-  const gf = g[0] ? ` | ${median(ours.map((m) => (g[0]! * ours[ours.length - 1]) / m)).toFixed(0)} / ${median(theirs.map((m) => (g[1]! * theirs[theirs.length - 1]) / m)).toFixed(0)}` : ' | -';
+  const gf = g[0]
+    ? ` | ${median(ours.map((m) => (g[0]! * ours[ours.length - 1]) / m)).toFixed(0)} / ${median(theirs.map((m) => (g[1]! * theirs[theirs.length - 1]) / m)).toFixed(0)}`
+    : ' | -';
   const row = `| ${label} | ${fmt(median(ours))} ${unit} | ${fmt(median(theirs))} ${unit} | **${median(ratios).toFixed(3)}x**${gf} |`;
   rows.push(row);
   console.log(row);

@@ -17,12 +17,21 @@ const args = process.argv.slice(2);
 const get = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
 const quick = args.includes('--quick');
 const threads = get('--threads', '2');
-const out = get('--out', quick ? join(tmpdir(), 'deeplab-bench-quick/scaling.md') : join(root, 'bench/results/scaling.md'));
+const out = get(
+  '--out',
+  quick ? join(tmpdir(), 'deeplab-bench-quick/scaling.md') : join(root, 'bench/results/scaling.md'),
+);
 const jsonl = out.replace(/\.md$/, '.jsonl');
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 const div = quick ? 4 : 1;
 
-const SIZES: [number, number][] = [[256, 256], [512, 512], [512, 1024], [1024, 1024], [1024, 2048]];
+const SIZES: [number, number][] = [
+  [256, 256],
+  [512, 512],
+  [512, 1024],
+  [1024, 1024],
+  [1024, 2048],
+];
 const BATCHES = [1, 2, 4];
 
 interface Side {
@@ -32,17 +41,45 @@ interface Side {
   color: string;
 }
 const SIDES: Side[] = [
-  { name: 'ours fp32 (fast path)', cmd: process.execPath, argv: [join(root, 'dist/bench/models.js'), '--fast', '1'], color: '#1f77b4' },
-  { name: 'ours bf16 (fast path)', cmd: process.execPath, argv: [join(root, 'dist/bench/models.js'), '--fast', '1', '--precision', 'bf16'], color: '#2ca02c' },
+  {
+    name: 'ours fp32 (fast path)',
+    cmd: process.execPath,
+    argv: [join(root, 'dist/bench/models.js'), '--fast', '1'],
+    color: '#1f77b4',
+  },
+  {
+    name: 'ours bf16 (fast path)',
+    cmd: process.execPath,
+    argv: [join(root, 'dist/bench/models.js'), '--fast', '1', '--precision', 'bf16'],
+    color: '#2ca02c',
+  },
   { name: 'PyTorch eager fp32 NCHW', cmd: python, argv: [join(root, 'bench/py/models.py')], color: '#d62728' },
 ];
 
 type Json = Record<string, number>;
 function run(s: Side, h: number, w: number, batch: number): Json {
   const small = h * w * batch <= 512 * 512;
-  const argv = [...s.argv, '--model', 'deeplabv3_resnet50', '--size', `${h / div}x${w / div}`, '--batch', String(batch),
-    '--warmup', '1', '--iters', quick ? '1' : small ? '3' : '1', '--threads', threads];
-  const text = execFileSync(s.cmd, argv, { encoding: 'utf8', cwd: root, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  const argv = [
+    ...s.argv,
+    '--model',
+    'deeplabv3_resnet50',
+    '--size',
+    `${h / div}x${w / div}`,
+    '--batch',
+    String(batch),
+    '--warmup',
+    '1',
+    '--iters',
+    quick ? '1' : small ? '3' : '1',
+    '--threads',
+    threads,
+  ];
+  const text = execFileSync(s.cmd, argv, {
+    encoding: 'utf8',
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
   const r = JSON.parse(text.trim().split('\n').pop()!) as Json;
   appendFileSync(jsonl, JSON.stringify({ ...r, series: s.name, at: new Date().toISOString() }) + '\n');
   return r;
@@ -57,7 +94,9 @@ for (const [h, w] of SIZES) {
   for (const s of SIDES) {
     const r = run(s, h, w, 1);
     bySize.set(s.name, [...(bySize.get(s.name) ?? []), { h, w, r }]);
-    console.log(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s.name} ${h / div}x${w / div}: ${r.median_ms.toFixed(0)} ms, peak RSS ${r.peak_rss_mib.toFixed(0)} MiB`);
+    console.log(
+      `[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s.name} ${h / div}x${w / div}: ${r.median_ms.toFixed(0)} ms, peak RSS ${r.peak_rss_mib.toFixed(0)} MiB`,
+    );
   }
 }
 for (const b of BATCHES) {
@@ -65,19 +104,40 @@ for (const b of BATCHES) {
     // batch 1 at 512x512 is already measured above
     const r = b === 1 ? bySize.get(s.name)!.find((p) => p.h === 512 && p.w === 512)!.r : run(s, 512, 512, b);
     byBatch.set(s.name, [...(byBatch.get(s.name) ?? []), { b, r }]);
-    if (b > 1) console.log(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s.name} batch ${b}: ${r.median_ms.toFixed(0)} ms, peak RSS ${r.peak_rss_mib.toFixed(0)} MiB`);
+    if (b > 1)
+      console.log(
+        `[${((performance.now() - t0) / 1000).toFixed(0)} s] ${s.name} batch ${b}: ${r.median_ms.toFixed(0)} ms, peak RSS ${r.peak_rss_mib.toFixed(0)} MiB`,
+      );
   }
 }
 
-const mp = (h: number, w: number) => (h / div) * (w / div) / 1e6;
-const timeSeries: Series[] = SIDES.map((s) => ({ name: s.name, color: s.color, points: bySize.get(s.name)!.map((p) => [mp(p.h, p.w), p.r.median_ms / 1000] as [number, number]) }));
-const memSeries: Series[] = SIDES.map((s) => ({ name: s.name, color: s.color, points: bySize.get(s.name)!.map((p) => [mp(p.h, p.w), p.r.peak_rss_mib / 1024] as [number, number]) }));
-const batchSeries: Series[] = SIDES.map((s) => ({ name: s.name, color: s.color, points: byBatch.get(s.name)!.map((p) => [p.b, p.r.median_ms / 1000 / p.b] as [number, number]) }));
+const mp = (h: number, w: number) => ((h / div) * (w / div)) / 1e6;
+const timeSeries: Series[] = SIDES.map((s) => ({
+  name: s.name,
+  color: s.color,
+  points: bySize.get(s.name)!.map((p) => [mp(p.h, p.w), p.r.median_ms / 1000] as [number, number]),
+}));
+const memSeries: Series[] = SIDES.map((s) => ({
+  name: s.name,
+  color: s.color,
+  points: bySize.get(s.name)!.map((p) => [mp(p.h, p.w), p.r.peak_rss_mib / 1024] as [number, number]),
+}));
+const batchSeries: Series[] = SIDES.map((s) => ({
+  name: s.name,
+  color: s.color,
+  points: byBatch.get(s.name)!.map((p) => [p.b, p.r.median_ms / 1000 / p.b] as [number, number]),
+}));
 const title = `deeplabv3_resnet50 inference, ${threads} threads`;
 const svgs = [
   lineChartSvg(`${title}: time vs input size`, 'megapixels (batch 1)', 'seconds per forward', timeSeries, 'left'),
   lineChartSvg(`${title}: memory vs input size`, 'megapixels (batch 1)', 'peak RSS (GiB)', memSeries, 'left'),
-  lineChartSvg(`${title}: time per image vs batch`, `batch size (${512 / div}x${512 / div})`, 'seconds per image', batchSeries, 'left'),
+  lineChartSvg(
+    `${title}: time per image vs batch`,
+    `batch size (${512 / div}x${512 / div})`,
+    'seconds per image',
+    batchSeries,
+    'left',
+  ),
 ];
 const png = out.replace(/\.md$/, '.png');
 // The three charts stacked into one picture for the README.
@@ -86,7 +146,13 @@ const width = Math.max(...tiles.map((t) => t.info.width));
 const height = tiles.reduce((a, t) => a + t.info.height, 0);
 let top = 0;
 await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
-  .composite(tiles.map((t) => { const o = { input: t.data, left: 0, top }; top += t.info.height; return o; }))
+  .composite(
+    tiles.map((t) => {
+      const o = { input: t.data, left: 0, top };
+      top += t.info.height;
+      return o;
+    }),
+  )
   .png()
   .toFile(png);
 
@@ -97,8 +163,14 @@ const lines = [
   '',
   `| input | ${SIDES.map((s) => `${s.name} ms`).join(' | ')} | ${SIDES.map((s) => `${s.name} peak RSS MiB`).join(' | ')} |`,
   `|---|${SIDES.map(() => '---|').join('')}${SIDES.map(() => '---|').join('')}`,
-  ...SIZES.map(([h, w], i) => `| ${h / div}x${w / div} | ${SIDES.map((s) => f(bySize.get(s.name)![i].r.median_ms)).join(' | ')} | ${SIDES.map((s) => f(bySize.get(s.name)![i].r.peak_rss_mib)).join(' | ')} |`),
-  ...BATCHES.slice(1).map((b, i) => `| batch ${b} x ${512 / div}x${512 / div} | ${SIDES.map((s) => f(byBatch.get(s.name)![i + 1].r.median_ms)).join(' | ')} | ${SIDES.map((s) => f(byBatch.get(s.name)![i + 1].r.peak_rss_mib)).join(' | ')} |`),
+  ...SIZES.map(
+    ([h, w], i) =>
+      `| ${h / div}x${w / div} | ${SIDES.map((s) => f(bySize.get(s.name)![i].r.median_ms)).join(' | ')} | ${SIDES.map((s) => f(bySize.get(s.name)![i].r.peak_rss_mib)).join(' | ')} |`,
+  ),
+  ...BATCHES.slice(1).map(
+    (b, i) =>
+      `| batch ${b} x ${512 / div}x${512 / div} | ${SIDES.map((s) => f(byBatch.get(s.name)![i + 1].r.median_ms)).join(' | ')} | ${SIDES.map((s) => f(byBatch.get(s.name)![i + 1].r.peak_rss_mib)).join(' | ')} |`,
+  ),
   '',
   `![scaling](${png.split('/').pop()})`,
   '',

@@ -19,25 +19,60 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = [join(here, '..'), join(here, '../..')].find((r) => existsSync(join(r, 'package.json')))!;
 const cli = join(here, '../src/cli/main.js');
 // The demo's config (its dataset type and model), on a smaller set of scenes.
-const config = join(root, 'configs/demo', readdirSync(join(root, 'configs/demo')).find((f) => f.endsWith('.json'))!);
+const config = join(
+  root,
+  'configs/demo',
+  readdirSync(join(root, 'configs/demo')).find((f) => f.endsWith('.json'))!,
+);
 
-const { values: a } = parseArgs({ options: { kills: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' }, iters: { type: 'string', default: '24' } } });
-const kills = Number(a.kills), iters = Number(a.iters);
+const { values: a } = parseArgs({
+  options: {
+    kills: { type: 'string', default: '10' },
+    seed: { type: 'string', default: '1' },
+    iters: { type: 'string', default: '24' },
+  },
+});
+const kills = Number(a.kills),
+  iters = Number(a.iters);
 let s = Number(a.seed) >>> 0;
-const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+const rand = () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
 
 const dir = mkdtempSync(join(tmpdir(), 'soak-resume-'));
 const data = join(dir, 'scenes');
 await writeSceneDataset({ root: data, trainCount: 48, valCount: 4, size: 64 });
 const args = (workDir: string) => [
-  cli, 'train', config, '--no-eval',
-  '--set', `data.dataset.root=${data}`, '--set', `data.dataset.meta=${join(data, 'meta.json')}`, '--set', `workDir=${workDir}`,
-  '--set', `train.iters=${iters}`, '--set', 'train.batchSize=4', '--set', 'data.train.scale=[64,64]', '--set', 'data.train.crop=[64,64]',
-  '--set', 'train.checkpointInterval=2', '--set', 'train.logInterval=1', '--set', 'train.workers=1',
+  cli,
+  'train',
+  config,
+  '--no-eval',
+  '--set',
+  `data.dataset.root=${data}`,
+  '--set',
+  `data.dataset.meta=${join(data, 'meta.json')}`,
+  '--set',
+  `workDir=${workDir}`,
+  '--set',
+  `train.iters=${iters}`,
+  '--set',
+  'train.batchSize=4',
+  '--set',
+  'data.train.scale=[64,64]',
+  '--set',
+  'data.train.crop=[64,64]',
+  '--set',
+  'train.checkpointInterval=2',
+  '--set',
+  'train.logInterval=1',
+  '--set',
+  'train.workers=1',
 ];
 
 function runToEnd(workDir: string, resume: boolean): Promise<number> {
-  return new Promise((res) => spawn(process.execPath, [...args(workDir), ...(resume ? ['--resume'] : [])], { stdio: 'ignore' }).on('exit', (c) => res(c ?? -1)));
+  return new Promise((res) =>
+    spawn(process.execPath, [...args(workDir), ...(resume ? ['--resume'] : [])], { stdio: 'ignore' }).on('exit', (c) =>
+      res(c ?? -1),
+    ),
+  );
 }
 
 /** Starts a run and kills it: after a random delay, or (midWrite) as soon as a temp file appears. */
@@ -76,7 +111,10 @@ function weights(file: string): Map<string, Float32Array> {
 const straight = join(dir, 'straight');
 if ((await runToEnd(straight, false)) !== 0) throw new Error('the uninterrupted run failed');
 const soaked = join(dir, 'soaked');
-let killed = 0, midWrites = 0, finishedEarly = 0, tempsLeftByKills = 0;
+let killed = 0,
+  midWrites = 0,
+  finishedEarly = 0,
+  tempsLeftByKills = 0;
 for (let k = 0; k < kills; k++) {
   const midWrite = k % 2 === 1;
   const r = await runAndKill(soaked, midWrite);
@@ -87,7 +125,8 @@ for (let k = 0; k < kills; k++) {
   } else finishedEarly++;
   if (existsSync(join(soaked, 'final.safetensors'))) break;
 }
-if (!existsSync(join(soaked, 'final.safetensors')) && (await runToEnd(soaked, true)) !== 0) throw new Error('the final resume failed');
+if (!existsSync(join(soaked, 'final.safetensors')) && (await runToEnd(soaked, true)) !== 0)
+  throw new Error('the final resume failed');
 
 const a1 = weights(join(straight, 'final.safetensors'));
 const b1 = weights(join(soaked, 'final.safetensors'));
@@ -99,8 +138,14 @@ for (const [k, v] of a1) {
 const leftovers = readdirSync(soaked).filter((f) => f.endsWith('.tmp'));
 const periodic = periodicCheckpoints(soaked);
 const orphanBytes = periodic.slice(0, Math.max(0, periodic.length - 2)).reduce((n, c) => n + statSync(c.file).size, 0);
-console.log(`soak-resume: ${killed} SIGKILLs (${midWrites} aimed inside checkpoint writes; ${tempsLeftByKills} temp files found on disk right after a kill, for the next resume to clean), ${finishedEarly} runs finished before their kill`);
-console.log(`final weights identical to the uninterrupted run: ${identical ? 'yes' : 'NO'} (${a1.size} tensors, bit for bit)`);
-console.log(`leftover temp files: ${leftovers.length}; periodic checkpoints kept: ${periodic.map((c) => c.iter).join(', ')}; orphaned checkpoint bytes: ${orphanBytes}`);
+console.log(
+  `soak-resume: ${killed} SIGKILLs (${midWrites} aimed inside checkpoint writes; ${tempsLeftByKills} temp files found on disk right after a kill, for the next resume to clean), ${finishedEarly} runs finished before their kill`,
+);
+console.log(
+  `final weights identical to the uninterrupted run: ${identical ? 'yes' : 'NO'} (${a1.size} tensors, bit for bit)`,
+);
+console.log(
+  `leftover temp files: ${leftovers.length}; periodic checkpoints kept: ${periodic.map((c) => c.iter).join(', ')}; orphaned checkpoint bytes: ${orphanBytes}`,
+);
 rmSync(dir, { recursive: true, force: true });
 process.exitCode = identical && leftovers.length === 0 && orphanBytes === 0 ? 0 : 1;

@@ -28,7 +28,12 @@ const threads = get('--threads', '2');
 const scale = Number(get('--size', '512')) / 512;
 const only = get('--only', '').split(',').filter(Boolean);
 // A smoke run never overwrites the real results, nor does a partial (--only) run.
-const out = get('--out', quick ? join(tmpdir(), 'deeplab-bench-quick/models.md') : join(root, 'bench/results', only.length ? `models-${only.join('+')}.md` : 'models.md'));
+const out = get(
+  '--out',
+  quick
+    ? join(tmpdir(), 'deeplab-bench-quick/models.md')
+    : join(root, 'bench/results', only.length ? `models-${only.join('+')}.md` : 'models.md'),
+);
 const jsonl = out.replace(/\.md$/, '') + '.jsonl';
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 
@@ -73,7 +78,11 @@ interface Case {
 
 // jemalloc as bin/deeplab sets it up (Debian's libjemalloc2, never returning memory): the
 // allocator is part of the step (perf-baseline.md), so rows say which side ran under which.
-const jemallocLib = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`, '/usr/lib64/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'].find((p) => existsSync(p));
+const jemallocLib = [
+  `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libjemalloc.so.2`,
+  '/usr/lib64/libjemalloc.so.2',
+  '/usr/lib/libjemalloc.so.2',
+].find((p) => existsSync(p));
 const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
 function allocEnv(jemalloc: boolean | string | undefined): NodeJS.ProcessEnv | undefined {
   if (jemalloc === undefined || jemalloc === false) return undefined;
@@ -92,15 +101,42 @@ function oursEnv(v: Variant): NodeJS.ProcessEnv | undefined {
 const sz = (h: number, w: number) => `${Math.round(h * scale)}x${Math.round(w * scale)}`;
 // Forward GFLOP at 512x512 without aux head (bench/py/models.py and countFlops agree), for the ETA.
 const GFLOP_512: Record<string, number> = {
-  deeplabv3_resnet50: 327.2, deeplabv3_resnet101: 482.3, deeplabv3_mobilenet_v3_large: 19.7, 'deeplabv3_r50-d8': 539.1, 'deeplabv3plus_r50-d8': 352.3,
+  deeplabv3_resnet50: 327.2,
+  deeplabv3_resnet101: 482.3,
+  deeplabv3_mobilenet_v3_large: 19.7,
+  'deeplabv3_r50-d8': 539.1,
+  'deeplabv3plus_r50-d8': 352.3,
 };
 const PLAIN: Variant = { label: 'eager fp32 NCHW, both (like for like)', argv: ['--fast', '0'], hugePages: false };
 const FAST: Variant = { label: 'ours fast path fp32 (fold + CL) vs PyTorch eager fp32 NCHW', argv: ['--fast', '1'] };
-const FAST_BF16: Variant = { label: 'ours fast path bf16 vs PyTorch eager fp32 NCHW', argv: ['--fast', '1', '--precision', 'bf16'], precision: 'bf16' };
-const inf = (model: string, label: string, h: number, w: number, warmup: number, iters: number, o: Partial<Case> = {}): Case => ({
-  name: `${label.replace(/^mmseg /, 'mmseg-').replace('deeplabv3_', 'v3-').replace('deeplabv3plus_', 'v3plus-').replace('mobilenet_v3_large', 'mbv3')}-${h}x${w}`,
-  label: `${label} ${sz(h, w)}`, kind: 'models', argv: ['--model', model, '--size', sz(h, w)], theirs: [], ours: [PLAIN, FAST, FAST_BF16],
-  warmup, iters, gflop: (GFLOP_512[model] * h * w * scale * scale) / (512 * 512), ...o,
+const FAST_BF16: Variant = {
+  label: 'ours fast path bf16 vs PyTorch eager fp32 NCHW',
+  argv: ['--fast', '1', '--precision', 'bf16'],
+  precision: 'bf16',
+};
+const inf = (
+  model: string,
+  label: string,
+  h: number,
+  w: number,
+  warmup: number,
+  iters: number,
+  o: Partial<Case> = {},
+): Case => ({
+  name: `${label
+    .replace(/^mmseg /, 'mmseg-')
+    .replace('deeplabv3_', 'v3-')
+    .replace('deeplabv3plus_', 'v3plus-')
+    .replace('mobilenet_v3_large', 'mbv3')}-${h}x${w}`,
+  label: `${label} ${sz(h, w)}`,
+  kind: 'models',
+  argv: ['--model', model, '--size', sz(h, w)],
+  theirs: [],
+  ours: [PLAIN, FAST, FAST_BF16],
+  warmup,
+  iters,
+  gflop: (GFLOP_512[model] * h * w * scale * scale) / (512 * 512),
+  ...o,
 });
 // Iteration counts keep one full run near 20 minutes on 2 Zen 4 cores (PyTorch ResNet-50 512x512
 // eager fp32 ~1.9 s a call; Zen 5 about half), 3 rounds; `--plan` prints the estimate. Every model
@@ -109,16 +145,36 @@ const inf = (model: string, label: string, h: number, w: number, warmup: number,
 const CASES: Case[] = [
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
-    name: 'v3-resnet50-512x512-cl', label: `deeplabv3_resnet50 ${sz(512, 512)}, PyTorch channels_last`, theirs: ['--layout', 'cl'],
-    ours: [{ label: 'eager fp32 channels_last, both', argv: ['--fast', '0', '--layout', 'cl'], hugePages: false }, { label: 'ours fast path (fold + CL) vs PyTorch eager CL', argv: ['--fast', '1'] }],
+    name: 'v3-resnet50-512x512-cl',
+    label: `deeplabv3_resnet50 ${sz(512, 512)}, PyTorch channels_last`,
+    theirs: ['--layout', 'cl'],
+    ours: [
+      { label: 'eager fp32 channels_last, both', argv: ['--fast', '0', '--layout', 'cl'], hugePages: false },
+      { label: 'ours fast path (fold + CL) vs PyTorch eager CL', argv: ['--fast', '1'] },
+    ],
   }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 3, {
-    name: 'v3-resnet50-512x512-bf16', label: `deeplabv3_resnet50 ${sz(512, 512)} bf16, PyTorch autocast + CL`, theirs: ['--layout', 'cl', '--precision', 'bf16'], precision: 'bf16',
-    ours: [{ label: 'eager bf16 autocast CL, both', argv: ['--fast', '0', '--layout', 'cl', '--precision', 'bf16'], hugePages: false }, { label: 'ours fast path bf16 vs PyTorch autocast CL', argv: ['--fast', '1', '--precision', 'bf16'] }],
+    name: 'v3-resnet50-512x512-bf16',
+    label: `deeplabv3_resnet50 ${sz(512, 512)} bf16, PyTorch autocast + CL`,
+    theirs: ['--layout', 'cl', '--precision', 'bf16'],
+    precision: 'bf16',
+    ours: [
+      {
+        label: 'eager bf16 autocast CL, both',
+        argv: ['--fast', '0', '--layout', 'cl', '--precision', 'bf16'],
+        hugePages: false,
+      },
+      { label: 'ours fast path bf16 vs PyTorch autocast CL', argv: ['--fast', '1', '--precision', 'bf16'] },
+    ],
   }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 512, 1, 2, {
-    name: 'v3-resnet50-512x512-jemalloc', label: `deeplabv3_resnet50 ${sz(512, 512)}, both under jemalloc`, theirsJemalloc: true,
-    ours: [{ label: 'eager fp32 NCHW, both jemalloc', argv: ['--fast', '0'], jemalloc: true }, { label: 'ours fast path vs PyTorch eager NCHW, both jemalloc', argv: ['--fast', '1'], jemalloc: true }],
+    name: 'v3-resnet50-512x512-jemalloc',
+    label: `deeplabv3_resnet50 ${sz(512, 512)}, both under jemalloc`,
+    theirsJemalloc: true,
+    ours: [
+      { label: 'eager fp32 NCHW, both jemalloc', argv: ['--fast', '0'], jemalloc: true },
+      { label: 'ours fast path vs PyTorch eager NCHW, both jemalloc', argv: ['--fast', '1'], jemalloc: true },
+    ],
   }),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 512, 1024, 1, 1),
   inf('deeplabv3_resnet50', 'deeplabv3_resnet50', 1024, 2048, 1, 1, { once: true }),
@@ -131,45 +187,120 @@ const CASES: Case[] = [
   inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 512, 1, 1),
   inf('deeplabv3plus_r50-d8', 'mmseg deeplabv3plus_r50-d8', 512, 1024, 1, 1),
   {
-    name: 'train-resnet50', label: `training step, deeplabv3_resnet50 + aux, SGD, batch 2, ${sz(512, 512)}`, kind: 'train',
-    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [],
+    name: 'train-resnet50',
+    label: `training step, deeplabv3_resnet50 + aux, SGD, batch 2, ${sz(512, 512)}`,
+    kind: 'train',
+    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)],
+    theirs: [],
     ours: [
       { label: 'fp32 NCHW, both, glibc malloc (like for like)', argv: [] },
-      { label: 'ours as `deeplab train` runs (fp32 NCHW, jemalloc) vs PyTorch eager fp32 NCHW', argv: [], jemalloc: true },
-      { label: 'ours bf16 autocast channels_last + jemalloc (train.precision bf16, train.channelsLast) vs PyTorch eager fp32 NCHW', argv: ['--layout', 'cl', '--precision', 'bf16'], jemalloc: true },
+      {
+        label: 'ours as `deeplab train` runs (fp32 NCHW, jemalloc) vs PyTorch eager fp32 NCHW',
+        argv: [],
+        jemalloc: true,
+      },
+      {
+        label:
+          'ours bf16 autocast channels_last + jemalloc (train.precision bf16, train.channelsLast) vs PyTorch eager fp32 NCHW',
+        argv: ['--layout', 'cl', '--precision', 'bf16'],
+        jemalloc: true,
+      },
     ],
-    warmup: 1, iters: 2, once: true, gflop: 2 * 346.5 * scale * scale,
+    warmup: 1,
+    iters: 2,
+    once: true,
+    gflop: 2 * 346.5 * scale * scale,
   },
   {
-    name: 'train-resnet50-jemalloc', label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, PyTorch under jemalloc too`, kind: 'train',
-    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)], theirs: [], theirsJemalloc: true,
+    name: 'train-resnet50-jemalloc',
+    label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, PyTorch under jemalloc too`,
+    kind: 'train',
+    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512)],
+    theirs: [],
+    theirsJemalloc: true,
     ours: [
       { label: 'fp32 NCHW, both under jemalloc (kernels alone)', argv: [], jemalloc: true },
-      { label: 'ours fp32 channels_last vs PyTorch fp32 NCHW, both jemalloc', argv: ['--layout', 'cl'], jemalloc: true },
+      {
+        label: 'ours fp32 channels_last vs PyTorch fp32 NCHW, both jemalloc',
+        argv: ['--layout', 'cl'],
+        jemalloc: true,
+      },
     ],
-    warmup: 1, iters: 2, once: true, gflop: 2 * 346.5 * scale * scale,
+    warmup: 1,
+    iters: 2,
+    once: true,
+    gflop: 2 * 346.5 * scale * scale,
   },
   {
-    name: 'train-resnet50-bf16', label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, bf16 autocast channels_last`, kind: 'train',
-    argv: ['--model', 'deeplabv3_resnet50', '--batch', '2', '--size', sz(512, 512), '--layout', 'cl', '--precision', 'bf16'], theirs: [], theirsJemalloc: true,
+    name: 'train-resnet50-bf16',
+    label: `training step, deeplabv3_resnet50 + aux, batch 2, ${sz(512, 512)}, bf16 autocast channels_last`,
+    kind: 'train',
+    argv: [
+      '--model',
+      'deeplabv3_resnet50',
+      '--batch',
+      '2',
+      '--size',
+      sz(512, 512),
+      '--layout',
+      'cl',
+      '--precision',
+      'bf16',
+    ],
+    theirs: [],
+    theirsJemalloc: true,
     ours: [{ label: 'bf16 CL, both under jemalloc (PyTorch at its best)', argv: [], jemalloc: true }],
-    warmup: 1, iters: 2, once: true, precision: 'bf16', gflop: 2 * 346.5 * scale * scale,
+    warmup: 1,
+    iters: 2,
+    once: true,
+    precision: 'bf16',
+    gflop: 2 * 346.5 * scale * scale,
   },
   {
-    name: 'predict-resnet50', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: [],
+    name: 'predict-resnet50',
+    label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`,
+    kind: 'predict',
+    argv: [],
+    theirs: [],
     ours: [
-      { label: 'ours as `deeplab predict` runs (fast path fp32, jemalloc defaults) vs PyTorch eager fp32 NCHW', argv: [], jemalloc: '' },
+      {
+        label: 'ours as `deeplab predict` runs (fast path fp32, jemalloc defaults) vs PyTorch eager fp32 NCHW',
+        argv: [],
+        jemalloc: '',
+      },
       { label: 'ours fast path fp32, glibc malloc, vs PyTorch eager fp32 NCHW (same allocator)', argv: [] },
     ],
-    warmup: 0, iters: 0, once: true, gflop: 327.2 * scale * scale,
+    warmup: 0,
+    iters: 0,
+    once: true,
+    gflop: 327.2 * scale * scale,
   },
   {
-    name: 'predict-resnet50-plain', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: [],
-    ours: [{ label: 'ours --no-fast vs PyTorch eager fp32 NCHW', argv: ['--fast', '0'] }], warmup: 0, iters: 0, once: true, optional: true, gflop: 327.2 * scale * scale,
+    name: 'predict-resnet50-plain',
+    label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`,
+    kind: 'predict',
+    argv: [],
+    theirs: [],
+    ours: [{ label: 'ours --no-fast vs PyTorch eager fp32 NCHW', argv: ['--fast', '0'] }],
+    warmup: 0,
+    iters: 0,
+    once: true,
+    optional: true,
+    gflop: 327.2 * scale * scale,
   },
   {
-    name: 'predict-resnet50-bf16', label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`, kind: 'predict', argv: [], theirs: ['--layout', 'cl', '--precision', 'bf16'],
-    ours: [{ label: 'ours --precision bf16 vs PyTorch bf16 autocast CL', argv: ['--precision', 'bf16'] }], warmup: 0, iters: 0, once: true, optional: true, precision: 'bf16', gflop: 327.2 * scale * scale,
+    name: 'predict-resnet50-bf16',
+    label: `predict, deeplabv3_resnet50, ${quick ? 4 : 20} JPEGs ${sz(512, 512)}`,
+    kind: 'predict',
+    argv: [],
+    theirs: ['--layout', 'cl', '--precision', 'bf16'],
+    ours: [{ label: 'ours --precision bf16 vs PyTorch bf16 autocast CL', argv: ['--precision', 'bf16'] }],
+    warmup: 0,
+    iters: 0,
+    once: true,
+    optional: true,
+    precision: 'bf16',
+    gflop: 327.2 * scale * scale,
   },
 ];
 
@@ -179,14 +310,28 @@ if (!cases.length) throw new Error(`--only ${only.join(',')} matches none of: ${
 function runJson(cmd: string, argv: string[], env?: NodeJS.ProcessEnv): Json {
   let text: string;
   try {
-    text = execFileSync(cmd, argv, { encoding: 'utf8', cwd: root, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, env });
+    text = execFileSync(cmd, argv, {
+      encoding: 'utf8',
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
+      env,
+    });
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string };
     const tail = (err.stderr || err.stdout || err.message).trim().split('\n').slice(-6).join('\n');
     throw new Error(`${cmd} ${argv.join(' ')} failed:\n${tail}`);
   }
   const r = JSON.parse(text.trim().split('\n').pop()!) as Json;
-  appendFileSync(jsonl, JSON.stringify({ ...r, argv: [cmd, ...argv].join(' '), allocator: env?.LD_PRELOAD ? `jemalloc ${env.MALLOC_CONF ?? '(defaults)'}` : 'glibc', at: new Date().toISOString() }) + '\n');
+  appendFileSync(
+    jsonl,
+    JSON.stringify({
+      ...r,
+      argv: [cmd, ...argv].join(' '),
+      allocator: env?.LD_PRELOAD ? `jemalloc ${env.MALLOC_CONF ?? '(defaults)'}` : 'glibc',
+      at: new Date().toISOString(),
+    }) + '\n',
+  );
   return r;
 }
 
@@ -205,9 +350,15 @@ let limit = { fp32: Number(get('--limit-fp32', '0')), bf16: Number(get('--limit-
 let limitNote = 'given on the command line';
 if (!limit.fp32 || !limit.bf16) {
   try {
-    const l = runJson(python, [join(root, 'bench/py/limit.py'), '--threads', threads, ...(quick ? ['--warmup', '1', '--iters', '3'] : [])]);
+    const l = runJson(python, [
+      join(root, 'bench/py/limit.py'),
+      '--threads',
+      threads,
+      ...(quick ? ['--warmup', '1', '--iters', '3'] : []),
+    ]);
     limit = { fp32: limit.fp32 || (l.fp32 as number), bf16: limit.bf16 || (l.bf16 as number) };
-    limitNote = 'measured at the start by bench/py/limit.py (best median of a large dilated 3x3 conv, channels_last, 2 shapes)';
+    limitNote =
+      'measured at the start by bench/py/limit.py (best median of a large dilated 3x3 conv, channels_last, 2 shapes)';
   } catch (e) {
     limit = { fp32: limit.fp32 || 236, bf16: limit.bf16 || 473 };
     limitNote = `bench/py/limit.py failed (${(e as Error).message.split('\n')[0]}); perf-baseline.md's Zen 4 values used`;
@@ -222,7 +373,17 @@ const imgSize = Math.round(512 * scale);
 const imgDir = join(tmpdir(), `deeplab-bench-predict-${imgSize}-${nImages}`);
 const weightsFile = join(imgDir, 'deeplabv3_resnet50.pth');
 if (cases.some((c) => c.kind === 'predict')) {
-  runJson(process.execPath, [join(root, 'dist/bench/predict.js'), '--prepare', '1', '--images', imgDir, '--size', String(imgSize), '--count', String(nImages)]);
+  runJson(process.execPath, [
+    join(root, 'dist/bench/predict.js'),
+    '--prepare',
+    '1',
+    '--images',
+    imgDir,
+    '--size',
+    String(imgSize),
+    '--count',
+    String(nImages),
+  ]);
   if (!existsSync(weightsFile)) runJson(python, [join(root, 'bench/py/predict.py'), '--save-weights', weightsFile]);
 }
 
@@ -245,7 +406,15 @@ function commands(c: Case): Commands {
   const common = ['--images', imgDir, '--weights', weightsFile, ...th];
   const outDirs: [string, string] = [join(imgDir, `out-deeplab-${c.name}`), join(imgDir, `out-pytorch-${c.name}`)];
   return {
-    ours: c.ours.map((v) => [join(root, 'dist/bench/predict.js'), ...common, ...v.argv, '--out', outDirs[0], '--bare', String(nImages)]),
+    ours: c.ours.map((v) => [
+      join(root, 'dist/bench/predict.js'),
+      ...common,
+      ...v.argv,
+      '--out',
+      outDirs[0],
+      '--bare',
+      String(nImages),
+    ]),
     theirs: [join(root, 'bench/py/predict.py'), ...common, ...c.theirs, '--out', outDirs[1], '--bare', '0'],
     outDirs,
   };
@@ -264,7 +433,9 @@ function estimateS(c: Case): number {
   return n * (2 * startup + (2 + 3 * nImages) * call);
 }
 const etaS = cases.reduce((s, c) => s + estimateS(c), 0);
-console.log(`${cases.length} cases: ${cases.map((c) => c.name).join(', ')}; estimated ${(etaS / 60).toFixed(0)} min (from the conv limit)`);
+console.log(
+  `${cases.length} cases: ${cases.map((c) => c.name).join(', ')}; estimated ${(etaS / 60).toFixed(0)} min (from the conv limit)`,
+);
 if (flag('--plan')) {
   for (const c of cases) console.log(`  ${c.name}: ~${(estimateS(c) / 60).toFixed(1)} min`);
   process.exit(0);
@@ -312,9 +483,14 @@ for (const c of cases) {
         mine[i].ratios.push((a[key] as number) / (b[key] as number));
       });
       const ms = as.map((a) => (a[key] as number).toFixed(1)).join(' / ');
-      console.log(`[${elapsed()}] ${c.name} round ${r + 1}/${n}: ours ${ms} ms, PyTorch ${(b[key] as number).toFixed(1)} ms, ratio ${mine.map((m) => m.ratios[r].toFixed(3)).join(' / ')}`);
+      console.log(
+        `[${elapsed()}] ${c.name} round ${r + 1}/${n}: ours ${ms} ms, PyTorch ${(b[key] as number).toFixed(1)} ms, ratio ${mine.map((m) => m.ratios[r].toFixed(3)).join(' / ')}`,
+      );
     }
-    if (cmd.outDirs) { const a = await labelAgreement(...cmd.outDirs); for (const m of mine) m.agreement = a; }
+    if (cmd.outDirs) {
+      const a = await labelAgreement(...cmd.outDirs);
+      for (const m of mine) m.agreement = a;
+    }
   } catch (e) {
     for (const m of mine) m.error = (e as Error).message;
     console.log(`[${elapsed()}] ${c.name}: ERROR ${(e as Error).message}`);
@@ -323,8 +499,10 @@ for (const c of cases) {
 }
 
 // ---- the tables ------------------------------------------------------------------------------
-const f = (v: number | null | undefined, d = 0) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
-const med = (js: Json[], k: string) => (js.length && js.every((j) => typeof j[k] === 'number') ? median(js.map((j) => j[k] as number)) : null);
+const f = (v: number | null | undefined, d = 0) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d);
+const med = (js: Json[], k: string) =>
+  js.length && js.every((j) => typeof j[k] === 'number') ? median(js.map((j) => j[k] as number)) : null;
 const pct = (g: number | null, lim: number) => (g === null ? '-' : `${((100 * g) / lim).toFixed(0)}%`);
 const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
 const versionOf = (j: Json | undefined) => (typeof j?.version === 'string' ? j.version : '?');
@@ -369,25 +547,44 @@ for (const r of rows) {
   const lim = (r.v.precision ?? r.c.precision) === 'bf16' ? limit.bf16 : limit.fp32;
   const gcol = go === null ? '-' : `${f(go)} / ${f(gt)}`;
   const lcol = go === null ? '-' : `${pct(go, lim)} / ${pct(gt, lim)}`;
-  lines.push(`| ${r.c.label}${once} | ${r.v.label} | ${f(mo, 1)} | ${f(mt, 1)} | **${f(median(r.ratios), 3)}x** | ${gcol} | ${lcol} | ${f(ro)} / ${f(rt)} | ${ro && rt ? f(ro / rt, 2) + 'x' : '-'} |`);
+  lines.push(
+    `| ${r.c.label}${once} | ${r.v.label} | ${f(mo, 1)} | ${f(mt, 1)} | **${f(median(r.ratios), 3)}x** | ${gcol} | ${lcol} | ${f(ro)} / ${f(rt)} | ${ro && rt ? f(ro / rt, 2) + 'x' : '-'} |`,
+  );
   if (r.c.kind === 'models' && gflop[0] && gflop[1] && Math.abs(gflop[0] / gflop[1] - 1) > 1e-6) {
-    notes.push(`${r.c.name}: the two sides count different FLOPs (${f(gflop[0], 2)} vs ${f(gflop[1], 2)} GFLOP): not the same network`);
+    notes.push(
+      `${r.c.name}: the two sides count different FLOPs (${f(gflop[0], 2)} vs ${f(gflop[1], 2)} GFLOP): not the same network`,
+    );
   }
 }
 lines.push('');
-if (rows.some((r) => r.c.kind === 'train' && r.ours.length)) lines.push('(train: GFLOP/s from 3 x the forward conv FLOPs with the aux head, batch 2.)', '');
+if (rows.some((r) => r.c.kind === 'train' && r.ours.length))
+  lines.push('(train: GFLOP/s from 3 x the forward conv FLOPs with the aux head, batch 2.)', '');
 
 const trains = rows.filter((r) => r.c.kind === 'train' && r.ours.length);
 if (trains.length) {
   lines.push('Training step split (medians, ms): forward (incl. loss) / backward / optimizer step.', '');
-  lines.push('| run | step | forward | backward | optimizer | first loss | peak RSS MiB |', '|---|---|---|---|---|---|---|');
+  lines.push(
+    '| run | step | forward | backward | optimizer | first loss | peak RSS MiB |',
+    '|---|---|---|---|---|---|---|',
+  );
   const seen = new Set<Json>();
   for (const r of trains) {
-    const pairs: [string, Json[]][] = [[`ours: ${[...r.c.argv.slice(6), ...r.v.argv].join(' ') || 'fp32 NCHW'}${r.v.jemalloc ? ', jemalloc' : ''}`, r.ours]];
-    if (!seen.has(r.theirs[0])) pairs.push([`PyTorch: ${r.c.argv.slice(6).join(' ') || 'fp32 NCHW'}${r.c.theirsJemalloc ? ', jemalloc' : ''}`, r.theirs]);
+    const pairs: [string, Json[]][] = [
+      [
+        `ours: ${[...r.c.argv.slice(6), ...r.v.argv].join(' ') || 'fp32 NCHW'}${r.v.jemalloc ? ', jemalloc' : ''}`,
+        r.ours,
+      ],
+    ];
+    if (!seen.has(r.theirs[0]))
+      pairs.push([
+        `PyTorch: ${r.c.argv.slice(6).join(' ') || 'fp32 NCHW'}${r.c.theirsJemalloc ? ', jemalloc' : ''}`,
+        r.theirs,
+      ]);
     r.theirs.forEach((j) => seen.add(j));
     for (const [side, js] of pairs) {
-      lines.push(`| ${side} | ${f(med(js, 'median_ms'))} | ${f(med(js, 'fwd_ms'))} | ${f(med(js, 'bwd_ms'))} | ${f(med(js, 'step_ms'))} | ${f(med(js, 'first_loss'), 3)} | ${f(med(js, 'peak_rss_mib'))} |`);
+      lines.push(
+        `| ${side} | ${f(med(js, 'median_ms'))} | ${f(med(js, 'fwd_ms'))} | ${f(med(js, 'bwd_ms'))} | ${f(med(js, 'step_ms'))} | ${f(med(js, 'first_loss'), 3)} | ${f(med(js, 'peak_rss_mib'))} |`,
+      );
     }
   }
   lines.push('');
@@ -411,7 +608,9 @@ for (const p of rows.filter((r) => r.c.kind === 'predict' && r.ours.length)) {
 
 // mmseg's table format for the mmseg configs: Mem (GB) = our peak RSS, Inf time (fps) = 1000 / ms
 // at 512x1024 (scaled with --size), batch 1, on this CPU; ours on its default (fast) path.
-const mm = [...byName.values()].filter((rs) => rs[0].c.name.startsWith('mmseg') && rs[0].c.name.endsWith('512x1024') && rs[0].ours.length);
+const mm = [...byName.values()].filter(
+  (rs) => rs[0].c.name.startsWith('mmseg') && rs[0].c.name.endsWith('512x1024') && rs[0].ours.length,
+);
 if (mm.length) {
   lines.push(
     `mmseg configs in the seeds' format, on this CPU: Mem (GB) = peak RSS of the inference process (GiB), Inf time (fps) = 1000 / median ms for one ${sz(512, 1024)} image, ` +
@@ -427,12 +626,16 @@ if (mm.length) {
     const method = rs[0].c.name.includes('plus') ? 'DeepLabV3+' : 'DeepLabV3';
     const fps = (r: Row, side: 'ours' | 'theirs') => f(1000 / med(r[side], 'median_ms')!, 2);
     const gb = (r: Row, side: 'ours' | 'theirs') => f(med(r[side], 'peak_rss_mib')! / 1024, 2);
-    lines.push(`| ${method} | R-50-D8 | ${sz(512, 1024)} | - | ${gb(fastRow, 'ours')} (${gb(plain, 'ours')}) | ${fps(fastRow, 'ours')} (${fps(plain, 'ours')}) | ${gb(plain, 'theirs')} | ${fps(plain, 'theirs')} |`);
+    lines.push(
+      `| ${method} | R-50-D8 | ${sz(512, 1024)} | - | ${gb(fastRow, 'ours')} (${gb(plain, 'ours')}) | ${fps(fastRow, 'ours')} (${fps(plain, 'ours')}) | ${gb(plain, 'theirs')} | ${fps(plain, 'theirs')} |`,
+    );
   }
   lines.push('');
 }
 if (notes.length) lines.push('Notes:', '', ...notes.map((n) => `- ${n}`), '');
-lines.push(`Total time ${elapsed()} (estimated ${(etaS / 60).toFixed(0)} min). Raw JSON lines: ${relative(root, jsonl).startsWith('..') ? jsonl : relative(root, jsonl)}.`);
+lines.push(
+  `Total time ${elapsed()} (estimated ${(etaS / 60).toFixed(0)} min). Raw JSON lines: ${relative(root, jsonl).startsWith('..') ? jsonl : relative(root, jsonl)}.`,
+);
 
 writeFileSync(out, lines.join('\n') + '\n');
 console.log(`\n${lines.join('\n')}\n\nwritten to ${out}`);

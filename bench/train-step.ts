@@ -15,8 +15,15 @@ import { countFlops } from '../src/models/flops.js';
 import { benchArgs, benchSize } from './args.js';
 
 const opt = benchArgs({
-  '--model': 'deeplabv3_resnet50', '--size': '512', '--batch': '2', '--warmup': '1', '--iters': '2',
-  '--threads': '2', '--layout': 'nchw', '--precision': 'fp32', '--seed': '0',
+  '--model': 'deeplabv3_resnet50',
+  '--size': '512',
+  '--batch': '2',
+  '--warmup': '1',
+  '--iters': '2',
+  '--threads': '2',
+  '--layout': 'nchw',
+  '--precision': 'fp32',
+  '--seed': '0',
 });
 const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
@@ -35,7 +42,9 @@ if (layout === 'cl') model.to({ memoryFormat: 'channels_last' });
 const sgd = new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
 let x = torch.randn([batch, 3, h, w]);
 if (layout === 'cl') x = x.contiguous('channels_last');
-const labels = torch.scope(() => torch.where(torch.rand([batch, h, w]).lt(0.05), 255, torch.randint(0, preset.numClasses, [batch, h, w])));
+const labels = torch.scope(() =>
+  torch.where(torch.rand([batch, h, w]).lt(0.05), 255, torch.randint(0, preset.numClasses, [batch, h, w])),
+);
 const lossCfg = { avgNonIgnore: true, auxWeight: 0.4, ignoreIndex: 255 };
 
 const steps: number[] = [];
@@ -50,7 +59,9 @@ for (let i = 0; i < warmup + iters; i++) {
     const forward = () => {
       const out = model.forward(x);
       // .float(): the loss in fp32 under autocast, as the trainer computes it
-      return segmentationLoss(out.out.float(), labels, lossCfg).add(segmentationLoss(out.aux!.float(), labels, lossCfg).mul(0.4));
+      return segmentationLoss(out.out.float(), labels, lossCfg).add(
+        segmentationLoss(out.aux!.float(), labels, lossCfg).mul(0.4),
+      );
     };
     // Its own scope: only the loss leaves it, so the forward's intermediates that autograd did not
     // save are freed before backward, and autograd frees the saved ones as it goes (as in PyTorch).
@@ -75,10 +86,28 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-console.log(JSON.stringify({
-  side: 'deeplab', bench: 'train', model: opt['--model'], size: [h, w], batch, layout, precision, warmup, runs: steps.length,
-  median_ms: median(steps), min_ms: Math.min(...steps), max_ms: Math.max(...steps),
-  fwd_ms: median(fwd), bwd_ms: median(bwd), step_ms: median(upd),
-  gflop_step_est: gflopStep, first_loss: losses[0], last_loss: losses[losses.length - 1],
-  peak_rss_mib: process.resourceUsage().maxRSS / 1024,   threads: torch.getNumThreads(), version: torch.buildInfo().torchVersion,
-}));
+console.log(
+  JSON.stringify({
+    side: 'deeplab',
+    bench: 'train',
+    model: opt['--model'],
+    size: [h, w],
+    batch,
+    layout,
+    precision,
+    warmup,
+    runs: steps.length,
+    median_ms: median(steps),
+    min_ms: Math.min(...steps),
+    max_ms: Math.max(...steps),
+    fwd_ms: median(fwd),
+    bwd_ms: median(bwd),
+    step_ms: median(upd),
+    gflop_step_est: gflopStep,
+    first_loss: losses[0],
+    last_loss: losses[losses.length - 1],
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    threads: torch.getNumThreads(),
+    version: torch.buildInfo().torchVersion,
+  }),
+);

@@ -20,8 +20,12 @@ function debian() {
 
 function official(dir) {
   const lib = path.join(dir, 'lib');
-  if (!fs.existsSync(path.join(lib, fs.existsSync(path.join(lib, 'libtorch.so')) ? 'libtorch.so' : 'libtorch_cpu.so'))) {
-    throw new Error(`LIBTORCH=${dir} has no lib/libtorch.so; point it at an unpacked LibTorch or at a torch package folder`);
+  if (
+    !fs.existsSync(path.join(lib, fs.existsSync(path.join(lib, 'libtorch.so')) ? 'libtorch.so' : 'libtorch_cpu.so'))
+  ) {
+    throw new Error(
+      `LIBTORCH=${dir} has no lib/libtorch.so; point it at an unpacked LibTorch or at a torch package folder`,
+    );
   }
   // The C++ ABI flag must match the one LibTorch was built with, or std::string symbols will not link.
   let abi = '1';
@@ -33,7 +37,8 @@ function official(dir) {
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
   // CUDA kernels register themselves from static initialisers: link them even though no symbol is used.
   for (const extra of ['torch_cuda', 'c10_cuda']) {
-    if (fs.existsSync(path.join(lib, `lib${extra}.so`))) libs.push(`-Wl,--no-as-needed`, `-l${extra}`, '-Wl,--as-needed');
+    if (fs.existsSync(path.join(lib, `lib${extra}.so`)))
+      libs.push(`-Wl,--no-as-needed`, `-l${extra}`, '-Wl,--as-needed');
   }
   return {
     include: [path.join(dir, 'include'), path.join(dir, 'include/torch/csrc/api/include')],

@@ -8,7 +8,13 @@ import { findPreset } from './models/zoo.js';
 import { Segmenter } from './inference/segmenter.js';
 import { paletteFor, type Palette, type PaletteName } from './data/palettes.js';
 
-export { Segmenter, type SegmentOptions, type Segmentation, type LegendEntry, type ImageInput } from './inference/segmenter.js';
+export {
+  Segmenter,
+  type SegmentOptions,
+  type Segmentation,
+  type LegendEntry,
+  type ImageInput,
+} from './inference/segmenter.js';
 
 export interface LoadOptions {
   /** a .pth (torch.save) or .safetensors checkpoint in the preset's own key layout */
@@ -48,7 +54,10 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     precision: o.precision,
     strictFinite: o.strictFinite,
   });
-  const palette = paletteFor(o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined), model.numClasses);
+  const palette = paletteFor(
+    o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined),
+    model.numClasses,
+  );
   return new Segmenter(preset, model, palette, weights, settings);
 }
 

@@ -6,7 +6,10 @@ import { readMask } from '../../src/data/masks.js';
 import { readImage } from '../../src/data/image.js';
 import { loadConfig } from '../../src/config/load.js';
 
-export interface Request { id: number; path: string }
+export interface Request {
+  id: number;
+  path: string;
+}
 export type Reply =
   | { id: number; ok: true; leaked: number }
   | { id: number; ok: false; name: string; message: string; leaked: number }
@@ -26,10 +29,17 @@ async function run(path: string): Promise<void> {
       for (const t of m.values()) t.dispose();
       return;
     }
-    case 'mask': await readMask(path); return;
-    case 'image': await readImage(path); return;
-    case 'config': loadConfig(path); return;
-    default: throw new Error(`unknown target ${target}`);
+    case 'mask':
+      await readMask(path);
+      return;
+    case 'image':
+      await readImage(path);
+      return;
+    case 'config':
+      loadConfig(path);
+      return;
+    default:
+      throw new Error(`unknown target ${target}`);
   }
 }
 

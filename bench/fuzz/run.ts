@@ -19,26 +19,73 @@ import { GENERIC, type Mutator } from './mutate.js';
 import { ROOT, TARGETS, type Seed, type Target } from './targets.js';
 import type { Reply, Request } from './child.js';
 
-interface Options { target: string; iters: number; seconds: number; seed: number; timeout: number; memMiB: number; out: string; json?: string; seeds?: string }
+interface Options {
+  target: string;
+  iters: number;
+  seconds: number;
+  seed: number;
+  timeout: number;
+  memMiB: number;
+  out: string;
+  json?: string;
+  seeds?: string;
+}
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { target: 'all', iters: 1000, seconds: Infinity, seed: 1, timeout: 10_000, memMiB: 2048, out: join(ROOT, 'bench/fuzz/findings') };
+  const o: Options = {
+    target: 'all',
+    iters: 1000,
+    seconds: Infinity,
+    seed: 1,
+    timeout: 10_000,
+    memMiB: 2048,
+    out: join(ROOT, 'bench/fuzz/findings'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
-      case '--target': o.target = v; i++; break;
-      case '--iters': o.iters = Number(v); i++; break;
-      case '--seconds': o.seconds = Number(v); i++; break;
-      case '--seed': o.seed = Number(v); i++; break;
-      case '--timeout': o.timeout = Number(v); i++; break;
-      case '--mem': o.memMiB = Number(v); i++; break;
-      case '--out': o.out = v; i++; break;
-      case '--json': o.json = v; i++; break;
-      case '--seeds': o.seeds = v; i++; break;
-      default: throw new Error(`unknown option ${argv[i]} (see the header of bench/fuzz/run.ts)`);
+      case '--target':
+        o.target = v;
+        i++;
+        break;
+      case '--iters':
+        o.iters = Number(v);
+        i++;
+        break;
+      case '--seconds':
+        o.seconds = Number(v);
+        i++;
+        break;
+      case '--seed':
+        o.seed = Number(v);
+        i++;
+        break;
+      case '--timeout':
+        o.timeout = Number(v);
+        i++;
+        break;
+      case '--mem':
+        o.memMiB = Number(v);
+        i++;
+        break;
+      case '--out':
+        o.out = v;
+        i++;
+        break;
+      case '--json':
+        o.json = v;
+        i++;
+        break;
+      case '--seeds':
+        o.seeds = v;
+        i++;
+        break;
+      default:
+        throw new Error(`unknown option ${argv[i]} (see the header of bench/fuzz/run.ts)`);
     }
   }
-  if (o.target !== 'all' && !TARGETS[o.target]) throw new Error(`--target: one of ${Object.keys(TARGETS).join(', ')}, all`);
+  if (o.target !== 'all' && !TARGETS[o.target])
+    throw new Error(`--target: one of ${Object.keys(TARGETS).join(', ')}, all`);
   return o;
 }
 
@@ -54,14 +101,27 @@ function procStatus(pid: number): { rss: number; hwm: number } | undefined {
 
 /** Resets the peak (VmHWM) to the current resident size, so each input's peak is its own. */
 function resetPeak(pid: number): void {
-  try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* older kernels: the peak then spans inputs */ }
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    /* older kernels: the peak then spans inputs */
+  }
 }
 
 /** Error messages with the input path, numbers and byte offsets taken out, so alike errors group. */
 export function normalise(msg: string, path: string): string {
   // Multi-line messages (a config error lists its problems below the first line) keep them all.
-  return msg.split(path).join('<input>').split('\n').map((l) => l.trim()).filter(Boolean).join(' / ')
-    .replace(/0x[0-9a-f]+/gi, 'N').replace(/-?\d+(\.\d+)?(e[+-]?\d+)?/gi, 'N').replace(/"[^"]{0,80}"/g, '"…"').slice(0, 240);
+  return msg
+    .split(path)
+    .join('<input>')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' / ')
+    .replace(/0x[0-9a-f]+/gi, 'N')
+    .replace(/-?\d+(\.\d+)?(e[+-]?\d+)?/gi, 'N')
+    .replace(/"[^"]{0,80}"/g, '"…"')
+    .slice(0, 240);
 }
 
 type Outcome =
@@ -70,10 +130,21 @@ type Outcome =
   | { kind: 'hang' | 'memory'; message: string };
 
 interface Report {
-  target: string; inputs: number; seconds: number; seed: number;
-  ok: number; errors: number; distinctErrors: number; unexpectedErrors: Record<string, number>;
-  crashes: number; hangs: number; overMemory: number; leaks: number;
-  peakRssMiB: number; childPeakBaselineMiB: number; errorMessages: Record<string, number>;
+  target: string;
+  inputs: number;
+  seconds: number;
+  seed: number;
+  ok: number;
+  errors: number;
+  distinctErrors: number;
+  unexpectedErrors: Record<string, number>;
+  crashes: number;
+  hangs: number;
+  overMemory: number;
+  leaks: number;
+  peakRssMiB: number;
+  childPeakBaselineMiB: number;
+  errorMessages: Record<string, number>;
 }
 
 class Child {
@@ -86,19 +157,38 @@ class Child {
   async start(): Promise<void> {
     const script = fileURLToPath(new URL('./child.js', import.meta.url));
     // One intra-op thread: inputs are small, and the machine is shared.
-    this.proc = fork(script, [this.target], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, DEEPLAB_THREADS: '1' } });
+    this.proc = fork(script, [this.target], {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { ...process.env, DEEPLAB_THREADS: '1' },
+    });
     this.proc.stderr!.resume();
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('fuzz child did not start within 60 s')), 60_000);
-      this.proc.once('message', () => { clearTimeout(t); resolve(); });
-      this.proc.once('exit', (code, sig) => { clearTimeout(t); reject(new Error(`fuzz child exited at start (${code ?? sig})`)); });
+      this.proc.once('message', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.proc.once('exit', (code, sig) => {
+        clearTimeout(t);
+        reject(new Error(`fuzz child exited at start (${code ?? sig})`));
+      });
     });
     this.baselineKiB = procStatus(this.proc.pid!)?.rss ?? 0;
-    this.proc.on('message', (m: Reply) => { const p = this.pending; this.pending = undefined; p?.(m); });
-    this.proc.on('exit', (code, sig) => { const p = this.pending; this.pending = undefined; p?.({ exit: sig ? `signal ${sig}` : `exit code ${code}` }); });
+    this.proc.on('message', (m: Reply) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.(m);
+    });
+    this.proc.on('exit', (code, sig) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.({ exit: sig ? `signal ${sig}` : `exit code ${code}` });
+    });
   }
 
-  kill(): void { this.proc.kill('SIGKILL'); }
+  kill(): void {
+    this.proc.kill('SIGKILL');
+  }
 
   /** Runs one input; resolves with the outcome and its peak resident memory (KiB). */
   run(req: Request, timeoutMs: number, memKiB: number): Promise<{ outcome: Outcome; peakKiB: number; dead: boolean }> {
@@ -116,18 +206,27 @@ class Child {
         if (dead && this.proc.exitCode === null && this.proc.signalCode === null) this.kill();
         resolve({ outcome, peakKiB: peak, dead });
       };
-      const timer = setTimeout(() => finish({ kind: 'hang', message: `no answer within ${timeoutMs} ms` }, true), timeoutMs);
+      const timer = setTimeout(
+        () => finish({ kind: 'hang', message: `no answer within ${timeoutMs} ms` }, true),
+        timeoutMs,
+      );
       const poll = setInterval(() => {
         const s = procStatus(pid);
         if (!s) return;
         peak = Math.max(peak, s.hwm, s.rss);
-        if (s.rss > memKiB) finish({ kind: 'memory', message: `resident memory reached ${(s.rss / 1024).toFixed(0)} MiB` }, true);
+        if (s.rss > memKiB)
+          finish({ kind: 'memory', message: `resident memory reached ${(s.rss / 1024).toFixed(0)} MiB` }, true);
       }, 5);
       this.pending = (m) => {
         if ('exit' in m) return finish({ kind: 'crash', message: m.exit }, true);
         if ('uncaught' in m) return finish({ kind: 'crash', message: `uncaught ${m.name}: ${m.message}` }, true);
-        if (m.ok) return finish(m.leaked ? { kind: 'leak', message: `${m.leaked} tensors left alive` } : { kind: 'ok' }, false);
-        if (m.leaked) return finish({ kind: 'leak', message: `${m.leaked} tensors left alive after ${m.name}: ${m.message}` }, false);
+        if (m.ok)
+          return finish(m.leaked ? { kind: 'leak', message: `${m.leaked} tensors left alive` } : { kind: 'ok' }, false);
+        if (m.leaked)
+          return finish(
+            { kind: 'leak', message: `${m.leaked} tensors left alive after ${m.name}: ${m.message}` },
+            false,
+          );
         return finish({ kind: 'error', message: `${m.name}: ${m.message}` }, false);
       };
       this.proc.send(req);
@@ -139,7 +238,9 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
   const rng = new Rng(o.seed);
   const seeds = await target.seeds();
   if (o.seeds) {
-    for (const f of readdirSync(o.seeds).filter((f) => !f.endsWith('.json')).sort()) {
+    for (const f of readdirSync(o.seeds)
+      .filter((f) => !f.endsWith('.json'))
+      .sort()) {
       seeds.push({ name: f, bytes: new Uint8Array(readFileSync(join(o.seeds, f))) });
     }
   }
@@ -166,7 +267,11 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
         for (let n = 1 + rng.int(4); n > 0; n--) {
           const mutate = rng.pick(muts);
           // A structure-aware mutator may meet a structure an earlier mutation broke: flip bits then.
-          try { bytes = mutate(bytes, rng, corpus); } catch { bytes = GENERIC[0](bytes, rng, corpus); }
+          try {
+            bytes = mutate(bytes, rng, corpus);
+          } catch {
+            bytes = GENERIC[0](bytes, rng, corpus);
+          }
         }
       }
       const path = join(work, `input${target.ext(seed)}`);
@@ -178,11 +283,31 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
         const hash = createHash('sha1').update(bytes).digest('hex').slice(0, 12);
         const file = join(findings, `${kind}-${hash}${target.ext(seed)}`);
         writeFileSync(file, bytes);
-        writeFileSync(`${file}.json`, JSON.stringify({ target: target.name, seed: seed.name, iteration: i, runSeed: o.seed, kind, message: outcome.message, peakMiB: Math.round(p / 1024) }, null, 2));
+        writeFileSync(
+          `${file}.json`,
+          JSON.stringify(
+            {
+              target: target.name,
+              seed: seed.name,
+              iteration: i,
+              runSeed: o.seed,
+              kind,
+              message: outcome.message,
+              peakMiB: Math.round(p / 1024),
+            },
+            null,
+            2,
+          ),
+        );
       };
       switch (outcome.kind) {
-        case 'ok': counts.ok++; break;
-        case 'leak': counts.leaks++; save('leak'); break;
+        case 'ok':
+          counts.ok++;
+          break;
+        case 'leak':
+          counts.leaks++;
+          save('leak');
+          break;
         case 'error': {
           counts.errors++;
           const msg = outcome.message!;
@@ -195,9 +320,18 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
           }
           break;
         }
-        case 'crash': counts.crashes++; save('crash'); break;
-        case 'hang': counts.hangs++; save('hang'); break;
-        case 'memory': counts.overMemory++; save('memory'); break;
+        case 'crash':
+          counts.crashes++;
+          save('crash');
+          break;
+        case 'hang':
+          counts.hangs++;
+          save('hang');
+          break;
+        case 'memory':
+          counts.overMemory++;
+          save('memory');
+          break;
       }
       if (dead) {
         child = new Child(target.name);
@@ -209,24 +343,42 @@ async function fuzz(target: Target, o: Options): Promise<Report> {
     rmSync(work, { recursive: true, force: true });
   }
   return {
-    target: target.name, inputs: i, seconds: Math.round((Date.now() - started) / 1000), seed: o.seed,
-    ok: counts.ok, errors: counts.errors, distinctErrors: Object.keys(errorMessages).length, unexpectedErrors: unexpected,
-    crashes: counts.crashes, hangs: counts.hangs, overMemory: counts.overMemory, leaks: counts.leaks,
-    peakRssMiB: Math.round(peakKiB / 1024), childPeakBaselineMiB: Math.round(baseline / 1024), errorMessages,
+    target: target.name,
+    inputs: i,
+    seconds: Math.round((Date.now() - started) / 1000),
+    seed: o.seed,
+    ok: counts.ok,
+    errors: counts.errors,
+    distinctErrors: Object.keys(errorMessages).length,
+    unexpectedErrors: unexpected,
+    crashes: counts.crashes,
+    hangs: counts.hangs,
+    overMemory: counts.overMemory,
+    leaks: counts.leaks,
+    peakRssMiB: Math.round(peakKiB / 1024),
+    childPeakBaselineMiB: Math.round(baseline / 1024),
+    errorMessages,
   };
 }
 
 function print(r: Report): void {
   console.log(`\n== ${r.target}: ${r.inputs} inputs in ${r.seconds} s (seed ${r.seed})`);
-  console.log(`   accepted ${r.ok}, refused ${r.errors} (${r.distinctErrors} distinct messages), crashes ${r.crashes}, hangs ${r.hangs}, over memory ${r.overMemory}, leaks ${r.leaks}`);
-  console.log(`   peak resident memory of one input: ${r.peakRssMiB} MiB (the idle child: ${r.childPeakBaselineMiB} MiB)`);
+  console.log(
+    `   accepted ${r.ok}, refused ${r.errors} (${r.distinctErrors} distinct messages), crashes ${r.crashes}, hangs ${r.hangs}, over memory ${r.overMemory}, leaks ${r.leaks}`,
+  );
+  console.log(
+    `   peak resident memory of one input: ${r.peakRssMiB} MiB (the idle child: ${r.childPeakBaselineMiB} MiB)`,
+  );
   const un = Object.entries(r.unexpectedErrors);
   if (un.length) {
     console.log('   errors of an unexpected class:');
     for (const [m, n] of un) console.log(`     ${n}x ${m}`);
   }
   console.log('   most frequent messages:');
-  for (const [m, n] of Object.entries(r.errorMessages).sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`     ${n}x ${m}`);
+  for (const [m, n] of Object.entries(r.errorMessages)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12))
+    console.log(`     ${n}x ${m}`);
 }
 
 const o = parseArgs(process.argv.slice(2));
@@ -237,5 +389,7 @@ for (const name of o.target === 'all' ? Object.keys(TARGETS) : [o.target]) {
   reports.push(r);
 }
 if (o.json) writeFileSync(o.json, JSON.stringify(reports, null, 2));
-const bad = reports.some((r) => r.crashes || r.hangs || r.overMemory || r.leaks || Object.keys(r.unexpectedErrors).length);
+const bad = reports.some(
+  (r) => r.crashes || r.hangs || r.overMemory || r.leaks || Object.keys(r.unexpectedErrors).length,
+);
 process.exitCode = bad ? 1 : 0;

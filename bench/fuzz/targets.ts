@@ -11,7 +11,10 @@ import { stringify as yaml } from 'yaml';
 import * as M from './mutate.js';
 import type { Mutator } from './mutate.js';
 
-export interface Seed { name: string; bytes: Uint8Array }
+export interface Seed {
+  name: string;
+  bytes: Uint8Array;
+}
 
 export interface Target {
   name: string;
@@ -35,7 +38,10 @@ const CHECKPOINTS = join(ROOT, 'test/fixtures/checkpoints');
 const isZip = (b: Uint8Array) => b[0] === 0x50 && b[1] === 0x4b;
 
 function files(dir: string, pattern: RegExp): Seed[] {
-  return readdirSync(dir).filter((f) => pattern.test(f)).sort().map((f) => ({ name: f, bytes: new Uint8Array(readFileSync(join(dir, f))) }));
+  return readdirSync(dir)
+    .filter((f) => pattern.test(f))
+    .sort()
+    .map((f) => ({ name: f, bytes: new Uint8Array(readFileSync(join(dir, f))) }));
 }
 
 /** A gradient of labels, so decoders see every value in a small image. */
@@ -47,12 +53,19 @@ function labels(w: number, h: number, classes: number): Uint8Array {
 
 async function pngSeeds(): Promise<Seed[]> {
   const gray = labels(16, 12, 21);
-  const palette: [number, number, number][] = Array.from({ length: 21 }, (_, i) => [i * 12, 255 - i * 12, (i * 40) % 256]);
+  const palette: [number, number, number][] = Array.from({ length: 21 }, (_, i) => [
+    i * 12,
+    255 - i * 12,
+    (i * 40) % 256,
+  ]);
   const rgb = new Uint8Array(16 * 12 * 3).map((_, i) => (i * 7) % 256);
   return [
     { name: 'gray8.png', bytes: encodePng({ width: 16, height: 12, data: gray, channels: 1, depth: 8 }) },
     { name: 'palette.png', bytes: encodePng({ width: 16, height: 12, data: gray, channels: 1, depth: 8, palette }) },
-    { name: 'gray16.png', bytes: encodePng({ width: 16, height: 12, data: Uint16Array.from(gray), channels: 1, depth: 16 }) },
+    {
+      name: 'gray16.png',
+      bytes: encodePng({ width: 16, height: 12, data: Uint16Array.from(gray), channels: 1, depth: 16 }),
+    },
     { name: 'rgb.png', bytes: encodePng({ width: 16, height: 12, data: rgb, channels: 3, depth: 8 }) },
   ];
 }
@@ -72,7 +85,9 @@ function configSeeds(): Seed[] {
   for (const f of ['demo', 'deeplabv3plus']) {
     const sub = join(dir, f);
     if (!existsSync(sub)) continue;
-    const json = readdirSync(sub).filter((x) => x.endsWith('.json')).sort()[0];
+    const json = readdirSync(sub)
+      .filter((x) => x.endsWith('.json'))
+      .sort()[0];
     if (!json) continue;
     const text = readFileSync(join(sub, json), 'utf8');
     out.push({ name: json, bytes: new TextEncoder().encode(text) });
@@ -99,9 +114,10 @@ export const TARGETS: Record<string, Target> = {
     name: 'pth',
     ext: () => '.pth',
     seeds: async () => files(CHECKPOINTS, /\.pth$/),
-    mutators: (s) => (isZip(s.bytes)
-      ? [M.zipField, M.zipField, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape]
-      : [M.pickleInt, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape]),
+    mutators: (s) =>
+      isZip(s.bytes)
+        ? [M.zipField, M.zipField, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape]
+        : [M.pickleInt, M.pickleInt, M.pickleOp, M.pickleShape, M.pickleShape, M.pickleShape],
     expectedErrors: ['CheckpointError'],
   },
   safetensors: {

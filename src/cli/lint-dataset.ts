@@ -11,7 +11,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function lintDatasetCommand(): Command {
   return new Command('lint-dataset')
-    .description('check every mask of the config\'s dataset: values, sizes, classes, reduceZeroLabel; exit 1 on errors')
+    .description("check every mask of the config's dataset: values, sizes, classes, reduceZeroLabel; exit 1 on errors")
     .argument('<config>', 'a JSON or YAML config')
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
     .action(async (file: string, o: { set: string[] }) => {
@@ -26,7 +26,9 @@ export function lintDatasetCommand(): Command {
         bar.stop();
         const total = [...r.rawHistogram.values()].reduce((a, b) => a + b, 0);
         const top = [...r.rawHistogram].sort((a, b) => b[1] - a[1]).slice(0, 12);
-        console.log(`${ds.name} ${ds.split}: ${r.masks} masks, raw values (share of pixels): ${top.map(([v, n]) => `${v} ${((100 * n) / total).toFixed(2)}%`).join(', ')}${r.rawHistogram.size > 12 ? `, ... (${r.rawHistogram.size} values)` : ''}`);
+        console.log(
+          `${ds.name} ${ds.split}: ${r.masks} masks, raw values (share of pixels): ${top.map(([v, n]) => `${v} ${((100 * n) / total).toFixed(2)}%`).join(', ')}${r.rawHistogram.size > 12 ? `, ... (${r.rawHistogram.size} values)` : ''}`,
+        );
         for (const f of r.findings) {
           console.log(`  ${f.level}: ${f.message}`);
           for (const x of f.files ?? []) console.log(`    ${x}`);

@@ -14,7 +14,14 @@ export function modelsCommand(): Command {
       const rows = PRESETS.map((p) => {
         const m = p.build({ aux: o.aux && p.aux });
         try {
-          return [p.name, p.source, `${p.numClasses} (${p.dataset})`, `OS${p.outputStride}`, (m.numParameters() / 1e6).toFixed(2) + 'M', (countFlops(m, h, w) / 1e9).toFixed(1)];
+          return [
+            p.name,
+            p.source,
+            `${p.numClasses} (${p.dataset})`,
+            `OS${p.outputStride}`,
+            (m.numParameters() / 1e6).toFixed(2) + 'M',
+            (countFlops(m, h, w) / 1e9).toFixed(1),
+          ];
         } finally {
           m.dispose();
         }

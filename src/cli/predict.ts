@@ -64,24 +64,54 @@ export function predictCommand(): Command {
     .description('segment images: writes NAME_labels.png (class indices), NAME_color.png and NAME_overlay.jpg')
     .argument('<images...>', 'JPEG, PNG, WebP (or TIFF, GIF) files')
     .requiredOption('-m, --model <preset>', 'model preset (see `deeplab models`)')
-    .option('-w, --weights <file>', '.pth or .safetensors checkpoint in the preset\'s key layout')
-    .option('--num-classes <n>', 'classes (default: the preset\'s); a checkpoint with another count gets a fresh head', parseIntOption)
-    .option('--os <stride>', 'output stride 8 or 16 (default: the preset\'s)', parseOutputStride)
+    .option('-w, --weights <file>', ".pth or .safetensors checkpoint in the preset's key layout")
+    .option(
+      '--num-classes <n>',
+      "classes (default: the preset's); a checkpoint with another count gets a fresh head",
+      parseIntOption,
+    )
+    .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
     .option('-o, --out <dir>', 'output folder', 'out')
-    .addOption(new Option('--palette <name>', 'colours and class names').choices(['voc', 'cityscapes', 'ade20k']).conflicts('classes'))
-    .option('--classes <meta>', 'colours and class names from a custom dataset\'s meta file (YAML or JSON: classes, palette)')
+    .addOption(
+      new Option('--palette <name>', 'colours and class names')
+        .choices(['voc', 'cityscapes', 'ade20k'])
+        .conflicts('classes'),
+    )
+    .option(
+      '--classes <meta>',
+      "colours and class names from a custom dataset's meta file (YAML or JSON: classes, palette)",
+    )
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
-    .addOption(new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)').choices(['fp32', 'bf16']).default('fp32'))
+    .addOption(
+      new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)')
+        .choices(['fp32', 'bf16'])
+        .default('fp32'),
+    )
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .option('--strict-finite', 'refuse weights holding NaN/Inf or negative BatchNorm variances (default: warn)')
     .action(async (images: string[], o: PredictOptions) => {
       const palette = o.classes ? classesPalette(o.classes) : o.palette;
-      const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses ?? (typeof palette === 'object' ? palette.classes.length : undefined), outputStride: o.os, palette, precision: o.precision, fast: o.fast, strictFinite: o.strictFinite });
+      const seg = await load(o.model, {
+        weights: o.weights,
+        numClasses: o.numClasses ?? (typeof palette === 'object' ? palette.classes.length : undefined),
+        outputStride: o.os,
+        palette,
+        precision: o.precision,
+        fast: o.fast,
+        strictFinite: o.strictFinite,
+      });
       if (seg.weights) {
-        const extra = seg.weights.freshHead.length ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}` : '';
-        const aux = seg.weights.skippedAux.length ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference` : '';
+        const extra = seg.weights.freshHead.length
+          ? `; fresh classifier for ${seg.numClasses} classes: ${seg.weights.freshHead.join(', ')}`
+          : '';
+        const aux = seg.weights.skippedAux.length
+          ? `; ${seg.weights.skippedAux.length} auxiliary-head tensors not needed for inference`
+          : '';
         console.log(`loaded ${seg.weights.loaded} tensors from ${seg.weights.file}${extra}${aux}`);
-        for (const w of seg.weights.suspicious) console.error(`warning: ${seg.weights.file}: ${w}; predictions will be wrong (--strict-finite refuses such weights)`);
+        for (const w of seg.weights.suspicious)
+          console.error(
+            `warning: ${seg.weights.file}: ${w}; predictions will be wrong (--strict-finite refuses such weights)`,
+          );
       } else {
         console.log(`no --weights given: ${o.model} has random weights, so its predictions are noise`);
       }
@@ -110,9 +140,20 @@ export function predictCommand(): Command {
           writeRgb(`${stem}_color.png`, color, r.width, r.height),
           writeRgb(`${stem}_overlay.jpg`, overlay(decoded, color), r.width, r.height),
         ]);
-        if (o.saveLogits) writeNpy(logitsPath(o.saveLogits, stems[i], images.length > 1), r.logits!, [1, r.numClasses, r.height, r.width]);
-        const top = r.legend.slice(0, 4).map((l) => `${l.name} ${((100 * l.pixels) / (r.width * r.height)).toFixed(1)}%`).join(', ');
-        console.log(`${file}: ${r.width}x${r.height} in ${ms.toFixed(0)} ms -> ${stem}_{labels,color,overlay}  [${top}]`);
+        if (o.saveLogits)
+          writeNpy(logitsPath(o.saveLogits, stems[i], images.length > 1), r.logits!, [
+            1,
+            r.numClasses,
+            r.height,
+            r.width,
+          ]);
+        const top = r.legend
+          .slice(0, 4)
+          .map((l) => `${l.name} ${((100 * l.pixels) / (r.width * r.height)).toFixed(1)}%`)
+          .join(', ');
+        console.log(
+          `${file}: ${r.width}x${r.height} in ${ms.toFixed(0)} ms -> ${stem}_{labels,color,overlay}  [${top}]`,
+        );
       }
       seg.dispose();
       if (failed) {

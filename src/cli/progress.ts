@@ -10,7 +10,11 @@ export const terminal: RunOutput = { log: (line) => console.log(line), progress 
 export function progress(label: string, total: number, fieldsFormat = ''): Progress {
   if (process.stdout.isTTY) {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} |{bar}| {value}/{total} {percentage}% ETA {eta_formatted} {rate} it/s ${fieldsFormat}`, hideCursor: true, etaBuffer: 20 },
+      {
+        format: `${label} |{bar}| {value}/{total} {percentage}% ETA {eta_formatted} {rate} it/s ${fieldsFormat}`,
+        hideCursor: true,
+        etaBuffer: 20,
+      },
       cliProgress.Presets.shades_classic,
     );
     const t0 = performance.now();
@@ -50,7 +54,9 @@ export function progress(label: string, total: number, fieldsFormat = ''): Progr
       const rate = done / Math.max(secs, 1e-9);
       const eta = rate > 0 ? (total - done) / rate : 0;
       const extra = fieldsFormat.replace(/\{(\w+)\}/g, (_, k: string) => fields[k] ?? '');
-      console.log(`${label} ${done}/${total} ${((100 * done) / total).toFixed(0)}% ETA ${eta.toFixed(0)}s ${rate.toFixed(2)} it/s ${extra}`);
+      console.log(
+        `${label} ${done}/${total} ${((100 * done) / total).toFixed(0)}% ETA ${eta.toFixed(0)}s ${rate.toFixed(2)} it/s ${extra}`,
+      );
     },
     stop: () => {},
     log: (line) => console.log(line),

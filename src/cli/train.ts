@@ -11,7 +11,7 @@ export function trainCommand(): Command {
     .description('train a model from a config (see configs/)')
     .argument('<config>', 'a JSON or YAML config')
     .option('--set <key=value>', 'override a config key (repeatable), e.g. train.iters=2000', collect, [])
-    .option('--resume [checkpoint]', 'resume from the work dir\'s last checkpoint, or this one')
+    .option('--resume [checkpoint]', "resume from the work dir's last checkpoint, or this one")
     .option('--no-eval', 'skip the periodic evaluation')
     .action(async (file: string, o: { set: string[]; resume?: boolean | string; eval: boolean }) => {
       await runTraining(loadConfig(file, o.set), terminal, { resume: o.resume, evaluate: o.eval });

@@ -6,7 +6,10 @@ import type { z } from 'zod';
 import { Config } from './schema.js';
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: string[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
     super(`${file}: invalid config\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
@@ -14,7 +17,10 @@ export class ConfigError extends Error {
 
 /** model.decode_head.dilations[2] */
 function pathText(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '');
+  return path.reduce<string>(
+    (s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
+    '',
+  );
 }
 
 export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
@@ -37,12 +43,18 @@ export function applyOverride(obj: Record<string, unknown>, assignment: string):
   } catch {
     value = raw;
   }
-  const parts = key.split('.').flatMap((p) => p.split(/\[(\d+)\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x)));
+  const parts = key.split('.').flatMap((p) =>
+    p
+      .split(/\[(\d+)\]/)
+      .filter(Boolean)
+      .map((x) => (/^\d+$/.test(x) ? Number(x) : x)),
+  );
   let cur: Record<string | number, unknown> = obj;
   for (let i = 0; i < parts.length - 1; i++) {
     const next = cur[parts[i]];
     if (next === undefined) cur[parts[i]] = typeof parts[i + 1] === 'number' ? [] : {};
-    else if (typeof next !== 'object' || next === null) throw new Error(`--set ${key}: "${parts.slice(0, i + 1).join('.')}" is not an object`);
+    else if (typeof next !== 'object' || next === null)
+      throw new Error(`--set ${key}: "${parts.slice(0, i + 1).join('.')}" is not an object`);
     cur = cur[parts[i]] as Record<string | number, unknown>;
   }
   cur[parts[parts.length - 1]] = value;
@@ -62,10 +74,12 @@ export function parseConfig(raw: unknown, file = '<config>'): Config {
 export const MAX_CONFIG_NESTING = 64;
 
 function nestingDepth(text: string): number {
-  let depth = 0, max = 0;
+  let depth = 0,
+    max = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 91 || c === 123) max = Math.max(max, ++depth); // [ {
+    if (c === 91 || c === 123)
+      max = Math.max(max, ++depth); // [ {
     else if (c === 93 || c === 125) depth = Math.max(0, depth - 1); // ] }
   }
   return max;
@@ -75,7 +89,10 @@ export function loadConfig(file: string, overrides: readonly string[] = []): Con
   if (!existsSync(file)) throw new ConfigError(file, ['no such file']);
   const text = readFileSync(file, 'utf8');
   const depth = nestingDepth(text);
-  if (depth > MAX_CONFIG_NESTING) throw new ConfigError(file, [`nested ${depth} levels deep; a config nests at most a few (limit ${MAX_CONFIG_NESTING})`]);
+  if (depth > MAX_CONFIG_NESTING)
+    throw new ConfigError(file, [
+      `nested ${depth} levels deep; a config nests at most a few (limit ${MAX_CONFIG_NESTING})`,
+    ]);
   let raw: unknown;
   try {
     raw = /\.ya?ml$/.test(file) ? parseYaml(text) : JSON.parse(text);

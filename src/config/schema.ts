@@ -29,7 +29,17 @@ export const ModelConfig = z
 
 export const DatasetConfig = z
   .object({
-    type: z.enum(['voc', 'voc-aug', 'cityscapes', 'ade20k', 'pascal-context', 'pascal-context-59', 'coco-stuff164k', 'coco-stuff10k', 'custom']),
+    type: z.enum([
+      'voc',
+      'voc-aug',
+      'cityscapes',
+      'ade20k',
+      'pascal-context',
+      'pascal-context-59',
+      'coco-stuff164k',
+      'coco-stuff10k',
+      'custom',
+    ]),
     /** the dataset's root folder, in its official layout */
     root: z.string(),
     trainSplit: z.string().default('train'),
@@ -60,8 +70,23 @@ export const TestPipelineConfig = z
   .strict();
 
 export const OptimizerConfig = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('sgd'), lr: z.number().positive(), momentum: z.number().min(0).default(0.9), weightDecay: z.number().min(0).default(5e-4), nesterov: z.boolean().default(false) }).strict(),
-  z.object({ type: z.literal('adamw'), lr: z.number().positive(), weightDecay: z.number().min(0).default(0.01), betas: z.tuple([z.number(), z.number()]).default([0.9, 0.999]) }).strict(),
+  z
+    .object({
+      type: z.literal('sgd'),
+      lr: z.number().positive(),
+      momentum: z.number().min(0).default(0.9),
+      weightDecay: z.number().min(0).default(5e-4),
+      nesterov: z.boolean().default(false),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('adamw'),
+      lr: z.number().positive(),
+      weightDecay: z.number().min(0).default(0.01),
+      betas: z.tuple([z.number(), z.number()]).default([0.9, 0.999]),
+    })
+    .strict(),
 ]);
 
 export const ScheduleConfig = z
@@ -85,7 +110,10 @@ export const LossConfig = z
     auxWeight: z.number().min(0).default(0.4),
     ignoreIndex: z.number().int().default(255),
     /** mmseg's OHEMPixelSampler: keep at least minKept hardest pixels (thresh on GT-class prob, optional) */
-    ohem: z.object({ thresh: z.number().min(0).max(1).optional(), minKept: z.number().int().positive() }).strict().optional(),
+    ohem: z
+      .object({ thresh: z.number().min(0).max(1).optional(), minKept: z.number().int().positive() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -124,7 +152,10 @@ export const EvalConfig = z
     crop: Pair.optional(),
     stride: Pair.optional(),
     /** test-time augmentation for --aug-test: scales relative to the image, and flips */
-    tta: z.object({ scales: z.array(z.number().positive()).min(1), flip: z.boolean() }).strict().default({ scales: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], flip: true }),
+    tta: z
+      .object({ scales: z.array(z.number().positive()).min(1), flip: z.boolean() })
+      .strict()
+      .default({ scales: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], flip: true }),
     /** whose formula: mmseg (nanmean over present classes), torchvision (plain mean), tf, v2 */
     metric: z.enum(['mmseg', 'torchvision', 'tf', 'v2']).default('mmseg'),
   })
@@ -135,11 +166,18 @@ export const Config = z
     /** the config's name (mmseg's file stem) */
     name: z.string(),
     /** the seed-table row this config reproduces, for the README and reports */
-    reference: z.object({ table: z.string(), mIoU: z.number().nullable(), mIoUmsFlip: z.number().nullable() }).strict().optional(),
+    reference: z
+      .object({ table: z.string(), mIoU: z.number().nullable(), mIoUmsFlip: z.number().nullable() })
+      .strict()
+      .optional(),
     model: ModelConfig,
     data: z.object({ dataset: DatasetConfig, train: TrainPipelineConfig, test: TestPipelineConfig }).strict(),
     train: TrainConfig,
-    evaluation: EvalConfig.default({ mode: 'whole', tta: { scales: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], flip: true }, metric: 'mmseg' }),
+    evaluation: EvalConfig.default({
+      mode: 'whole',
+      tta: { scales: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], flip: true },
+      metric: 'mmseg',
+    }),
     /** where checkpoints, logs and reports go */
     workDir: z.string(),
   })

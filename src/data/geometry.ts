@@ -35,7 +35,8 @@ export function sizeToFit(w: number, h: number, scale: readonly [number, number]
 
 /** mmcv's rescale_size with a number: both sides times `factor`, rounded as int(x * f + 0.5). */
 export function sizeScaledBy(w: number, h: number, factor: number): Size {
-  if (!(factor > 0) || !Number.isFinite(factor)) throw new RangeError(`invalid resize factor ${factor} for a ${w}x${h} image`);
+  if (!(factor > 0) || !Number.isFinite(factor))
+    throw new RangeError(`invalid resize factor ${factor} for a ${w}x${h} image`);
   // mmcv would hand OpenCV a 0 side for extreme aspect ratios; one pixel keeps the sample usable.
   return [Math.max(1, Math.trunc(w * factor + 0.5)), Math.max(1, Math.trunc(h * factor + 0.5))];
 }
@@ -53,7 +54,11 @@ export function sizeForScaleFactor(w: number, h: number, ratio: number): Size {
 }
 
 /** mmcv RandomResize._random_sample_ratio: the target scale (int(W r), int(H r)), r = uniform in [lo, hi). */
-export function randomRatioScale(scale: readonly [number, number], ratioRange: readonly [number, number], uniform: number): Size {
+export function randomRatioScale(
+  scale: readonly [number, number],
+  ratioRange: readonly [number, number],
+  uniform: number,
+): Size {
   const [lo, hi] = ratioRange;
   const r = uniform * (hi - lo) + lo;
   return [Math.trunc(scale[0] * r), Math.trunc(scale[1] * r)];
@@ -82,7 +87,12 @@ function rint(x: number): number {
  */
 export function bilinearTaps(src: number, dst: number, clampWeights: boolean): BilinearTaps {
   const scale = 1 / (dst / src); // cv2: scale_x = 1. / inv_scale_x
-  const t: BilinearTaps = { i0: new Int32Array(dst), i1: new Int32Array(dst), w0: new Int32Array(dst), w1: new Int32Array(dst) };
+  const t: BilinearTaps = {
+    i0: new Int32Array(dst),
+    i1: new Int32Array(dst),
+    w0: new Int32Array(dst),
+    w1: new Int32Array(dst),
+  };
   for (let d = 0; d < dst; d++) {
     let f = Math.fround((d + 0.5) * scale - 0.5);
     let s = Math.floor(f);
@@ -106,7 +116,8 @@ export function nearestIndex(src: number, dst: number): Int32Array {
 }
 
 function checkSize(w: number, h: number): void {
-  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) throw new RangeError(`resize: expected a positive integer size but received ${w}x${h}`);
+  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0))
+    throw new RangeError(`resize: expected a positive integer size but received ${w}x${h}`);
 }
 
 /**
@@ -114,7 +125,12 @@ function checkSize(w: number, h: number): void {
  * of the resized image (the whole image by default): the training pipeline interpolates only its
  * crop window, which gives the same bytes as resizing everything and then cropping.
  */
-export function resizeBilinear(img: RgbImage, nw: number, nh: number, box: Box = { y1: 0, y2: nh, x1: 0, x2: nw }): RgbImage {
+export function resizeBilinear(
+  img: RgbImage,
+  nw: number,
+  nh: number,
+  box: Box = { y1: 0, y2: nh, x1: 0, x2: nw },
+): RgbImage {
   checkSize(nw, nh);
   const ow = box.x2 - box.x1;
   const oh = box.y2 - box.y1;
@@ -123,7 +139,8 @@ export function resizeBilinear(img: RgbImage, nw: number, nh: number, box: Box =
   const stride = img.width * 3;
   if (nw === img.width && nh === img.height) {
     // cv2 copies when the size does not change.
-    for (let j = 0; j < oh; j++) out.set(src.subarray((box.y1 + j) * stride + box.x1 * 3, (box.y1 + j) * stride + box.x2 * 3), j * ow * 3);
+    for (let j = 0; j < oh; j++)
+      out.set(src.subarray((box.y1 + j) * stride + box.x1 * 3, (box.y1 + j) * stride + box.x2 * 3), j * ow * 3);
     return { width: ow, height: oh, data: out };
   }
   const xt = bilinearTaps(img.width, nw, true);
@@ -165,7 +182,14 @@ export function resizeBilinear(img: RgbImage, nw: number, nh: number, box: Box =
 }
 
 /** Labels inside `box` of a w x h label map resized (nearest) to nw x nh; the whole map by default. */
-export function resizeNearest(label: Uint8Array, w: number, h: number, nw: number, nh: number, box: Box = { y1: 0, y2: nh, x1: 0, x2: nw }): Uint8Array {
+export function resizeNearest(
+  label: Uint8Array,
+  w: number,
+  h: number,
+  nw: number,
+  nh: number,
+  box: Box = { y1: 0, y2: nh, x1: 0, x2: nw },
+): Uint8Array {
   return gatherNearest(label, w, nearestIndex(w, nw), nearestIndex(h, nh), box);
 }
 

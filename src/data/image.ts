@@ -12,7 +12,10 @@ export interface RgbImage {
 }
 
 export class ImageError extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
     this.name = 'ImageError';
   }
@@ -26,8 +29,12 @@ export interface RawPixels {
   channels: 3 | 4;
 }
 
-export async function readImage(input: string | Buffer, name = typeof input === 'string' ? input : '<buffer>'): Promise<RgbImage> {
-  if (typeof input === 'string' && statSync(input, { throwIfNoEntry: false })?.isDirectory()) throw new ImageError(name, 'is a folder, not an image');
+export async function readImage(
+  input: string | Buffer,
+  name = typeof input === 'string' ? input : '<buffer>',
+): Promise<RgbImage> {
+  if (typeof input === 'string' && statSync(input, { throwIfNoEntry: false })?.isDirectory())
+    throw new ImageError(name, 'is a folder, not an image');
   try {
     const { data, info } = await sharp(input, { failOn: 'error' })
       .rotate() // EXIF orientation: predictions line up with what viewers show
@@ -36,7 +43,11 @@ export async function readImage(input: string | Buffer, name = typeof input === 
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   } catch (e) {
     const msg = (e as Error).message;
     if (/ENOENT|no such file|input file is missing/i.test(msg)) throw new ImageError(name, 'no such file');
@@ -49,9 +60,12 @@ export async function readImage(input: string | Buffer, name = typeof input === 
 export function fromRawPixels(p: RawPixels): RgbImage {
   const n = p.width * p.height;
   if (p.data.length !== n * p.channels) {
-    throw new RangeError(`raw pixels: ${p.width}x${p.height}x${p.channels} needs ${n * p.channels} bytes, got ${p.data.length}`);
+    throw new RangeError(
+      `raw pixels: ${p.width}x${p.height}x${p.channels} needs ${n * p.channels} bytes, got ${p.data.length}`,
+    );
   }
-  if (p.channels === 3) return { width: p.width, height: p.height, data: new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.length) };
+  if (p.channels === 3)
+    return { width: p.width, height: p.height, data: new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.length) };
   const rgb = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
     rgb[i * 3] = p.data[i * 4];
@@ -62,7 +76,12 @@ export function fromRawPixels(p: RawPixels): RgbImage {
 }
 
 /** A label map as a single-channel PNG of class indices (16-bit when there are > 256 classes). */
-export async function writeLabelPng(file: string, labels: Uint8Array | Uint16Array, width: number, height: number): Promise<void> {
+export async function writeLabelPng(
+  file: string,
+  labels: Uint8Array | Uint16Array,
+  width: number,
+  height: number,
+): Promise<void> {
   if (labels instanceof Uint16Array) {
     // sharp takes the sample depth of raw input from the typed array's type (ushort here).
     await sharp(labels, { raw: { width, height, channels: 1 } })

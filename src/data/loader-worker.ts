@@ -14,7 +14,11 @@ import type { Sample } from './datasets/types.js';
 
 /** A sample that cannot be used: a corrupt image, a missing or bad mask, sizes that differ, labels out of range. */
 export class BadSampleError extends Error {
-  constructor(readonly file: string, readonly kind: 'image' | 'mask' | 'size' | 'labels', message: string) {
+  constructor(
+    readonly file: string,
+    readonly kind: 'image' | 'mask' | 'size' | 'labels',
+    message: string,
+  ) {
     super(message);
     this.name = 'BadSampleError';
   }
@@ -79,7 +83,13 @@ export async function readSample(sample: Sample, ctx: LoaderContext): Promise<{ 
     );
   }
   try {
-    const label = applyLabelLookup(m.data, lookupFor(ctx), { numClasses: ctx.numClasses, reduceZeroLabel: ctx.reduceZeroLabel, labelMap: ctx.labelMap, ignoreIndex: ctx.ignoreIndex, file: sample.mask });
+    const label = applyLabelLookup(m.data, lookupFor(ctx), {
+      numClasses: ctx.numClasses,
+      reduceZeroLabel: ctx.reduceZeroLabel,
+      labelMap: ctx.labelMap,
+      ignoreIndex: ctx.ignoreIndex,
+      file: sample.mask,
+    });
     return { image, label };
   } catch (e) {
     if (e instanceof LabelError) throw new BadSampleError(sample.mask, 'labels', e.message);
@@ -92,15 +102,34 @@ export async function runTask(task: SampleTask, ctx: LoaderContext): Promise<Sam
   try {
     const { image, label } = await readSample(task.sample, ctx);
     if (task.kind === 'eval') {
-      return { id: task.id, ok: true, name: task.sample.name, image, resized: testResize(image, ctx.test?.scale ?? null), label };
+      return {
+        id: task.id,
+        ok: true,
+        name: task.sample.name,
+        image,
+        resized: testResize(image, ctx.test?.scale ?? null),
+        label,
+      };
     }
     if (!ctx.train) throw new Error('train task without a train pipeline');
-    const out = trainTransform({ image, label }, ctx.train, sampleRng(ctx.seed, task.epoch, task.index), ctx.ignoreIndex);
+    const out = trainTransform(
+      { image, label },
+      ctx.train,
+      sampleRng(ctx.seed, task.epoch, task.index),
+      ctx.ignoreIndex,
+    );
     return { id: task.id, ok: true, name: task.sample.name, image: out.image, label: out.label };
   } catch (e) {
-    if (e instanceof BadSampleError) return { id: task.id, ok: false, bad: true, file: e.file, kind: e.kind, message: e.message };
+    if (e instanceof BadSampleError)
+      return { id: task.id, ok: false, bad: true, file: e.file, kind: e.kind, message: e.message };
     const err = e as Error;
-    return { id: task.id, ok: false, bad: false, message: `${task.sample.image}: ${err?.message ?? String(e)}`, stack: err?.stack };
+    return {
+      id: task.id,
+      ok: false,
+      bad: false,
+      message: `${task.sample.image}: ${err?.message ?? String(e)}`,
+      stack: err?.stack,
+    };
   }
 }
 
@@ -110,7 +139,13 @@ export function transferables(r: SampleResult): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
   for (const a of [r.image.data, r.resized?.data, r.label]) {
     if (!a) continue;
-    if (a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !out.includes(a.buffer)) out.push(a.buffer);
+    if (
+      a.buffer instanceof ArrayBuffer &&
+      a.byteOffset === 0 &&
+      a.byteLength === a.buffer.byteLength &&
+      !out.includes(a.buffer)
+    )
+      out.push(a.buffer);
   }
   return out;
 }

@@ -62,7 +62,10 @@ interface Executor {
 class InlineExecutor implements Executor {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
-  constructor(private readonly ctx: LoaderContext, private readonly limit = 2) {}
+  constructor(
+    private readonly ctx: LoaderContext,
+    private readonly limit = 2,
+  ) {}
 
   run(task: SampleTask): Promise<SampleResult> {
     return new Promise((resolve, reject) => {
@@ -102,9 +105,15 @@ class WorkerExecutor implements Executor {
   private closing = false;
   private keepAlive: NodeJS.Timeout | null = null;
 
-  constructor(count: number, ctx: LoaderContext, private readonly perWorker = 2) {
+  constructor(
+    count: number,
+    ctx: LoaderContext,
+    private readonly perWorker = 2,
+  ) {
     for (let i = 0; i < count; i++) {
-      const w = new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: { deeplabLoader: true, ctx } });
+      const w = new Worker(new URL('./loader-worker.js', import.meta.url), {
+        workerData: { deeplabLoader: true, ctx },
+      });
       const slot = { w, pending: new Map<number, Pending>() };
       w.on('message', (r: SampleResult) => {
         slot.pending.get(r.id)?.resolve(r);
@@ -178,10 +187,17 @@ class WorkerExecutor implements Executor {
 }
 
 function makeExecutor(workers: number, ctx: LoaderContext, ahead = 2 * workers): Executor {
-  return workers > 0 ? new WorkerExecutor(workers, ctx, Math.max(2, Math.ceil(ahead / workers))) : new InlineExecutor(ctx);
+  return workers > 0
+    ? new WorkerExecutor(workers, ctx, Math.max(2, Math.ceil(ahead / workers)))
+    : new InlineExecutor(ctx);
 }
 
-function contextFor(dataset: Dataset, numClasses: number, seed: number, extra: Pick<LoaderContext, 'train' | 'test'>): LoaderContext {
+function contextFor(
+  dataset: Dataset,
+  numClasses: number,
+  seed: number,
+  extra: Pick<LoaderContext, 'train' | 'test'>,
+): LoaderContext {
   return {
     seed,
     numClasses,
@@ -213,14 +229,23 @@ export class DataLoader {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly dataset: Dataset, private readonly o: LoaderOptions) {
+  constructor(
+    private readonly dataset: Dataset,
+    private readonly o: LoaderOptions,
+  ) {
     this.n = dataset.samples.length;
     if (this.n === 0) throw new Error(`data loader: split ${dataset.split} of ${dataset.name} has no samples`);
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`data loader: batchSize must be a positive integer, got ${o.batchSize}`);
-    if (!Number.isInteger(o.workers) || o.workers < 0) throw new RangeError(`data loader: workers must be >= 0, got ${o.workers}`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+      throw new RangeError(`data loader: batchSize must be a positive integer, got ${o.batchSize}`);
+    if (!Number.isInteger(o.workers) || o.workers < 0)
+      throw new RangeError(`data loader: workers must be >= 0, got ${o.workers}`);
     this.cursor = this.dispatched = this.committed = this.streamIndex(o.start ?? { epoch: 0, position: 0 });
     this.ahead = Math.max(1, o.prefetch ?? 2) * o.batchSize;
-    this.executor = makeExecutor(o.workers, contextFor(dataset, o.numClasses, o.seed, { train: o.pipeline }), this.ahead);
+    this.executor = makeExecutor(
+      o.workers,
+      contextFor(dataset, o.numClasses, o.seed, { train: o.pipeline }),
+      this.ahead,
+    );
     this.fill();
   }
 
@@ -254,8 +279,16 @@ export class DataLoader {
   }
 
   private streamIndex(at: LoaderPosition): number {
-    if (!Number.isInteger(at.epoch) || at.epoch < 0 || !Number.isInteger(at.position) || at.position < 0 || at.position > this.n) {
-      throw new RangeError(`data loader: invalid position epoch ${at.epoch}, position ${at.position} (the split has ${this.n} samples)`);
+    if (
+      !Number.isInteger(at.epoch) ||
+      at.epoch < 0 ||
+      !Number.isInteger(at.position) ||
+      at.position < 0 ||
+      at.position > this.n
+    ) {
+      throw new RangeError(
+        `data loader: invalid position epoch ${at.epoch}, position ${at.position} (the split has ${this.n} samples)`,
+      );
     }
     return at.epoch * this.n + at.position;
   }
@@ -306,7 +339,10 @@ export class DataLoader {
       const err = new BadSampleError(r.file, r.kind, r.message);
       if ((this.o.badSample ?? 'stop') === 'stop') throw err;
       this.o.onBadSample?.(r.file, err);
-      if (++skippedInARow >= this.n) throw new Error(`data loader: all ${this.n} samples of ${this.dataset.name} ${this.dataset.split} failed to load; the last: ${r.message}`);
+      if (++skippedInARow >= this.n)
+        throw new Error(
+          `data loader: all ${this.n} samples of ${this.dataset.name} ${this.dataset.split} failed to load; the last: ${r.message}`,
+        );
     }
     this.committed = this.cursor;
     this.fill();
@@ -337,7 +373,11 @@ export interface EvalOptions {
 }
 
 /** The split's samples in dataset order, each read while the previous one is being evaluated. */
-export async function* iterateEval(dataset: Dataset, test: TestPipelineConfig, o: EvalOptions = {}): AsyncGenerator<EvalSample> {
+export async function* iterateEval(
+  dataset: Dataset,
+  test: TestPipelineConfig,
+  o: EvalOptions = {},
+): AsyncGenerator<EvalSample> {
   const workers = o.workers ?? 1;
   const executor = makeExecutor(workers, contextFor(dataset, o.numClasses ?? dataset.classes.length, 0, { test }));
   const ahead = Math.max(1, workers);

@@ -15,14 +15,21 @@ export interface LabelMask {
 }
 
 export class MaskError extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
     this.name = 'MaskError';
   }
 }
 
 export class LabelError extends Error {
-  constructor(readonly file: string, readonly badValues: number[], message: string) {
+  constructor(
+    readonly file: string,
+    readonly badValues: number[],
+    message: string,
+  ) {
     super(`${file}: ${message}`);
     this.name = 'LabelError';
   }
@@ -35,7 +42,10 @@ export async function readMask(file: string): Promise<LabelMask> {
     buf = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new MaskError(file, code === 'ENOENT' ? 'no such file (the image has no mask)' : `cannot read mask (${(e as Error).message})`);
+    throw new MaskError(
+      file,
+      code === 'ENOENT' ? 'no such file (the image has no mask)' : `cannot read mask (${(e as Error).message})`,
+    );
   }
   if (hasPngSignature(buf)) return decodeMaskPng(buf, file);
   return decodeOtherMask(buf, file);
@@ -61,7 +71,10 @@ export function decodeMaskPng(buf: Uint8Array, file = '<buffer>'): LabelMask {
     let max = 0;
     for (let i = 0; i < src.length; i += channels) if (src[i] > max) max = src[i];
     if (max > 255) {
-      throw new MaskError(file, `16-bit mask with label values up to ${max}: only 8-bit labels (< 256) are supported; mmseg would wrap these modulo 256`);
+      throw new MaskError(
+        file,
+        `16-bit mask with label values up to ${max}: only 8-bit labels (< 256) are supported; mmseg would wrap these modulo 256`,
+      );
     }
   }
   return { width, height, data: firstChannel(src, n, channels, file) };
@@ -70,8 +83,14 @@ export function decodeMaskPng(buf: Uint8Array, file = '<buffer>'): LabelMask {
 /** Non-PNG masks (TIFF, BMP, ...) through libvips: no palette handling there, gray only. */
 async function decodeOtherMask(buf: Buffer, file: string): Promise<LabelMask> {
   try {
-    const { data, info } = await sharp(buf, { failOn: 'error' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, data: firstChannel(data, info.width * info.height, info.channels, file) };
+    const { data, info } = await sharp(buf, { failOn: 'error' })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    return {
+      width: info.width,
+      height: info.height,
+      data: firstChannel(data, info.width * info.height, info.channels, file),
+    };
   } catch (e) {
     if (e instanceof MaskError) throw e;
     throw new MaskError(file, `cannot decode mask (${(e as Error).message.split('\n')[0]})`);
@@ -212,8 +231,25 @@ export function labelHint(bad: number[], raw: number[], o: LabelOptions, ignore:
 /** Cityscapes label ids -> the 19 train ids (cityscapesScripts labels.py); everything else 255. */
 export const CITYSCAPES_ID_TO_TRAIN_ID: Readonly<Record<number, number>> = (() => {
   const pairs: [number, number][] = [
-    [7, 0], [8, 1], [11, 2], [12, 3], [13, 4], [17, 5], [19, 6], [20, 7], [21, 8], [22, 9],
-    [23, 10], [24, 11], [25, 12], [26, 13], [27, 14], [28, 15], [31, 16], [32, 17], [33, 18],
+    [7, 0],
+    [8, 1],
+    [11, 2],
+    [12, 3],
+    [13, 4],
+    [17, 5],
+    [19, 6],
+    [20, 7],
+    [21, 8],
+    [22, 9],
+    [23, 10],
+    [24, 11],
+    [25, 12],
+    [26, 13],
+    [27, 14],
+    [28, 15],
+    [31, 16],
+    [32, 17],
+    [33, 18],
   ];
   const table: Record<number, number> = {};
   for (let id = 0; id < 256; id++) table[id] = 255;

@@ -13,7 +13,11 @@ export function encodeNpy(data: Float32Array | Uint8Array | Int32Array, shape: r
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }
 
 /** Writes atomically: a killed process leaves the old file or none, never half of one. */

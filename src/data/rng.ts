@@ -26,7 +26,8 @@ export class Rng {
   constructor(...keys: number[]) {
     let h = 0x9e3779b9;
     for (const k of keys) {
-      if (!Number.isSafeInteger(k) || k < 0) throw new RangeError(`Rng key must be a non-negative safe integer, got ${k}`);
+      if (!Number.isSafeInteger(k) || k < 0)
+        throw new RangeError(`Rng key must be a non-negative safe integer, got ${k}`);
       const lo = k >>> 0;
       const hi = Math.floor(k / 2 ** 32) >>> 0;
       h = fmix32(h ^ lo) + 0x6a09e667;

@@ -9,7 +9,14 @@ import type { Batch } from './loader.js';
 type MemoryFormat = 'contiguous' | 'channels_last';
 
 /** N x H x W x 3 uint8 pixels -> N x 3 x H x W normalised float32 in `memoryFormat`. */
-export function pixelsToTensor(pixels: Uint8Array, n: number, height: number, width: number, norm: Normalization, memoryFormat: MemoryFormat = 'contiguous'): torch.Tensor {
+export function pixelsToTensor(
+  pixels: Uint8Array,
+  n: number,
+  height: number,
+  width: number,
+  norm: Normalization,
+  memoryFormat: MemoryFormat = 'contiguous',
+): torch.Tensor {
   return torch.scope(() => {
     const nhwc = torch.tensor(pixels, { dtype: 'uint8', shape: [n, height, width, 3] });
     let x = nhwc.permute(0, 3, 1, 2).float();
@@ -25,7 +32,11 @@ export function pixelsToTensor(pixels: Uint8Array, n: number, height: number, wi
  * One image as a 1 x 3 x H x W batch. 'channels_last' is the layout the inference fast path runs
  * in; the HWC pixels already are in that order, so it also saves the transposing copy.
  */
-export function toInputTensor(img: RgbImage, norm: Normalization, memoryFormat: MemoryFormat = 'contiguous'): torch.Tensor {
+export function toInputTensor(
+  img: RgbImage,
+  norm: Normalization,
+  memoryFormat: MemoryFormat = 'contiguous',
+): torch.Tensor {
   return pixelsToTensor(img.data, 1, img.height, img.width, norm, memoryFormat);
 }
 

@@ -9,7 +9,15 @@
 import type { TrainPipelineConfig } from '../config/schema.js';
 import type { RgbImage } from './image.js';
 import type { Rng } from './rng.js';
-import { gatherNearest, nearestIndex, randomRatioScale, resizeBilinear, sizeToFit, type Box, type Size } from './geometry.js';
+import {
+  gatherNearest,
+  nearestIndex,
+  randomRatioScale,
+  resizeBilinear,
+  sizeToFit,
+  type Box,
+  type Size,
+} from './geometry.js';
 
 export interface Labeled {
   image: RgbImage;
@@ -18,7 +26,11 @@ export interface Labeled {
 }
 
 /** mmcv RandomResize._random_sample_ratio with this pipeline's random stream. */
-export function sampleRandomScale(scale: readonly [number, number], ratioRange: readonly [number, number], rng: Rng): Size {
+export function sampleRandomScale(
+  scale: readonly [number, number],
+  ratioRange: readonly [number, number],
+  rng: Rng,
+): Size {
   return randomRatioScale(scale, ratioRange, rng.uniform());
 }
 
@@ -150,7 +162,7 @@ export function adjustSaturation(img: RgbImage, alpha: number): void {
 /** Hue: (H + delta) mod 180 on OpenCV's 0..179 hue scale. */
 export function shiftHue(img: RgbImage, delta: number): void {
   const hsv = rgbToHsv(img.data);
-  for (let i = 0; i < hsv.length; i += 3) hsv[i] = ((((hsv[i] + delta) % 180) + 180) % 180);
+  for (let i = 0; i < hsv.length; i += 3) hsv[i] = (((hsv[i] + delta) % 180) + 180) % 180;
   hsvToRgb(hsv, img.data);
 }
 

@@ -42,24 +42,48 @@ export interface EvaluateResult {
  * Predicted labels for one sample, 1 x H x W int64 at the original size: from the test-resized
  * image, or from the original's TTA views.
  */
-export function predictLabels(model: Segmentor, s: Pick<EvalSample, 'image' | 'resized'>, o: Omit<EvaluateOptions, 'numClasses' | 'ignoreIndex' | 'onProgress'>): torch.Tensor {
+export function predictLabels(
+  model: Segmentor,
+  s: Pick<EvalSample, 'image' | 'resized'>,
+  o: Omit<EvaluateOptions, 'numClasses' | 'ignoreIndex' | 'onProgress'>,
+): torch.Tensor {
   const image = s.image;
   const { mode, crop, stride, tta } = o.eval;
-  if (mode === 'slide' && (!crop || !stride)) throw new TypeError('evaluation mode "slide" needs eval.crop and eval.stride (h, w)');
+  if (mode === 'slide' && (!crop || !stride))
+    throw new TypeError('evaluation mode "slide" needs eval.crop and eval.stride (h, w)');
   return torch.scope(() =>
     torch.inferenceMode(() => {
       if (o.augTest) {
-        return inferAug(model, image, o.norm, { scales: tta.scales, flip: tta.flip, mode, crop, stride, alignCorners: o.alignCorners, settings: o.settings }).argmax(1);
+        return inferAug(model, image, o.norm, {
+          scales: tta.scales,
+          flip: tta.flip,
+          mode,
+          crop,
+          stride,
+          alignCorners: o.alignCorners,
+          settings: o.settings,
+        }).argmax(1);
       }
       const device = modelDevice(model);
       const x0 = toInputTensor(s.resized, o.norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
       const x = device === 'cpu' ? x0 : x0.to(device);
-      return inferView(model, x, { mode, crop, stride, alignCorners: o.alignCorners, size: [image.height, image.width], settings: o.settings }).argmax(1);
+      return inferView(model, x, {
+        mode,
+        crop,
+        stride,
+        alignCorners: o.alignCorners,
+        size: [image.height, image.width],
+        settings: o.settings,
+      }).argmax(1);
     }),
   );
 }
 
-export async function evaluate(model: Segmentor, samples: AsyncIterable<EvalSample>, o: EvaluateOptions): Promise<EvaluateResult> {
+export async function evaluate(
+  model: Segmentor,
+  samples: AsyncIterable<EvalSample>,
+  o: EvaluateOptions,
+): Promise<EvaluateResult> {
   const start = performance.now();
   const seconds = () => (performance.now() - start) / 1000;
   const confusion = new ConfusionMatrix(o.numClasses, o.ignoreIndex);
@@ -68,7 +92,9 @@ export async function evaluate(model: Segmentor, samples: AsyncIterable<EvalSamp
     for await (const s of samples) {
       const { width, height } = s.image;
       if (s.label.length !== width * height) {
-        throw new RangeError(`${s.name}: the label has ${s.label.length} pixels but the image is ${width}x${height} (${width * height}); labels must be at the original size`);
+        throw new RangeError(
+          `${s.name}: the label has ${s.label.length} pixels but the image is ${width}x${height} (${width * height}); labels must be at the original size`,
+        );
       }
       torch.scope(() => confusion.update(predictLabels(model, s, o), s.label));
       done++;

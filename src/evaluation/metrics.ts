@@ -37,8 +37,10 @@ export class ConfusionMatrix {
   #counts: torch.Tensor;
 
   constructor(numClasses: number, ignoreIndex = 255) {
-    if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`ConfusionMatrix: expected a positive integer numClasses but received ${numClasses}`);
-    if (!Number.isInteger(ignoreIndex)) throw new RangeError(`ConfusionMatrix: expected an integer ignoreIndex but received ${ignoreIndex}`);
+    if (!Number.isInteger(numClasses) || numClasses < 1)
+      throw new RangeError(`ConfusionMatrix: expected a positive integer numClasses but received ${numClasses}`);
+    if (!Number.isInteger(ignoreIndex))
+      throw new RangeError(`ConfusionMatrix: expected an integer ignoreIndex but received ${ignoreIndex}`);
     this.numClasses = numClasses;
     this.ignoreIndex = ignoreIndex;
     const n = numClasses + 1;
@@ -56,7 +58,9 @@ export class ConfusionMatrix {
         const p0 = asIndexTensor(pred, 'prediction');
         const g0 = asIndexTensor(gt, 'ground truth');
         if (p0.numel !== g0.numel) {
-          throw new RangeError(`ConfusionMatrix.update: prediction has shape [${p0.shape}] (${p0.numel} pixels) but ground truth has shape [${g0.shape}] (${g0.numel} pixels)`);
+          throw new RangeError(
+            `ConfusionMatrix.update: prediction has shape [${p0.shape}] (${p0.numel} pixels) but ground truth has shape [${g0.shape}] (${g0.numel} pixels)`,
+          );
         }
         // Count on the prediction's device (a GPU for big images); only the small result moves.
         const p = p0.flatten();
@@ -104,14 +108,22 @@ export class ConfusionMatrix {
 
   static fromJSON(j: ConfusionMatrixJSON): ConfusionMatrix {
     const format: unknown = (j as { format?: unknown } | null)?.format;
-    if (format !== FORMAT) throw new TypeError(`ConfusionMatrix.fromJSON: expected format "${FORMAT}" but received ${JSON.stringify(format)}`);
+    if (format !== FORMAT)
+      throw new TypeError(
+        `ConfusionMatrix.fromJSON: expected format "${FORMAT}" but received ${JSON.stringify(format)}`,
+      );
     const n = j.numClasses + 1;
     const flat = new BigInt64Array(n * n);
-    if (!Array.isArray(j.matrix) || j.matrix.length !== n) throw new RangeError(`ConfusionMatrix.fromJSON: expected ${n} rows (numClasses + 1) but received ${j.matrix?.length}`);
+    if (!Array.isArray(j.matrix) || j.matrix.length !== n)
+      throw new RangeError(
+        `ConfusionMatrix.fromJSON: expected ${n} rows (numClasses + 1) but received ${j.matrix?.length}`,
+      );
     j.matrix.forEach((row, r) => {
-      if (!Array.isArray(row) || row.length !== n) throw new RangeError(`ConfusionMatrix.fromJSON: row ${r} has ${row?.length} entries, expected ${n}`);
+      if (!Array.isArray(row) || row.length !== n)
+        throw new RangeError(`ConfusionMatrix.fromJSON: row ${r} has ${row?.length} entries, expected ${n}`);
       row.forEach((v, c) => {
-        if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`ConfusionMatrix.fromJSON: matrix[${r}][${c}] = ${v} is not a pixel count`);
+        if (!Number.isSafeInteger(v) || v < 0)
+          throw new RangeError(`ConfusionMatrix.fromJSON: matrix[${r}][${c}] = ${v} is not a pixel count`);
         flat[r * n + c] = BigInt(v);
       });
     });
@@ -131,10 +143,18 @@ export class ConfusionMatrix {
 
 function asIndexTensor(x: IndexInput, what: string): torch.Tensor {
   if (x instanceof torch.Tensor) {
-    if (torch.isFloating(x.dtype)) throw new TypeError(`ConfusionMatrix.update: expected an integer ${what} tensor but received ${x.dtype}`);
+    if (torch.isFloating(x.dtype))
+      throw new TypeError(`ConfusionMatrix.update: expected an integer ${what} tensor but received ${x.dtype}`);
     return x.long();
   }
-  if (x instanceof BigInt64Array || x instanceof Int32Array || x instanceof Uint8Array || x instanceof Int16Array || x instanceof Int8Array) return torch.tensor(x).long();
+  if (
+    x instanceof BigInt64Array ||
+    x instanceof Int32Array ||
+    x instanceof Uint8Array ||
+    x instanceof Int16Array ||
+    x instanceof Int8Array
+  )
+    return torch.tensor(x).long();
   // Uint16Array (labels of > 256 classes) and plain arrays have no LibTorch dtype of their own.
   return torch.tensor(Int32Array.from(x)).long();
 }
@@ -234,11 +254,25 @@ export function computeMetrics(cm: ConfusionMatrix, mode: MetricMode = 'mmseg', 
     fraction.iou.push(iou);
     fraction.acc.push(acc);
     fraction.dice.push(dice);
-    perClass.push({ iou: iou * 100, acc: acc * 100, dice: dice * 100, precision: precision * 100, recall: recall * 100, fscore: fscore * 100 });
+    perClass.push({
+      iou: iou * 100,
+      acc: acc * 100,
+      dice: dice * 100,
+      precision: precision * 100,
+      recall: recall * 100,
+      fscore: fscore * 100,
+    });
   }
   const totalI = I.reduce((a, b) => a + b, 0);
   const totalL = L.reduce((a, b) => a + b, 0);
-  const out: Metrics = { mode, aAcc: (totalI / totalL) * 100, mIoU: NaN, mAcc: NaN, perClass, nanReasons: nanReasons(I, P, L, mode) };
+  const out: Metrics = {
+    mode,
+    aAcc: (totalI / totalL) * 100,
+    mIoU: NaN,
+    mAcc: NaN,
+    perClass,
+    nanReasons: nanReasons(I, P, L, mode),
+  };
   switch (mode) {
     case 'mmseg':
       out.mIoU = nanmean(fraction.iou) * 100;

@@ -28,17 +28,27 @@ export interface EvalSummary {
 }
 
 /** Evaluates on the validation split with the config's test pipeline, metric and mode. */
-export async function evaluateOnSplit(model: Segmentor, cfg: Config, preset: Preset, ds: Dataset, o: EvalRunOptions = {}): Promise<EvaluateResult> {
+export async function evaluateOnSplit(
+  model: Segmentor,
+  cfg: Config,
+  preset: Preset,
+  ds: Dataset,
+  o: EvalRunOptions = {},
+): Promise<EvaluateResult> {
   const total = ds.samples.length;
   const augTest = o.augTest ?? false;
   // Test-time augmentation resizes the original image per scale; otherwise the workers apply the
   // test pipeline's resize while the model runs.
-  const samples = iterateEval(ds, { scale: augTest ? null : cfg.data.test.scale }, {
-    workers: Math.max(1, Math.min(cfg.train.workers, 2)),
-    numClasses: cfg.model.numClasses,
-    badSample: cfg.train.badSample,
-    onBadSample: o.onBadSample,
-  });
+  const samples = iterateEval(
+    ds,
+    { scale: augTest ? null : cfg.data.test.scale },
+    {
+      workers: Math.max(1, Math.min(cfg.train.workers, 2)),
+      numClasses: cfg.model.numClasses,
+      badSample: cfg.train.badSample,
+      onBadSample: o.onBadSample,
+    },
+  );
   return evaluate(model, samples, {
     norm: preset.normalization,
     numClasses: cfg.model.numClasses,
@@ -52,5 +62,10 @@ export async function evaluateOnSplit(model: Segmentor, cfg: Config, preset: Pre
 }
 
 export function summarize(r: EvaluateResult): EvalSummary {
-  return { mIoU: r.metrics.mIoU, aAcc: r.metrics.aAcc, mAcc: r.metrics.mAcc, perClassIoU: r.metrics.perClass.map((c) => c.iou) };
+  return {
+    mIoU: r.metrics.mIoU,
+    aAcc: r.metrics.aAcc,
+    mAcc: r.metrics.mAcc,
+    perClassIoU: r.metrics.perClass.map((c) => c.iou),
+  };
 }

@@ -30,7 +30,9 @@ function centre(text: string, width: number): string {
   const excess = width - text.length;
   const half = Math.floor(excess / 2);
   if (excess % 2 === 0) return ' '.repeat(half) + text + ' '.repeat(half);
-  return text.length % 2 ? ' '.repeat(half) + text + ' '.repeat(half + 1) : ' '.repeat(half + 1) + text + ' '.repeat(half);
+  return text.length % 2
+    ? ' '.repeat(half) + text + ' '.repeat(half + 1)
+    : ' '.repeat(half + 1) + text + ' '.repeat(half);
 }
 
 /** A PrettyTable (default style) of the given columns. */
@@ -43,7 +45,11 @@ export function prettyTable(header: readonly string[], rows: readonly (readonly 
 
 /** mmseg's per-class table: Class, IoU, Acc. */
 export function classTable(m: Metrics, classNames?: readonly string[]): string {
-  const rows = m.perClass.map((c, i) => [className(classNames, i), pythonFloat(round2(c.iou)), pythonFloat(round2(c.acc))]);
+  const rows = m.perClass.map((c, i) => [
+    className(classNames, i),
+    pythonFloat(round2(c.iou)),
+    pythonFloat(round2(c.acc)),
+  ]);
   return prettyTable(['Class', 'IoU', 'Acc'], rows);
 }
 
@@ -85,7 +91,11 @@ export function toReportJSON(m: Metrics, classNames?: readonly string[]): Report
     aAcc: jsonNumber(m.aAcc),
     mIoU: jsonNumber(m.mIoU),
     mAcc: jsonNumber(m.mAcc),
-    perClass: m.perClass.map((c, i) => ({ class: className(classNames, i), IoU: jsonNumber(c.iou), Acc: jsonNumber(c.acc) })),
+    perClass: m.perClass.map((c, i) => ({
+      class: className(classNames, i),
+      IoU: jsonNumber(c.iou),
+      Acc: jsonNumber(c.acc),
+    })),
     nanReasons: m.nanReasons.map(({ index, ...r }) => ({ class: className(classNames, index), ...r })),
   };
   if (m.mDice !== undefined) out.mDice = jsonNumber(m.mDice);

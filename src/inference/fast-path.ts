@@ -52,7 +52,8 @@ export interface Prepared {
  */
 export function prepareForInference(model: Segmentor, o: PrepareOptions = {}): Prepared {
   const precision = o.precision ?? 'fp32';
-  if (!PRECISIONS.includes(precision)) throw new RangeError(`Expected precision to be one of ${PRECISIONS.join(', ')} but received "${precision}"`);
+  if (!PRECISIONS.includes(precision))
+    throw new RangeError(`Expected precision to be one of ${PRECISIONS.join(', ')} but received "${precision}"`);
   model.eval();
   if (o.fast === false) return { settings: { precision, channelsLast: false }, fold: null };
   const fold = foldBatchNorm(model, { verify: o.verifyFold ?? true });
@@ -69,7 +70,10 @@ export function forwardLogits(model: Segmentor, x: torch.Tensor, s: InferenceSet
     torch.inferenceMode(() => {
       const input = s.channelsLast ? x.contiguous('channels_last') : x;
       const run = () => model.forward(input).out;
-      const out = s.precision === 'bf16' ? torch.autocast(input.device.startsWith('cuda') ? 'cuda' : 'cpu', 'bfloat16', run) : run();
+      const out =
+        s.precision === 'bf16'
+          ? torch.autocast(input.device.startsWith('cuda') ? 'cuda' : 'cpu', 'bfloat16', run)
+          : run();
       return out.to('float32').contiguous();
     }),
   );

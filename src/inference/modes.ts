@@ -34,11 +34,22 @@ export function inferWhole(model: Segmentor, x: torch.Tensor, settings: Inferenc
  * the whole (smaller) image, unpadded, exactly as mmseg ("the small patch will be used to decode
  * without padding").
  */
-export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride: Pair, numClasses: number, settings: InferenceSettings = PLAIN): torch.Tensor {
+export function inferSlide(
+  model: Segmentor,
+  x: torch.Tensor,
+  crop: Pair,
+  stride: Pair,
+  numClasses: number,
+  settings: InferenceSettings = PLAIN,
+): torch.Tensor {
   const [hCrop, wCrop] = crop;
   const [hStride, wStride] = stride;
-  for (const [name, v] of [['crop', crop], ['stride', stride]] as const) {
-    if (!v.every((d) => Number.isInteger(d) && d > 0)) throw new RangeError(`inferSlide: expected ${name} as two positive integers (h, w) but received [${v}]`);
+  for (const [name, v] of [
+    ['crop', crop],
+    ['stride', stride],
+  ] as const) {
+    if (!v.every((d) => Number.isInteger(d) && d > 0))
+      throw new RangeError(`inferSlide: expected ${name} as two positive integers (h, w) but received [${v}]`);
   }
   const [n, , H, W] = x.shape;
   const hGrids = Math.floor(Math.max(H - hCrop + hStride - 1, 0) / hStride) + 1;
@@ -56,7 +67,10 @@ export function inferSlide(model: Segmentor, x: torch.Tensor, crop: Pair, stride
           // One window's activations are freed before the next runs.
           torch.scope(() => {
             const logits = forwardLogits(model, x.slice(2, y1, y2).slice(3, x1, x2), settings);
-            if (logits.size(1) !== numClasses) throw new RangeError(`inferSlide: the model gives ${logits.size(1)} classes, expected numClasses = ${numClasses}`);
+            if (logits.size(1) !== numClasses)
+              throw new RangeError(
+                `inferSlide: the model gives ${logits.size(1)} classes, expected numClasses = ${numClasses}`,
+              );
             // Adding into the window's view equals mmseg's `preds += F.pad(window)`: the pad adds zeros.
             sum.slice(2, y1, y2).slice(3, x1, x2).add_(logits);
             count.slice(2, y1, y2).slice(3, x1, x2).add_(1);
@@ -83,7 +97,11 @@ export interface AugOptions {
 }
 
 /** Logits of one view, un-flipped and resized to (H, W): mmseg's inference + postprocess_result. */
-export function inferView(model: Segmentor, x: torch.Tensor, o: Omit<AugOptions, 'scales' | 'flip'> & { flip?: boolean; size: Pair }): torch.Tensor {
+export function inferView(
+  model: Segmentor,
+  x: torch.Tensor,
+  o: Omit<AugOptions, 'scales' | 'flip'> & { flip?: boolean; size: Pair },
+): torch.Tensor {
   return torch.scope(() =>
     torch.inferenceMode(() => {
       const input = o.flip ? x.flip(3) : x;
@@ -118,7 +136,11 @@ export function inferAug(model: Segmentor, img: RgbImage, norm: Normalization, o
       let views = 0;
       for (const r of o.scales) {
         const [width, height] = sizeForScaleFactor(img.width, img.height, r);
-        const x0 = toInputTensor(resizeBilinear(img, width, height), norm, o.settings?.channelsLast ? 'channels_last' : 'contiguous');
+        const x0 = toInputTensor(
+          resizeBilinear(img, width, height),
+          norm,
+          o.settings?.channelsLast ? 'channels_last' : 'contiguous',
+        );
         const x = device === 'cpu' ? x0 : x0.to(device);
         for (const flip of o.flip ? [false, true] : [false]) {
           // Scoped per view so each view's logits are freed once added.

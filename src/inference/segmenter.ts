@@ -65,7 +65,11 @@ export class Segmenter {
     const n = this.model.numClasses;
     const { labels, probs, logits } = torch.scope(() =>
       torch.inferenceMode(() => {
-        const x = toInputTensor(img, this.preset.normalization, this.settings.channelsLast ? 'channels_last' : 'contiguous');
+        const x = toInputTensor(
+          img,
+          this.preset.normalization,
+          this.settings.channelsLast ? 'channels_last' : 'contiguous',
+        );
         const out = forwardLogits(this.model, x, this.settings);
         const lab = out.argmax(1).to(n <= 256 ? 'uint8' : 'int32');
         const l = lab.data();

@@ -20,12 +20,19 @@ export interface WeightsReport {
 
 /** Lines naming the tensors whose values no trained network has, or none. */
 export function suspiciousValues(sd: ReadonlyMap<string, Tensor>): string[] {
-  const list = (keys: string[]) => (keys.length > 5 ? `${keys.slice(0, 5).join(', ')} and ${keys.length - 5} more` : keys.join(', '));
+  const list = (keys: string[]) =>
+    keys.length > 5 ? `${keys.slice(0, 5).join(', ')} and ${keys.length - 5} more` : keys.join(', ');
   const out: string[] = [];
   const bad = nonFiniteTensors(sd);
-  if (bad.length) out.push(`${bad.length} tensors hold NaN or Inf values (${bad.reduce((n, b) => n + b.nan, 0)} NaN, ${bad.reduce((n, b) => n + b.inf, 0)} Inf): ${list(bad.map((b) => b.key))}`);
+  if (bad.length)
+    out.push(
+      `${bad.length} tensors hold NaN or Inf values (${bad.reduce((n, b) => n + b.nan, 0)} NaN, ${bad.reduce((n, b) => n + b.inf, 0)} Inf): ${list(bad.map((b) => b.key))}`,
+    );
   const neg = negativeRunningVars(sd);
-  if (neg.length) out.push(`${neg.length} BatchNorm running_var tensors hold negative variances (min ${Math.min(...neg.map((n) => n.min))}): ${list(neg.map((n) => n.key))}`);
+  if (neg.length)
+    out.push(
+      `${neg.length} BatchNorm running_var tensors hold negative variances (min ${Math.min(...neg.map((n) => n.min))}): ${list(neg.map((n) => n.key))}`,
+    );
   return out;
 }
 
@@ -61,11 +68,16 @@ export function readWeights(file: string): Map<string, Tensor> {
  * differs (the checkpoint was trained for another class count) keep their initialisation;
  * every other difference is still an error.
  */
-export function loadWeights(model: nn.Module & { numClasses: number }, file: string, o: { freshHead?: boolean; strictFinite?: boolean } = {}): WeightsReport {
+export function loadWeights(
+  model: nn.Module & { numClasses: number },
+  file: string,
+  o: { freshHead?: boolean; strictFinite?: boolean } = {},
+): WeightsReport {
   const sd = readWeights(file);
   try {
     const suspicious = suspiciousValues(sd);
-    if (suspicious.length && o.strictFinite) throw new Error(`${file}: ${suspicious.join('; ')} (refused: --strict-finite)`);
+    if (suspicious.length && o.strictFinite)
+      throw new Error(`${file}: ${suspicious.join('; ')} (refused: --strict-finite)`);
     const r = model.loadStateDict(sd, { strict: false });
     // A model built without its auxiliary head (inference) ignores the checkpoint's aux keys.
     const modelKeys = model.stateDict();
@@ -76,15 +88,26 @@ export function loadWeights(model: nn.Module & { numClasses: number }, file: str
     const other = r.mismatched.filter((m) => !head.includes(m));
     const allowedHead = o.freshHead ? head : [];
     if (r.missing.length || r.unexpected.length || other.length || head.length > allowedHead.length) {
-      const result = { missing: r.missing, unexpected: r.unexpected, mismatched: r.mismatched.filter((m) => !allowedHead.includes(m)) };
+      const result = {
+        missing: r.missing,
+        unexpected: r.unexpected,
+        mismatched: r.mismatched.filter((m) => !allowedHead.includes(m)),
+      };
       let msg = nn.describeLoadErrors(result, file);
       if (head.length && !o.freshHead) {
-        msg += `\nThe checkpoint's classifier has ${head[0].got[0]} classes and the model ${model.numClasses}: ` +
+        msg +=
+          `\nThe checkpoint's classifier has ${head[0].got[0]} classes and the model ${model.numClasses}: ` +
           `pass --num-classes ${head[0].got[0]} to use it as it is, or keep --num-classes ${model.numClasses} with a fresh head (freshHead).`;
       }
       throw new nn.StateDictError(msg, result.missing, result.unexpected, result.mismatched);
     }
-    return { file, loaded: sd.size - allowedHead.length - skippedAux.length, freshHead: allowedHead.map((m) => m.key), skippedAux, suspicious };
+    return {
+      file,
+      loaded: sd.size - allowedHead.length - skippedAux.length,
+      freshHead: allowedHead.map((m) => m.key),
+      skippedAux,
+      suspicious,
+    };
   } finally {
     for (const t of sd.values()) t.dispose();
   }

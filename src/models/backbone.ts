@@ -31,8 +31,15 @@ export function featureAt(features: Features, i: number): Tensor {
 }
 
 /** Checks an output stride against the ones a model supports. */
-export function checkOutputStride(os: number, who: string, allowed: readonly number[] = OUTPUT_STRIDES): asserts os is OutputStride {
-  if (!allowed.includes(os)) throw new RangeError(`${who}: output stride must be ${allowed.join(', ').replace(/, (\d+)$/, ' or $1')} (got ${os})`);
+export function checkOutputStride(
+  os: number,
+  who: string,
+  allowed: readonly number[] = OUTPUT_STRIDES,
+): asserts os is OutputStride {
+  if (!allowed.includes(os))
+    throw new RangeError(
+      `${who}: output stride must be ${allowed.join(', ').replace(/, (\d+)$/, ' or $1')} (got ${os})`,
+    );
 }
 
 /**
@@ -41,12 +48,14 @@ export function checkOutputStride(os: number, who: string, allowed: readonly num
  */
 export function scaleRates(rates: readonly number[], from: OutputStride, to: OutputStride, who: string): number[] {
   const out = rates.map((r) => (r === 1 ? 1 : (r * from) / to));
-  if (out.some((r) => !Number.isInteger(r))) throw new RangeError(`${who}: atrous rates [${rates}] at output stride ${from} do not scale to stride ${to}`);
+  if (out.some((r) => !Number.isInteger(r)))
+    throw new RangeError(`${who}: atrous rates [${rates}] at output stride ${from} do not scale to stride ${to}`);
   return out;
 }
 
 /** Sets one rate per conv (padding follows: each keeps its map's size). */
 export function setRates(convs: readonly nn.Conv2d[], rates: readonly number[], who: string): void {
-  if (rates.length !== convs.length) throw new RangeError(`${who}: expected ${convs.length} atrous rates (got [${rates}])`);
+  if (rates.length !== convs.length)
+    throw new RangeError(`${who}: expected ${convs.length} atrous rates (got [${rates}])`);
   convs.forEach((c, i) => c.setAtrous(rates[i]));
 }

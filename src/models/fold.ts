@@ -54,8 +54,12 @@ interface Stats {
 const VERIFY_TOL = 1e-3;
 
 export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport {
-  if (model.training) throw new Error('foldBatchNorm: call model.eval() first (folding uses the running statistics, and a folded model is for inference only)');
-  if (torch.isInferenceMode()) throw new Error('foldBatchNorm: call it outside inferenceMode (the trace reads version counters)');
+  if (model.training)
+    throw new Error(
+      'foldBatchNorm: call model.eval() first (folding uses the running statistics, and a folded model is for inference only)',
+    );
+  if (torch.isInferenceMode())
+    throw new Error('foldBatchNorm: call it outside inferenceMode (the trace reads version counters)');
   const run = o.run ?? ((x: Tensor) => (model as unknown as { forward(x: Tensor): unknown }).forward(x));
   const names = new Map<nn.Module, string>();
   for (const [name, m] of model.namedModules()) if (!names.has(m)) names.set(m, name || '(root)');
@@ -100,51 +104,84 @@ export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport
         const reference = tensorsIn(
           withHooks(
             [
-              ...convs.map((conv): Hook => [conv, (orig) => (input) => {
-                const out = orig(input);
-                producedBy.set(out, { conv, version: out.version });
-                convCalls.set(conv, (convCalls.get(conv) ?? 0) + 1);
-                return out;
-              }]),
-              ...bns.map((bn): Hook => [bn, (orig) => {
-                const norm = randomBn(bn, orig);
-                return (input) => {
-                  const f = feeds.get(bn) ?? { convs: new Set(), calls: 0 };
-                  feeds.set(bn, f);
-                  f.calls++;
-                  const p = producedBy.get(input);
-                  if (!p) f.bad ??= 'its input is not a convolution\'s output';
-                  else if (p.version !== input.version) f.bad ??= 'its input was changed in place after the convolution (an activation in between)';
-                  else {
-                    f.convs.add(p.conv);
-                    const c = consumers.get(p.conv) ?? new Set();
-                    consumers.set(p.conv, c);
-                    c.add(bn);
-                    consumed.push({ t: input, version: input.version, conv: p.conv });
-                  }
-                  return norm(input);
-                };
-              }]),
+              ...convs.map((conv): Hook => [
+                conv,
+                (orig) => (input) => {
+                  const out = orig(input);
+                  producedBy.set(out, { conv, version: out.version });
+                  convCalls.set(conv, (convCalls.get(conv) ?? 0) + 1);
+                  return out;
+                },
+              ]),
+              ...bns.map((bn): Hook => [
+                bn,
+                (orig) => {
+                  const norm = randomBn(bn, orig);
+                  return (input) => {
+                    const f = feeds.get(bn) ?? { convs: new Set(), calls: 0 };
+                    feeds.set(bn, f);
+                    f.calls++;
+                    const p = producedBy.get(input);
+                    if (!p) f.bad ??= "its input is not a convolution's output";
+                    else if (p.version !== input.version)
+                      f.bad ??= 'its input was changed in place after the convolution (an activation in between)';
+                    else {
+                      f.convs.add(p.conv);
+                      const c = consumers.get(p.conv) ?? new Set();
+                      consumers.set(p.conv, c);
+                      c.add(bn);
+                      consumed.push({ t: input, version: input.version, conv: p.conv });
+                    }
+                    return norm(input);
+                  };
+                },
+              ]),
             ],
             () => run(x),
           ),
         );
         // A conv output modified in place after its BN read it has another reader.
-        const modifiedLater = new Set(consumed.filter((c) => !c.t.isDisposed && c.t.version !== c.version).map((c) => c.conv));
+        const modifiedLater = new Set(
+          consumed.filter((c) => !c.t.isDisposed && c.t.version !== c.version).map((c) => c.conv),
+        );
 
         const pairs: [nn.Conv2d, nn.BatchNorm2d][] = [];
         for (const bn of bns) {
           const f = feeds.get(bn);
           const skip = (reason: string) => report.skipped.push({ bn: names.get(bn)!, reason });
-          if (!f) { skip('not run by the model\'s forward'); continue; }
-          if (f.bad) { skip(f.bad); continue; }
-          if (f.convs.size !== 1) { skip('it reads the outputs of several convolutions'); continue; }
+          if (!f) {
+            skip("not run by the model's forward");
+            continue;
+          }
+          if (f.bad) {
+            skip(f.bad);
+            continue;
+          }
+          if (f.convs.size !== 1) {
+            skip('it reads the outputs of several convolutions');
+            continue;
+          }
           const conv = [...f.convs][0];
-          if (consumers.get(conv)!.size !== 1) { skip(`${names.get(conv)} feeds several batch norms`); continue; }
-          if (convCalls.get(conv) !== f.calls) { skip(`${names.get(conv)} also runs without it`); continue; }
-          if (modifiedLater.has(conv)) { skip(`${names.get(conv)}'s output is modified after the batch norm read it`); continue; }
-          if (!bn.running_mean || !bn.running_var) { skip('no running statistics (it normalises with batch statistics)'); continue; }
-          if (conv.outChannels !== bn.numFeatures) { skip(`${names.get(conv)} has ${conv.outChannels} channels, the batch norm ${bn.numFeatures}`); continue; }
+          if (consumers.get(conv)!.size !== 1) {
+            skip(`${names.get(conv)} feeds several batch norms`);
+            continue;
+          }
+          if (convCalls.get(conv) !== f.calls) {
+            skip(`${names.get(conv)} also runs without it`);
+            continue;
+          }
+          if (modifiedLater.has(conv)) {
+            skip(`${names.get(conv)}'s output is modified after the batch norm read it`);
+            continue;
+          }
+          if (!bn.running_mean || !bn.running_var) {
+            skip('no running statistics (it normalises with batch statistics)');
+            continue;
+          }
+          if (conv.outChannels !== bn.numFeatures) {
+            skip(`${names.get(conv)} has ${conv.outChannels} channels, the batch norm ${bn.numFeatures}`);
+            continue;
+          }
           pairs.push([conv, bn]);
         }
         if (pairs.length === 0) return;
@@ -156,13 +193,21 @@ export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport
           const simulated = tensorsIn(
             withHooks(
               [
-                ...pairs.map(([conv, bn]): Hook => [conv, () => (input) => {
-                  const [w, b] = foldedParams(conv, random.get(bn)!);
-                  const out = torch.F.conv2d(input, w, b, { stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups });
-                  w.dispose();
-                  b.dispose();
-                  return out;
-                }]),
+                ...pairs.map(([conv, bn]): Hook => [
+                  conv,
+                  () => (input) => {
+                    const [w, b] = foldedParams(conv, random.get(bn)!);
+                    const out = torch.F.conv2d(input, w, b, {
+                      stride: conv.stride,
+                      padding: conv.padding,
+                      dilation: conv.dilation,
+                      groups: conv.groups,
+                    });
+                    w.dispose();
+                    b.dispose();
+                    return out;
+                  },
+                ]),
                 ...bns.map((bn): Hook => [bn, (orig) => (folding.has(bn) ? (input) => input : randomBn(bn, orig))]),
               ],
               () => run(x),
@@ -170,7 +215,9 @@ export function foldBatchNorm(model: nn.Module, o: FoldOptions = {}): FoldReport
           );
           report.verifyError = relativeError(reference, simulated);
           if (!(report.verifyError <= VERIFY_TOL)) {
-            throw new Error(`foldBatchNorm: folding would change this model's output (relative error ${report.verifyError.toExponential(2)} with random statistics): a convolution's output is also read by something other than its batch norm. Pass { verify: false } only if you know better.`);
+            throw new Error(
+              `foldBatchNorm: folding would change this model's output (relative error ${report.verifyError.toExponential(2)} with random statistics): a convolution's output is also read by something other than its batch norm. Pass { verify: false } only if you know better.`,
+            );
           }
         }
 
@@ -225,7 +272,9 @@ function foldedParams(conv: nn.Conv2d, s: Stats): [Tensor, Tensor] {
     const dtype = conv.weight.dtype;
     const scale = f64(s.gamma).div(f64(s.var).add(s.eps).sqrt());
     const w = conv.weight.mul(scale.to(dtype).reshape(-1, 1, 1, 1));
-    const b0 = conv.bias ? f64(conv.bias) : torch.zeros([conv.outChannels], { dtype: 'float64', device: conv.weight.device });
+    const b0 = conv.bias
+      ? f64(conv.bias)
+      : torch.zeros([conv.outChannels], { dtype: 'float64', device: conv.weight.device });
     const b = b0.sub(f64(s.mean)).mul(scale).add(f64(s.beta)).to(dtype);
     return [w, b] as [Tensor, Tensor];
   });
@@ -262,7 +311,8 @@ function withHooks<T>(hooks: readonly Hook[], body: () => T): T {
 function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
   if (v instanceof torch.Tensor) out.push(v);
   else if (Array.isArray(v)) for (const e of v) tensorsIn(e, out);
-  else if (v && typeof v === 'object') for (const k of Object.keys(v).sort()) tensorsIn((v as Record<string, unknown>)[k], out);
+  else if (v && typeof v === 'object')
+    for (const k of Object.keys(v).sort()) tensorsIn((v as Record<string, unknown>)[k], out);
   return out;
 }
 

@@ -28,7 +28,12 @@ export abstract class Segmentor extends nn.Module {
   /** What training puts a loss on: the main logits and, when the model has its head, the auxiliary ones. */
   trainingOutputs(x: Tensor): TrainingOutput[] {
     const { out, aux } = this.forward(x);
-    return aux ? [{ role: 'decode', logits: out }, { role: 'aux', logits: aux }] : [{ role: 'decode', logits: out }];
+    return aux
+      ? [
+          { role: 'decode', logits: out },
+          { role: 'aux', logits: aux },
+        ]
+      : [{ role: 'decode', logits: out }];
   }
   /** Changes atrous rates and strides in place (train at 16, evaluate at 8); weights untouched. */
   abstract setOutputStride(os: OutputStride): void;
@@ -59,8 +64,18 @@ export interface Normalization {
   bgr: boolean;
 }
 
-export const IMAGENET_01: Normalization = { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], bgr: false };
-export const IMAGENET_255: Normalization = { scale: 1, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375], bgr: false };
+export const IMAGENET_01: Normalization = {
+  scale: 1 / 255,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+  bgr: false,
+};
+export const IMAGENET_255: Normalization = {
+  scale: 1,
+  mean: [123.675, 116.28, 103.53],
+  std: [58.395, 57.12, 57.375],
+  bgr: false,
+};
 
 export interface BuildOptions {
   numClasses?: number;

@@ -11,7 +11,9 @@ export function findPreset(name: string): Preset {
   const p = PRESETS.find((x) => x.name === name);
   if (!p) {
     const near = PRESETS.filter((x) => x.name.includes(name) || name.includes(x.name)).map((x) => x.name);
-    throw new Error(`unknown model preset "${name}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`deeplab models\` lists them`);
+    throw new Error(
+      `unknown model preset "${name}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`deeplab models\` lists them`,
+    );
   }
   return p;
 }

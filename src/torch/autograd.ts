@@ -66,7 +66,9 @@ export function setNumThreads(n: number): void {
     throw new RangeError(`setNumThreads: expected a positive thread count, got ${String(n)}`);
   }
   if (n > maxThreads()) {
-    throw new RangeError(`setNumThreads: ${n} threads is more than 4x the ${availableParallelism()} available cores (at most ${maxThreads()})`);
+    throw new RangeError(
+      `setNumThreads: ${n} threads is more than 4x the ${availableParallelism()} available cores (at most ${maxThreads()})`,
+    );
   }
   native.setNumThreads(n);
 }

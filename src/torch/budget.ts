@@ -63,7 +63,10 @@ export function formatBytes(n: number): string {
   const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
   let v = n / 1024;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
@@ -73,12 +76,16 @@ export function checkBytes(bytes: number, what: string): void {
   if (bytes > b) {
     throw new MemoryBudgetError(
       `${what} needs ${formatBytes(bytes)}, more than the memory budget of ${formatBytes(b)} ` +
-        `(physical memory by default; set ${MEMORY_BUDGET_ENV} or setMemoryBudget() to change it)`);
+        `(physical memory by default; set ${MEMORY_BUDGET_ENV} or setMemoryBudget() to change it)`,
+    );
   }
 }
 
 /** The same for a tensor of `shape` and `dtype`; the message names the shape. */
 export function checkAllocation(shape: readonly number[], dtype: DType, what: string): void {
   const article = /^[aeiou]/.test(dtype) ? 'an' : 'a';
-  checkBytes(shapeNumel(shape) * elementSize(dtype), `${what}: ${article} ${dtype} tensor of shape [${shape.join(', ')}]`);
+  checkBytes(
+    shapeNumel(shape) * elementSize(dtype),
+    `${what}: ${article} ${dtype} tensor of shape [${shape.join(', ')}]`,
+  );
 }

@@ -32,14 +32,21 @@ export function tensor(data: ArrayBufferView | NestedNumbers, opts: TensorOption
       shape.push(probe.length);
       probe = probe[0];
     }
-    const flatData: (number | boolean)[] = Array.isArray(data) ? (data as unknown[]).flat(Infinity as 1) as (number | boolean)[] : [data];
+    const flatData: (number | boolean)[] = Array.isArray(data)
+      ? ((data as unknown[]).flat(Infinity as 1) as (number | boolean)[])
+      : [data];
     const expected = shape.reduce((a, b) => a * b, 1);
-    if (flatData.length !== expected) throw new RangeError(`tensor(): ragged nested array; expected ${expected} elements for shape [${shape}], got ${flatData.length}`);
+    if (flatData.length !== expected)
+      throw new RangeError(
+        `tensor(): ragged nested array; expected ${expected} elements for shape [${shape}], got ${flatData.length}`,
+      );
     // Number() would turn 'a' into NaN and undefined into NaN: only numbers and booleans are data.
     for (let i = 0; i < flatData.length; i++) {
       const x = flatData[i] as unknown;
       if (typeof x !== 'number' && typeof x !== 'boolean') {
-        throw new TypeError(`tensor(): element ${i} is ${x === null ? 'null' : typeof x === 'string' ? `the string ${JSON.stringify(x)}` : `a ${typeof x}`}; expected numbers or booleans`);
+        throw new TypeError(
+          `tensor(): element ${i} is ${x === null ? 'null' : typeof x === 'string' ? `the string ${JSON.stringify(x)}` : `a ${typeof x}`}; expected numbers or booleans`,
+        );
       }
     }
     if (opts.shape) checkShape(opts.shape, 'tensor()');
@@ -78,16 +85,32 @@ function filled(name: string, shape: Shape, opts: TensorOptions): Tensor {
   return t;
 }
 
-export function zeros(shape: Shape, opts: TensorOptions = {}): Tensor { return filled('zeros', shape, opts); }
-export function ones(shape: Shape, opts: TensorOptions = {}): Tensor { return filled('ones', shape, opts); }
+export function zeros(shape: Shape, opts: TensorOptions = {}): Tensor {
+  return filled('zeros', shape, opts);
+}
+export function ones(shape: Shape, opts: TensorOptions = {}): Tensor {
+  return filled('ones', shape, opts);
+}
 export function empty(shape: Shape, opts: TensorOptions = {}): Tensor {
   checked('empty', shape, opts.dtype ?? 'float32');
-  return callT(op('aten::empty', 'memory_format'), [...shape], opts.dtype ?? 'float32', null, opts.device ?? null, null, null);
+  return callT(
+    op('aten::empty', 'memory_format'),
+    [...shape],
+    opts.dtype ?? 'float32',
+    null,
+    opts.device ?? null,
+    null,
+    null,
+  );
 }
 /** Standard normal samples from the global generator (torch.manual_seed makes them repeatable). */
-export function randn(shape: Shape, opts: TensorOptions = {}): Tensor { return filled('randn', shape, opts); }
+export function randn(shape: Shape, opts: TensorOptions = {}): Tensor {
+  return filled('randn', shape, opts);
+}
 /** Uniform [0, 1) samples. */
-export function rand(shape: Shape, opts: TensorOptions = {}): Tensor { return filled('rand', shape, opts); }
+export function rand(shape: Shape, opts: TensorOptions = {}): Tensor {
+  return filled('rand', shape, opts);
+}
 export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
   checked('full', shape, opts.dtype ?? 'float32');
   return callT(op('aten::full'), [...shape], value, opts.dtype ?? 'float32', null, opts.device ?? null, null);
@@ -95,7 +118,16 @@ export function full(shape: Shape, value: number, opts: TensorOptions = {}): Ten
 /** Integers in [low, high). */
 export function randint(low: number, high: number, shape: Shape, opts: TensorOptions = {}): Tensor {
   checked('randint', shape, opts.dtype ?? 'int64');
-  return callT(op('aten::randint', 'low'), low, high, [...shape], opts.dtype ?? 'int64', null, opts.device ?? null, null);
+  return callT(
+    op('aten::randint', 'low'),
+    low,
+    high,
+    [...shape],
+    opts.dtype ?? 'int64',
+    null,
+    opts.device ?? null,
+    null,
+  );
 }
 /** Like torch.randperm: a random permutation of 0..n-1 (int64). */
 export function randperm(n: number): Tensor {
@@ -111,8 +143,12 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   if (Number.isFinite(length) && length > 0) checkAllocation([length], dtype, 'arange');
   return callT(op('aten::arange', 'start_step'), start, end, step, dtype, null, opts.device ?? null, null);
 }
-export function zerosLike(t: Tensor): Tensor { return callT(op('aten::zeros_like'), t.handle, null, null, null, null, null); }
-export function onesLike(t: Tensor): Tensor { return callT(op('aten::ones_like'), t.handle, null, null, null, null, null); }
+export function zerosLike(t: Tensor): Tensor {
+  return callT(op('aten::zeros_like'), t.handle, null, null, null, null, null);
+}
+export function onesLike(t: Tensor): Tensor {
+  return callT(op('aten::ones_like'), t.handle, null, null, null, null, null);
+}
 export function emptyLike(t: Tensor, memoryFormat?: 'contiguous' | 'channels_last' | 'preserve'): Tensor {
   return callT(op('aten::empty_like'), t.handle, null, null, null, null, memoryFormat ?? null);
 }

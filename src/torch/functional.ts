@@ -7,10 +7,18 @@ type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
 
 export function cat(ts: readonly Tensor[], dim = 0): Tensor {
-  return callT(op('aten::cat'), ts.map((t) => t.handle), dim);
+  return callT(
+    op('aten::cat'),
+    ts.map((t) => t.handle),
+    dim,
+  );
 }
 export function stack(ts: readonly Tensor[], dim = 0): Tensor {
-  return callT(op('aten::stack'), ts.map((t) => t.handle), dim);
+  return callT(
+    op('aten::stack'),
+    ts.map((t) => t.handle),
+    dim,
+  );
 }
 /** cond ? a : b, element-wise with broadcasting; a or b may be numbers. */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
@@ -21,7 +29,12 @@ export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Ten
 }
 
 /** F.pad: pad is (left, right, top, bottom, ...) from the last dimension backwards. */
-export function pad(x: Tensor, padding: readonly number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor {
+export function pad(
+  x: Tensor,
+  padding: readonly number[],
+  mode: 'constant' | 'reflect' | 'replicate' = 'constant',
+  value = 0,
+): Tensor {
   if (mode === 'constant') return callT(op('aten::constant_pad_nd'), x.handle, [...padding], value);
   const n = padding.length / 2;
   const name = `aten::${mode === 'reflect' ? 'reflection' : 'replication'}_pad${n}d`;
@@ -36,15 +49,35 @@ export interface Conv2dOptions {
 }
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
-  const stride = pair(o.stride ?? 1), padding = pair(o.padding ?? 0), dilation = pair(o.dilation ?? 1), groups = o.groups ?? 1;
+  const stride = pair(o.stride ?? 1),
+    padding = pair(o.padding ?? 0),
+    dilation = pair(o.dilation ?? 1),
+    groups = o.groups ?? 1;
   if (Math.max(...dilation) > 1) {
     if (groups > 1 && Math.max(...dilation) >= 8 && useOwnDepthwise(x, weight, bias, groups)) {
-      return callT(op('deeplab::depthwise_conv2d_nhwc'), x.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation);
+      return callT(
+        op('deeplab::depthwise_conv2d_nhwc'),
+        x.handle,
+        weight.handle,
+        bias?.handle ?? null,
+        stride,
+        padding,
+        dilation,
+      );
     }
     const trimmed = withoutPaddingTaps(x, weight, stride, padding, dilation);
     if (trimmed) {
       using w = trimmed.weight;
-      return callT(op('aten::conv2d'), x.handle, w.handle, bias?.handle ?? null, stride, trimmed.padding, dilation, groups);
+      return callT(
+        op('aten::conv2d'),
+        x.handle,
+        w.handle,
+        bias?.handle ?? null,
+        stride,
+        trimmed.padding,
+        dilation,
+        groups,
+      );
     }
   }
   return callT(op('aten::conv2d'), x.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups);
@@ -59,15 +92,23 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
  * dropped, and gradients for the dropped taps are zero either way. oneDNN already skips much of
  * that work; what is left to gain is modest (that branch: 1.5 -> 1.1 ms fp32, PyTorch measured).
  */
-function withoutPaddingTaps(x: Tensor, weight: Tensor, stride: [number, number], padding: [number, number], dilation: [number, number]): { weight: Tensor; padding: [number, number] } | null {
+function withoutPaddingTaps(
+  x: Tensor,
+  weight: Tensor,
+  stride: [number, number],
+  padding: [number, number],
+  dilation: [number, number],
+): { weight: Tensor; padding: [number, number] } | null {
   if (stride[0] !== 1 || stride[1] !== 1 || x.ndim !== 4 || weight.ndim !== 4) return null;
-  const [kh, kw] = weight.shape.slice(2), [h, w] = x.shape.slice(2);
+  const [kh, kw] = weight.shape.slice(2),
+    [h, w] = x.shape.slice(2);
   const keep = (k: number, size: number, pad: number, d: number) => {
     if (k % 2 === 0 || pad !== (d * (k - 1)) / 2) return k;
     // taps j with |j - centre| * d < size can land inside the input
     return Math.min(k, 2 * Math.floor((size - 1) / d) + 1);
   };
-  const nh = keep(kh, h, padding[0], dilation[0]), nw = keep(kw, w, padding[1], dilation[1]);
+  const nh = keep(kh, h, padding[0], dilation[0]),
+    nw = keep(kw, w, padding[1], dilation[1]);
   if (nh === kh && nw === kw) return null;
   // A copy in the weight's own layout (LibTorch rejects some strided weights, e.g. on empty batches).
   using rows = weight.narrow(2, (kh - nh) / 2, nh);
@@ -83,8 +124,10 @@ function withoutPaddingTaps(x: Tensor, weight: Tensor, stride: [number, number],
  * has no backward). Everything else, NCHW included, stays with aten::conv2d.
  */
 function useOwnDepthwise(x: Tensor, weight: Tensor, bias: Tensor | null, groups: number): boolean {
-  if (x.ndim !== 4 || weight.ndim !== 4 || groups !== x.size(1) || weight.size(0) !== groups || weight.size(1) !== 1) return false;
-  if (x.device !== 'cpu' || (x.dtype !== 'float32' && x.dtype !== 'bfloat16') || !x.isContiguous('channels_last')) return false;
+  if (x.ndim !== 4 || weight.ndim !== 4 || groups !== x.size(1) || weight.size(0) !== groups || weight.size(1) !== 1)
+    return false;
+  if (x.device !== 'cpu' || (x.dtype !== 'float32' && x.dtype !== 'bfloat16') || !x.isContiguous('channels_last'))
+    return false;
   if (native.isInferenceMode() || !native.isGradEnabled()) return true;
   return !x.requiresGrad && !weight.requiresGrad && !(bias?.requiresGrad ?? false);
 }
@@ -107,17 +150,43 @@ export function batchNorm(
   momentum = 0.1,
   eps = 1e-5,
 ): Tensor {
-  return callT(op('aten::batch_norm'), x.handle, weight?.handle ?? null, bias?.handle ?? null, runningMean?.handle ?? null, runningVar?.handle ?? null, training, momentum, eps, true);
+  return callT(
+    op('aten::batch_norm'),
+    x.handle,
+    weight?.handle ?? null,
+    bias?.handle ?? null,
+    runningMean?.handle ?? null,
+    runningVar?.handle ?? null,
+    training,
+    momentum,
+    eps,
+    true,
+  );
 }
 
-export function relu(x: Tensor): Tensor { return callT(op('aten::relu'), x.handle); }
+export function relu(x: Tensor): Tensor {
+  return callT(op('aten::relu'), x.handle);
+}
 /** In place: for activations nobody else reads (ReLU(inplace=True)). */
-export function relu_(x: Tensor): Tensor { native.callVoid(op('aten::relu_'), x.handle); return x; }
-export function relu6(x: Tensor): Tensor { return callT(op('aten::hardtanh'), x.handle, 0, 6); }
-export function hardswish(x: Tensor): Tensor { return callT(op('aten::hardswish'), x.handle); }
-export function hardsigmoid(x: Tensor): Tensor { return callT(op('aten::hardsigmoid'), x.handle); }
-export function sigmoid(x: Tensor): Tensor { return callT(op('aten::sigmoid'), x.handle); }
-export function tanh(x: Tensor): Tensor { return callT(op('aten::tanh'), x.handle); }
+export function relu_(x: Tensor): Tensor {
+  native.callVoid(op('aten::relu_'), x.handle);
+  return x;
+}
+export function relu6(x: Tensor): Tensor {
+  return callT(op('aten::hardtanh'), x.handle, 0, 6);
+}
+export function hardswish(x: Tensor): Tensor {
+  return callT(op('aten::hardswish'), x.handle);
+}
+export function hardsigmoid(x: Tensor): Tensor {
+  return callT(op('aten::hardsigmoid'), x.handle);
+}
+export function sigmoid(x: Tensor): Tensor {
+  return callT(op('aten::sigmoid'), x.handle);
+}
+export function tanh(x: Tensor): Tensor {
+  return callT(op('aten::tanh'), x.handle);
+}
 
 /** F.dropout: zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
@@ -135,10 +204,27 @@ export interface PoolOptions {
 }
 
 export function maxPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { dilation?: Pair } = {}): Tensor {
-  return callT(op('aten::max_pool2d'), x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false);
+  return callT(
+    op('aten::max_pool2d'),
+    x.handle,
+    pair(kernel),
+    pair(o.stride ?? kernel),
+    pair(o.padding ?? 0),
+    pair(o.dilation ?? 1),
+    o.ceilMode ?? false,
+  );
 }
 export function avgPool2d(x: Tensor, kernel: Pair, o: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
-  return callT(op('aten::avg_pool2d'), x.handle, pair(kernel), pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true, null);
+  return callT(
+    op('aten::avg_pool2d'),
+    x.handle,
+    pair(kernel),
+    pair(o.stride ?? kernel),
+    pair(o.padding ?? 0),
+    o.ceilMode ?? false,
+    o.countIncludePad ?? true,
+    null,
+  );
 }
 export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
   return callT(op('aten::adaptive_avg_pool2d'), x.handle, pair(size));
@@ -154,7 +240,12 @@ export interface InterpolateOptions {
 /** F.interpolate for 4-D input: bilinear (align_corners true or false) or nearest. */
 export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   const size = o.size === undefined ? null : pair(o.size);
-  const scales = o.scaleFactor === undefined ? null : typeof o.scaleFactor === 'number' ? [o.scaleFactor, o.scaleFactor] : o.scaleFactor;
+  const scales =
+    o.scaleFactor === undefined
+      ? null
+      : typeof o.scaleFactor === 'number'
+        ? [o.scaleFactor, o.scaleFactor]
+        : o.scaleFactor;
   if (size === null && scales === null) throw new TypeError('interpolate: expected size or scaleFactor');
   const mode = o.mode ?? 'nearest';
   if (mode === 'nearest') {
@@ -164,8 +255,12 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   return callT(op('aten::upsample_bilinear2d', 'vec'), x.handle, size, o.alignCorners ?? false, scales);
 }
 
-export function softmax(x: Tensor, dim: number): Tensor { return callT(op('aten::softmax', 'int'), x.handle, dim, null); }
-export function logSoftmax(x: Tensor, dim: number): Tensor { return callT(op('aten::log_softmax', 'int'), x.handle, dim, null); }
+export function softmax(x: Tensor, dim: number): Tensor {
+  return callT(op('aten::softmax', 'int'), x.handle, dim, null);
+}
+export function logSoftmax(x: Tensor, dim: number): Tensor {
+  return callT(op('aten::log_softmax', 'int'), x.handle, dim, null);
+}
 
 export type Reduction = 'none' | 'mean' | 'sum';
 const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
@@ -182,12 +277,27 @@ export interface CrossEntropyOptions {
  * the (weighted) count of non-ignored targets, as PyTorch does.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
-  return callT(op('aten::cross_entropy_loss'), logits.handle, target.handle, o.weight?.handle ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
+  return callT(
+    op('aten::cross_entropy_loss'),
+    logits.handle,
+    target.handle,
+    o.weight?.handle ?? null,
+    REDUCTION[o.reduction ?? 'mean'],
+    o.ignoreIndex ?? -100,
+    o.labelSmoothing ?? 0,
+  );
 }
 
 /** F.nll_loss on log-probabilities, any number of spatial dims. */
 export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
-  return callT(op('aten::nll_loss_nd'), logProbs.handle, target.handle, o.weight?.handle ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100);
+  return callT(
+    op('aten::nll_loss_nd'),
+    logProbs.handle,
+    target.handle,
+    o.weight?.handle ?? null,
+    REDUCTION[o.reduction ?? 'mean'],
+    o.ignoreIndex ?? -100,
+  );
 }
 
 export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {

@@ -10,4 +10,11 @@ export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as serialize from './serialize/index.js';
 export { readCheckpoint, readStateDict, readSafetensors, writeSafetensors } from './serialize/index.js';
-export { memoryBudget, setMemoryBudget, checkAllocation, MemoryBudgetError, MEMORY_BUDGET_ENV, parseBytes } from './budget.js';
+export {
+  memoryBudget,
+  setMemoryBudget,
+  checkAllocation,
+  MemoryBudgetError,
+  MEMORY_BUDGET_ENV,
+  parseBytes,
+} from './budget.js';

@@ -96,7 +96,9 @@ const envThreads = Number(process.env.DEEPLAB_THREADS ?? process.env.OMP_NUM_THR
 const threadBound = 4 * availableParallelism();
 let threads = Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism();
 if (threads > threadBound) {
-  process.emitWarning(`DEEPLAB_THREADS/OMP_NUM_THREADS=${threads} is more than 4x the ${availableParallelism()} cores; using ${threadBound}`);
+  process.emitWarning(
+    `DEEPLAB_THREADS/OMP_NUM_THREADS=${threads} is more than 4x the ${availableParallelism()} cores; using ${threadBound}`,
+  );
   threads = threadBound;
 }
 native.setNumThreads(threads);

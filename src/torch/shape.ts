@@ -8,7 +8,9 @@ export function checkShape(shape: Shape, what: string): void {
   for (let i = 0; i < shape.length; i++) {
     const d: unknown = shape[i];
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new RangeError(`${what}: size ${i} of shape [${shape.map(String).join(', ')}] is ${String(d)}; sizes must be non-negative integers`);
+      throw new RangeError(
+        `${what}: size ${i} of shape [${shape.map(String).join(', ')}] is ${String(d)}; sizes must be non-negative integers`,
+      );
     }
   }
 }

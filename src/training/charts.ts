@@ -8,7 +8,12 @@ export interface Series {
   color?: string;
 }
 
-const W = 720, H = 400, L = 70, R = 20, T = 40, B = 50;
+const W = 720,
+  H = 400,
+  L = 70,
+  R = 20,
+  T = 40,
+  B = 50;
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd'];
 
 function esc(s: string): string {
@@ -27,7 +32,9 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
 }
 
 function fmt(v: number): string {
-  return Math.abs(v) >= 1e6 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : String(+v.toPrecision(Math.abs(v) >= 1000 ? 7 : 3));
+  return Math.abs(v) >= 1e6 || (Math.abs(v) < 0.01 && v !== 0)
+    ? v.toExponential(1)
+    : String(+v.toPrecision(Math.abs(v) >= 1000 ? 7 : 3));
 }
 
 function frame(title: string, xLabel: string, yLabel: string, body: string): string {
@@ -41,25 +48,37 @@ ${body}
 }
 
 /** A line chart; the legend sits top right, or top left (`legend: 'left'`) for series that rise to the right. */
-export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[], legend: 'left' | 'right' = 'right'): string {
+export function lineChartSvg(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  series: Series[],
+  legend: 'left' | 'right' = 'right',
+): string {
   const all = series.flatMap((s) => s.points);
-  if (all.length === 0) return frame(title, xLabel, yLabel, `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text>`);
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  if (all.length === 0)
+    return frame(title, xLabel, yLabel, `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text>`);
+  const xs = all.map((p) => p[0]),
+    ys = all.map((p) => p[1]);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs, Math.min(...xs) + 1)];
   const yt = niceTicks(Math.min(0, ...ys), Math.max(...ys));
   const [y0, y1] = [yt[0], yt[yt.length - 1]];
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const py = (y: number) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
   let body = `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`;
-  for (const t of yt) body += `<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
-  for (const t of niceTicks(x0, x1).filter((t) => t >= x0 - 1e-9 && t <= x1 + 1e-9)) body += `<text x="${px(t)}" y="${H - B + 18}" text-anchor="middle">${fmt(t)}</text>`;
+  for (const t of yt)
+    body += `<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
+  for (const t of niceTicks(x0, x1).filter((t) => t >= x0 - 1e-9 && t <= x1 + 1e-9))
+    body += `<text x="${px(t)}" y="${H - B + 18}" text-anchor="middle">${fmt(t)}</text>`;
   series.forEach((s, i) => {
     const c = s.color ?? PALETTE[i % PALETTE.length];
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join('');
     body += `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"/>`;
-    if (s.points.length <= 30) for (const p of s.points) body += `<circle cx="${px(p[0])}" cy="${py(p[1])}" r="3" fill="${c}"/>`;
+    if (s.points.length <= 30)
+      for (const p of s.points) body += `<circle cx="${px(p[0])}" cy="${py(p[1])}" r="3" fill="${c}"/>`;
     // ~7.5 px a character at 13 px DejaVu Sans
-    const lx = legend === 'left' ? L + 10 : W - R - Math.max(150, 26 + 7.5 * Math.max(...series.map((t) => t.name.length)));
+    const lx =
+      legend === 'left' ? L + 10 : W - R - Math.max(150, 26 + 7.5 * Math.max(...series.map((t) => t.name.length)));
     body += `<rect x="${lx}" y="${T + 8 + i * 18}" width="12" height="12" fill="${c}"/><text x="${lx + 18}" y="${T + 18 + i * 18}">${esc(s.name)}</text>`;
   });
   return frame(title, xLabel, yLabel, body);
@@ -71,11 +90,13 @@ export function barChartSvg(title: string, labels: string[], values: number[], y
   const bw = (W - L - R) / Math.max(1, labels.length);
   const py = (y: number) => H - B - (y / y1) * (H - T - B);
   let body = `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`;
-  for (const t of yt) body += `<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
+  for (const t of yt)
+    body += `<line x1="${L}" x2="${W - R}" y1="${py(t)}" y2="${py(t)}" stroke="#eee"/><text x="${L - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`;
   labels.forEach((l, i) => {
     const v = values[i];
     const x = L + i * bw;
-    if (Number.isFinite(v)) body += `<rect x="${x + bw * 0.15}" y="${py(v)}" width="${bw * 0.7}" height="${H - B - py(v)}" fill="${PALETTE[0]}"/>`;
+    if (Number.isFinite(v))
+      body += `<rect x="${x + bw * 0.15}" y="${py(v)}" width="${bw * 0.7}" height="${H - B - py(v)}" fill="${PALETTE[0]}"/>`;
     else body += `<text x="${x + bw / 2}" y="${H - B - 4}" text-anchor="middle" fill="#c00">NaN</text>`;
     body += `<text x="${x + bw / 2}" y="${H - B + 14}" text-anchor="end" font-size="11" transform="rotate(-35 ${x + bw / 2} ${H - B + 14})">${esc(l)}</text>`;
   });

@@ -19,7 +19,12 @@ export interface TrainState {
   config: string;
 }
 
-export function saveCheckpoint(file: string, model: torch.nn.Module, opt: Optimizer<{ lr: number }>, state: TrainState): void {
+export function saveCheckpoint(
+  file: string,
+  model: torch.nn.Module,
+  opt: Optimizer<{ lr: number }>,
+  state: TrainState,
+): void {
   const tensors = new Map<string, torch.Tensor>();
   for (const [k, t] of model.stateDict()) tensors.set(`model.${k}`, t);
   const osd = opt.stateDict();
@@ -46,7 +51,11 @@ export function saveCheckpoint(file: string, model: torch.nn.Module, opt: Optimi
 }
 
 /** What a checkpoint's metadata must hold, checked before anything is restored. */
-function parseState(file: string, meta: Record<string, string>, maxIter: number): { state: TrainState; paramGroups: unknown; scalars: Record<string, Record<string, number>> } {
+function parseState(
+  file: string,
+  meta: Record<string, string>,
+  maxIter: number,
+): { state: TrainState; paramGroups: unknown; scalars: Record<string, Record<string, number>> } {
   const json = (key: string): unknown => {
     if (typeof meta[key] !== 'string') throw new Error(`${file}: checkpoint metadata has no "${key}"`);
     try {
@@ -56,24 +65,46 @@ function parseState(file: string, meta: Record<string, string>, maxIter: number)
     }
   };
   const state = json('state') as TrainState;
-  const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
+    Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
   if (!state || typeof state !== 'object' || !count(state.iter, maxIter)) {
-    throw new Error(`${file}: checkpoint iteration ${JSON.stringify(state?.iter)} is not a whole number from 0 to train.iters (${maxIter})`);
+    throw new Error(
+      `${file}: checkpoint iteration ${JSON.stringify(state?.iter)} is not a whole number from 0 to train.iters (${maxIter})`,
+    );
   }
-  if (!state.loader || !count(state.loader.epoch) || !count(state.loader.position)) throw new Error(`${file}: checkpoint data-loader position ${JSON.stringify(state.loader)} is not two whole numbers`);
-  if (state.bestMIoU !== null && !(typeof state.bestMIoU === 'number' && state.bestMIoU >= 0 && state.bestMIoU <= 100)) {
+  if (!state.loader || !count(state.loader.epoch) || !count(state.loader.position))
+    throw new Error(
+      `${file}: checkpoint data-loader position ${JSON.stringify(state.loader)} is not two whole numbers`,
+    );
+  if (
+    state.bestMIoU !== null &&
+    !(typeof state.bestMIoU === 'number' && state.bestMIoU >= 0 && state.bestMIoU <= 100)
+  ) {
     throw new Error(`${file}: checkpoint best mIoU ${JSON.stringify(state.bestMIoU)} is not null or a percentage`);
   }
-  return { state, paramGroups: json('paramGroups'), scalars: json('optimizerScalars') as Record<string, Record<string, number>> };
+  return {
+    state,
+    paramGroups: json('paramGroups'),
+    scalars: json('optimizerScalars') as Record<string, Record<string, number>>,
+  };
 }
 
 /** Restores model, optimizer and RNG from a checkpoint; returns where training stopped. */
-export function loadCheckpoint(file: string, model: torch.nn.Module, opt: Optimizer<{ lr: number }>, maxIter: number): TrainState {
+export function loadCheckpoint(
+  file: string,
+  model: torch.nn.Module,
+  opt: Optimizer<{ lr: number }>,
+  maxIter: number,
+): TrainState {
   const st = statSync(file, { throwIfNoEntry: false });
-  if (!st?.isFile()) throw new Error(`${file}: ${st ? 'not a file' : 'no such file'} (--resume takes a checkpoint file, or nothing for the work dir's last one)`);
+  if (!st?.isFile())
+    throw new Error(
+      `${file}: ${st ? 'not a file' : 'no such file'} (--resume takes a checkpoint file, or nothing for the work dir's last one)`,
+    );
   const all = torch.readSafetensors(file);
   try {
-    if (all.metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${file}: not a deeplab training checkpoint (no "${CHECKPOINT_FORMAT}" metadata)`);
+    if (all.metadata.format !== CHECKPOINT_FORMAT)
+      throw new Error(`${file}: not a deeplab training checkpoint (no "${CHECKPOINT_FORMAT}" metadata)`);
     const { state: saved, paramGroups, scalars } = parseState(file, all.metadata, maxIter);
     const rng = all.get('rng.torch');
     if (!rng) throw new Error(`${file}: checkpoint has no "rng.torch" tensor (the random generator's state)`);
@@ -84,7 +115,8 @@ export function loadCheckpoint(file: string, model: torch.nn.Module, opt: Optimi
       const m = /^optimizer\.(\d+)\.(.+)$/.exec(k);
       if (m) (state.get(Number(m[1])) ?? state.set(Number(m[1]), {}).get(Number(m[1]))!)[m[2]] = v;
     }
-    for (const [idx, st] of Object.entries(scalars)) Object.assign(state.get(Number(idx)) ?? state.set(Number(idx), {}).get(Number(idx))!, st);
+    for (const [idx, st] of Object.entries(scalars))
+      Object.assign(state.get(Number(idx)) ?? state.set(Number(idx), {}).get(Number(idx))!, st);
     opt.loadStateDict({ state, paramGroups } as OptimizerStateDict<{ lr: number }>);
     torch.setRngState(rng);
     return saved;

@@ -23,7 +23,12 @@ export function buildForTraining(cfg: Config, o: { aux?: boolean; log?: (s: stri
   const preset = findPreset(cfg.model.preset);
   // Seed before building, as mmseg does: the initial weights are part of a reproducible run.
   torch.manualSeed(cfg.train.seed);
-  const model = preset.build({ numClasses: cfg.model.numClasses, aux: o.aux ?? (cfg.model.aux && preset.aux), alignCorners: cfg.model.alignCorners, outputStride: cfg.model.outputStride.train });
+  const model = preset.build({
+    numClasses: cfg.model.numClasses,
+    aux: o.aux ?? (cfg.model.aux && preset.aux),
+    alignCorners: cfg.model.alignCorners,
+    outputStride: cfg.model.outputStride.train,
+  });
   if (cfg.model.pretrained) {
     try {
       loadPretrained(model, cfg.model.pretrained, cfg.model.pretrainedPrefix, o.log);
@@ -48,9 +53,18 @@ export function loadPretrained(model: torch.nn.Module, file: string, prefix: str
     const loaded = sd.size - r.unexpected.length - r.mismatched.length;
     if (loaded === 0) {
       const sample = [...sd.keys()].slice(0, 3).join(', ');
-      throw new Error(`${file}: no key matches the model (first keys after prefix "${prefix}": ${sample}); set model.pretrainedPrefix`);
+      throw new Error(
+        `${file}: no key matches the model (first keys after prefix "${prefix}": ${sample}); set model.pretrainedPrefix`,
+      );
     }
-    log?.(`initialised ${loaded} tensors from ${file}` + (r.unexpected.length ? `; ${r.unexpected.length} not in the model (e.g. ${r.unexpected[0]})` : '') + (r.mismatched.length ? `; ${r.mismatched.length} of another shape kept fresh (e.g. ${r.mismatched[0].key})` : '') + (r.missing.length ? `; ${r.missing.length} model tensors start fresh` : ''));
+    log?.(
+      `initialised ${loaded} tensors from ${file}` +
+        (r.unexpected.length ? `; ${r.unexpected.length} not in the model (e.g. ${r.unexpected[0]})` : '') +
+        (r.mismatched.length
+          ? `; ${r.mismatched.length} of another shape kept fresh (e.g. ${r.mismatched[0].key})`
+          : '') +
+        (r.missing.length ? `; ${r.missing.length} model tensors start fresh` : ''),
+    );
   } finally {
     for (const t of raw.values()) t.dispose();
   }
@@ -66,7 +80,9 @@ export function checkBatchFits(cfg: Config, memory = totalmem()): void {
   const bytes = cfg.train.batchSize * h * w * 3 * (1 + 4);
   if (bytes > memory) {
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-    throw new RangeError(`data.train.crop [${h}, ${w}] with train.batchSize ${cfg.train.batchSize}: one input batch needs ${gb(bytes)}, more than this machine's ${gb(memory)} of memory`);
+    throw new RangeError(
+      `data.train.crop [${h}, ${w}] with train.batchSize ${cfg.train.batchSize}: one input batch needs ${gb(bytes)}, more than this machine's ${gb(memory)} of memory`,
+    );
   }
 }
 
@@ -88,5 +104,8 @@ export function makeBatchSource(cfg: Config, ds: Dataset, onBadSample?: (file: s
 /** The resolved config next to the run's outputs: what was really run. */
 export function writeResolvedConfig(cfg: Config): void {
   ensureDir(cfg.workDir, 'work dir');
-  writeFileSync(join(cfg.workDir, 'config.json'), JSON.stringify({ ...cfg, resolvedAt: new Date().toISOString(), torch: torch.buildInfo().torchVersion }, null, 2));
+  writeFileSync(
+    join(cfg.workDir, 'config.json'),
+    JSON.stringify({ ...cfg, resolvedAt: new Date().toISOString(), torch: torch.buildInfo().torchVersion }, null, 2),
+  );
 }

@@ -9,8 +9,17 @@ const { F } = torch;
 type Tensor = torch.Tensor;
 
 /** logits N x C x H x W (already at the label's size), labels N x H x W int64 */
-export function segmentationLoss(logits: Tensor, labels: Tensor, o: LossConfig, classWeights: Tensor | null = null): Tensor {
-  const perPixel = F.crossEntropy(logits, labels, { weight: classWeights, ignoreIndex: o.ignoreIndex, reduction: 'none' });
+export function segmentationLoss(
+  logits: Tensor,
+  labels: Tensor,
+  o: LossConfig,
+  classWeights: Tensor | null = null,
+): Tensor {
+  const perPixel = F.crossEntropy(logits, labels, {
+    weight: classWeights,
+    ignoreIndex: o.ignoreIndex,
+    reduction: 'none',
+  });
   let weighted = perPixel;
   if (o.ohem) weighted = perPixel.mul(ohemMask(logits, labels, perPixel, o.ohem, o.ignoreIndex));
   if (o.avgNonIgnore) {
@@ -25,7 +34,13 @@ export function segmentationLoss(logits: Tensor, labels: Tensor, o: LossConfig, 
  * below max(thresh, the probability of the (minKept x N)-th hardest pixel); without thresh,
  * keep the minKept x N pixels of highest loss. Returns a 0/1 weight of the labels' shape.
  */
-function ohemMask(logits: Tensor, labels: Tensor, perPixel: Tensor, o: { thresh?: number; minKept: number }, ignore: number): Tensor {
+function ohemMask(
+  logits: Tensor,
+  labels: Tensor,
+  perPixel: Tensor,
+  o: { thresh?: number; minKept: number },
+  ignore: number,
+): Tensor {
   return torch.noGrad(() => {
     const valid = labels.ne(ignore).reshape(-1);
     const numValid = valid.sum().item();
@@ -33,10 +48,15 @@ function ohemMask(logits: Tensor, labels: Tensor, perPixel: Tensor, o: { thresh?
     if (kept === 0) return torch.zeros(labels.shape);
     let keep: Tensor;
     if (o.thresh !== undefined) {
-      const gtProb = F.softmax(logits, 1).gather(1, torch.where(labels.ne(ignore), labels, 0).unsqueeze(1)).reshape(-1);
+      const gtProb = F.softmax(logits, 1)
+        .gather(1, torch.where(labels.ne(ignore), labels, 0).unsqueeze(1))
+        .reshape(-1);
       const [ascending] = gtProb.maskedSelect(valid).sort(0);
       // mmseg indexes sort_prob[min(batch_kept, numel - 1)]
-      const threshold = Math.max(ascending.select(0, Math.min(o.minKept * labels.shape[0], numValid - 1)).item(), o.thresh);
+      const threshold = Math.max(
+        ascending.select(0, Math.min(o.minKept * labels.shape[0], numValid - 1)).item(),
+        o.thresh,
+      );
       keep = gtProb.lt(threshold).logicalAnd(valid);
     } else {
       const [, hardest] = torch.where(valid, perPixel.detach().reshape(-1), -1).topk(kept, 0);

@@ -43,7 +43,9 @@ export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {
   const { preset, model } = buildForTraining(cfg, { log: (l) => out.log(l) });
   const trainSet = openSplit(cfg, 'train');
   const valSet = o.evaluate === false ? null : openSplit(cfg, 'val');
-  out.log(`${cfg.name}: ${preset.name} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), ${trainSet.samples.length} training samples, ${cfg.train.iters} iterations of batch ${cfg.train.batchSize}${cfg.train.accumulate > 1 ? ` x ${cfg.train.accumulate}` : ''}, ${cfg.train.precision}, work dir ${cfg.workDir}`);
+  out.log(
+    `${cfg.name}: ${preset.name} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), ${trainSet.samples.length} training samples, ${cfg.train.iters} iterations of batch ${cfg.train.batchSize}${cfg.train.accumulate > 1 ? ` x ${cfg.train.accumulate}` : ''}, ${cfg.train.precision}, work dir ${cfg.workDir}`,
+  );
   let lastEval: EvalSummary | null = null;
   const bar = out.progress('train', cfg.train.iters, 'loss {loss} lr {lr}');
   try {
@@ -57,7 +59,9 @@ export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {
       onLog: (e) => bar.update(e.iter, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2) }),
       evaluate: valSet
         ? async (m) => {
-            const r = await evaluateOnSplit(m, cfg, preset, valSet, { onBadSample: (f, e) => bar.log(`skipped bad validation sample ${f}: ${e.message}`) });
+            const r = await evaluateOnSplit(m, cfg, preset, valSet, {
+              onBadSample: (f, e) => bar.log(`skipped bad validation sample ${f}: ${e.message}`),
+            });
             r.confusion.dispose();
             bar.log(formatReport(r.metrics, valSet.classes));
             lastEval = summarize(r);
@@ -66,7 +70,9 @@ export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {
         : undefined,
     });
     bar.stop();
-    out.log(`done: ${result.iter} iterations, last loss ${result.lastLoss.toFixed(4)}${result.bestMIoU !== null ? `, best mIoU ${result.bestMIoU.toFixed(2)}` : ''}; waiting for data took ${(100 * result.dataWaitShare).toFixed(1)}% of the time`);
+    out.log(
+      `done: ${result.iter} iterations, last loss ${result.lastLoss.toFixed(4)}${result.bestMIoU !== null ? `, best mIoU ${result.bestMIoU.toFixed(2)}` : ''}; waiting for data took ${(100 * result.dataWaitShare).toFixed(1)}% of the time`,
+    );
     const classes = (valSet ?? trainSet).classes;
     const report = await writeReport(cfg.workDir, classes);
     out.log(`report: ${report.charts.join(', ')}`);

@@ -60,8 +60,14 @@ export interface TrainResult {
 }
 
 /** Parameter groups by the first matching LR-multiplier prefix; frozen parameters are left out. */
-export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrMult']): { params: torch.Tensor[]; mult: number }[] {
-  const groups = [{ params: [] as torch.Tensor[], mult: 1 }, ...lrMult.map((m) => ({ params: [] as torch.Tensor[], mult: m.mult }))];
+export function paramGroups(
+  model: torch.nn.Module,
+  lrMult: Config['train']['lrMult'],
+): { params: torch.Tensor[]; mult: number }[] {
+  const groups = [
+    { params: [] as torch.Tensor[], mult: 1 },
+    ...lrMult.map((m) => ({ params: [] as torch.Tensor[], mult: m.mult })),
+  ];
   for (const [name, p] of model.namedParameters()) {
     if (!p.requiresGrad) continue;
     const i = lrMult.findIndex((m) => name.startsWith(m.prefix));
@@ -74,7 +80,9 @@ export function paramGroups(model: torch.nn.Module, lrMult: Config['train']['lrM
 function labelsAt(y: torch.Tensor, logits: torch.Tensor): torch.Tensor {
   const [h, w] = logits.shape.slice(-2);
   if (h === y.size(1) && w === y.size(2)) return y;
-  return torch.F.interpolate(y.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' }).squeeze(1).long();
+  return torch.F.interpolate(y.unsqueeze(1).float(), { size: [h, w], mode: 'nearest' })
+    .squeeze(1)
+    .long();
 }
 
 /** mmseg's norm_eval (statistics frozen) or fully frozen batch norm; train() resets modes, so reapply. */
@@ -92,7 +100,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   if (stale.length) o.onNotice?.(`removed ${stale.length} temp file(s) of interrupted writes in ${workDir}`);
 
   if (cfg.model.batchNorm === 'frozen') {
-    for (const [, m] of model.namedModules()) if (m instanceof torch.nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
+    for (const [, m] of model.namedModules())
+      if (m instanceof torch.nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
   }
   // In place and keeping every parameter object, so the optimizer (and a resumed state) see the same
   // tensors; checkpoints are written row-major whatever the layout.
@@ -101,8 +110,14 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   const base = cfg.train.optimizer;
   const opt =
     base.type === 'sgd'
-      ? new torch.optim.SGD(groups.map((g) => ({ params: g.params })), { lr: base.lr, momentum: base.momentum, weightDecay: base.weightDecay, nesterov: base.nesterov })
-      : new torch.optim.AdamW(groups.map((g) => ({ params: g.params })), { lr: base.lr, weightDecay: base.weightDecay, beta1: base.betas[0], beta2: base.betas[1] });
+      ? new torch.optim.SGD(
+          groups.map((g) => ({ params: g.params })),
+          { lr: base.lr, momentum: base.momentum, weightDecay: base.weightDecay, nesterov: base.nesterov },
+        )
+      : new torch.optim.AdamW(
+          groups.map((g) => ({ params: g.params })),
+          { lr: base.lr, weightDecay: base.weightDecay, beta1: base.betas[0], beta2: base.betas[1] },
+        );
 
   let state: TrainState = { iter: 0, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: cfg.name };
   const logFile = join(workDir, 'log.jsonl');
@@ -143,7 +158,9 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         dataTime += performance.now() - d0;
         const parts = torch.scope(() => {
           const x = batchToTensor(batch, o.normalization, cfg.train.channelsLast);
-          const y = torch.tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] }).long();
+          const y = torch
+            .tensor(batch.labels, { dtype: 'uint8', shape: [x.shape[0], batch.height, batch.width] })
+            .long();
           // The model says which logits get a loss (its main and auxiliary heads, or DeepLab-v2's
           // four multi-scale outputs); losses of one role are summed.
           const forward = () => {
@@ -158,7 +175,9 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           // Its own scope: only the losses leave it, so the forward's intermediates that autograd did
           // not save are freed before backward, and autograd frees the saved ones as it goes, as in
           // PyTorch (holding them meant fresh pages for every gradient, a slower backward).
-          const { decode, aux } = torch.scope(() => (cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward()));
+          const { decode, aux } = torch.scope(() =>
+            cfg.train.precision === 'bf16' ? torch.autocast('cpu', 'bfloat16', forward) : forward(),
+          );
           const loss = aux ? decode.add(aux.mul(cfg.train.loss.auxWeight)) : decode;
           loss.div(cfg.train.accumulate).backward();
           return { loss: loss.item(), decode: decode.item(), aux: aux ? aux.item() : 0 };
@@ -174,8 +193,17 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       total += dt;
       const k = cfg.train.accumulate;
       lastLoss = sums.loss / k;
-      if (!Number.isFinite(lastLoss)) throw new Error(`loss is ${lastLoss} at iteration ${state.iter}: lower the learning rate or check the labels`);
-      const entry: LogEntry = { iter: state.iter, lr, loss: lastLoss, decodeLoss: sums.decode / k, auxLoss: cfg.model.aux ? sums.aux / k : null, time: dt, dataTime: dataTime / 1000 };
+      if (!Number.isFinite(lastLoss))
+        throw new Error(`loss is ${lastLoss} at iteration ${state.iter}: lower the learning rate or check the labels`);
+      const entry: LogEntry = {
+        iter: state.iter,
+        lr,
+        loss: lastLoss,
+        decodeLoss: sums.decode / k,
+        auxLoss: cfg.model.aux ? sums.aux / k : null,
+        time: dt,
+        dataTime: dataTime / 1000,
+      };
       if (state.iter % cfg.train.logInterval === 0 || state.iter === stopAt) {
         appendFileSync(logFile, JSON.stringify(entry) + '\n');
         o.onLog?.(entry);
@@ -198,7 +226,12 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         o.onEval?.(state.iter, summary);
         if (state.bestMIoU === null || summary.mIoU > state.bestMIoU) {
           state.bestMIoU = summary.mIoU;
-          torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), { format: 'deeplab-weights', iter: String(state.iter), mIoU: String(summary.mIoU), config: cfg.name });
+          torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), {
+            format: 'deeplab-weights',
+            iter: String(state.iter),
+            mIoU: String(summary.mIoU),
+            config: cfg.name,
+          });
         }
       }
     }
@@ -208,7 +241,17 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     opt.dispose();
   }
   if (state.iter >= cfg.train.iters) {
-    torch.writeSafetensors(join(workDir, 'final.safetensors'), model.stateDict(), { format: 'deeplab-weights', iter: String(state.iter), config: cfg.name });
+    torch.writeSafetensors(join(workDir, 'final.safetensors'), model.stateDict(), {
+      format: 'deeplab-weights',
+      iter: String(state.iter),
+      config: cfg.name,
+    });
   }
-  return { iter: state.iter, bestMIoU: state.bestMIoU, lastLoss, checkpoint, dataWaitShare: total > 0 ? waited / total : 0 };
+  return {
+    iter: state.iter,
+    bestMIoU: state.bestMIoU,
+    lastLoss,
+    checkpoint,
+    dataWaitShare: total > 0 ? waited / total : 0,
+  };
 }

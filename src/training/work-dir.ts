@@ -8,7 +8,18 @@
 //    wrote them;
 //  - log.jsonl keeps one line per iteration: a resumed run drops the lines past its checkpoint
 //    before it writes those iterations again.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 const TEMP = /^(\..+\.\d+\.[0-9a-f]{12}\.tmp|last_checkpoint\.tmp)$/;
@@ -61,7 +72,8 @@ export function readPointer(workDir: string): string | null {
   const pointer = join(workDir, POINTER);
   const st = statSync(pointer, { throwIfNoEntry: false });
   if (!st) return null;
-  if (!st.isFile()) throw new Error(`${pointer}: expected a file naming the last checkpoint, found a folder or other non-file`);
+  if (!st.isFile())
+    throw new Error(`${pointer}: expected a file naming the last checkpoint, found a folder or other non-file`);
   const named = readFileSync(pointer, 'utf8').trim();
   const file = join(workDir, named.slice(named.lastIndexOf('/') + 1));
   if (!named || !existsSync(file)) throw new Error(`${pointer} names "${named}", which is not a file in ${workDir}`);

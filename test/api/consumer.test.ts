@@ -11,13 +11,22 @@ test('a separate TypeScript project imports deeplab, type-checks and segments', 
   const dir = tempDir('deeplab-consumer-');
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(repoRoot, join(dir, 'node_modules', 'deeplab'), 'dir');
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', type: 'module', dependencies: { deeplab: '*' } }));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: 'consumer', type: 'module', dependencies: { deeplab: '*' } }),
+  );
   writeFileSync(
     join(dir, 'tsconfig.json'),
     JSON.stringify({
       compilerOptions: {
-        target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out',
-        types: ['node'], typeRoots: [join(repoRoot, 'node_modules/@types')], lib: ['ES2022', 'ESNext.Disposable'],
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        outDir: 'out',
+        types: ['node'],
+        typeRoots: [join(repoRoot, 'node_modules/@types')],
+        lib: ['ES2022', 'ESNext.Disposable'],
       },
       files: ['main.ts'],
     }),
@@ -38,9 +47,37 @@ seg.dispose();
   execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', dir], { stdio: 'pipe' });
   // A type error in the consumer must fail the compile: the declarations are really checked.
   writeFileSync(join(dir, 'bad.ts'), `import { load } from 'deeplab';\nconst n: number = load;\n`);
-  assert.throws(() => execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--typeRoots', join(repoRoot, 'node_modules/@types'), '--types', 'node', join(dir, 'bad.ts')], { stdio: 'pipe' }), (e: { stdout: Buffer }) => /TS2322/.test(String(e.stdout)));
-  const out = execFileSync(process.execPath, [join(dir, 'out/main.js'), generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth')], { encoding: 'utf8' });
+  assert.throws(
+    () =>
+      execFileSync(
+        process.execPath,
+        [
+          join(repoRoot, 'node_modules/typescript/bin/tsc'),
+          '--noEmit',
+          '--strict',
+          '--module',
+          'NodeNext',
+          '--moduleResolution',
+          'NodeNext',
+          '--typeRoots',
+          join(repoRoot, 'node_modules/@types'),
+          '--types',
+          'node',
+          join(dir, 'bad.ts'),
+        ],
+        { stdio: 'pipe' },
+      ),
+    (e: { stdout: Buffer }) => /TS2322/.test(String(e.stdout)),
+  );
+  const out = execFileSync(
+    process.execPath,
+    [join(dir, 'out/main.js'), generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth')],
+    { encoding: 'utf8' },
+  );
   const r = JSON.parse(out.trim());
-  assert.deepEqual({ w: r.w, h: r.h, classes: r.classes, presets: r.presets, sum: r.sum }, { w: 24, h: 16, classes: 21, presets: true, sum: 0 });
+  assert.deepEqual(
+    { w: r.w, h: r.h, classes: r.classes, presets: r.presets, sum: r.sum },
+    { w: 24, h: 16, classes: 21, presets: true, sum: 0 },
+  );
   assert.equal(typeof r.top, 'string');
 });

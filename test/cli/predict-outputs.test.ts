@@ -15,7 +15,9 @@ import { cliMain, tempDir } from '../helpers/paths.js';
 const run = promisify(execFile);
 
 async function predict(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, [cliMain, 'predict', '--model', 'deeplabv3_mobilenet_v3_large', ...args], { timeout: 120_000 }).then(
+  return run(process.execPath, [cliMain, 'predict', '--model', 'deeplabv3_mobilenet_v3_large', ...args], {
+    timeout: 120_000,
+  }).then(
     (r) => ({ code: 0, ...r }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
@@ -23,7 +25,11 @@ async function predict(args: string[]): Promise<{ code: number; stdout: string; 
 
 test('outputStems: one name per input, later duplicates numbered in argument order', () => {
   assert.deepEqual(outputStems(['d1/x.png', 'd2/x.png', 'one.png', 'one.jpg']), ['x', 'x-2', 'one', 'one-2']);
-  assert.deepEqual(outputStems(['a.png', 'b/a.png', 'a-2.png']), ['a', 'a-3', 'a-2'], 'a name another input has is skipped');
+  assert.deepEqual(
+    outputStems(['a.png', 'b/a.png', 'a-2.png']),
+    ['a', 'a-3', 'a-2'],
+    'a name another input has is skipped',
+  );
   assert.deepEqual(outputStems(['a.png', 'b.png']), ['a', 'b']);
 });
 
@@ -33,7 +39,10 @@ test('ensureDir makes nested folders, and fails at once, naming the folder, wher
   assert.ok(existsSync(join(dir, 'a/b/c')));
   writeFileSync(join(dir, 'file'), 'x');
   assert.throws(() => ensureDir(join(dir, 'file/sub')), /output folder .*file\/sub: .*file exists and is not a folder/);
-  assert.throws(() => ensureDir('/proc/deeplab-test/out'), /output folder \/proc\/deeplab-test\/out: cannot create \/proc\/deeplab-test/);
+  assert.throws(
+    () => ensureDir('/proc/deeplab-test/out'),
+    /output folder \/proc\/deeplab-test\/out: cannot create \/proc\/deeplab-test/,
+  );
 });
 
 test('predict: four inputs with two names give four output sets and four logits files', async () => {
@@ -51,7 +60,8 @@ test('predict: four inputs with two names give four output sets and four logits 
   assert.equal(r.code, 0, r.stderr);
   const files = readdirSync(out).sort();
   for (const stem of ['x', 'x-2', 'one', 'one-2']) {
-    for (const f of [`${stem}_labels.png`, `${stem}_color.png`, `${stem}_overlay.jpg`, `logits.${stem}.npy`]) assert.ok(files.includes(f), `missing ${f} in ${files.join(', ')}`);
+    for (const f of [`${stem}_labels.png`, `${stem}_color.png`, `${stem}_overlay.jpg`, `logits.${stem}.npy`])
+      assert.ok(files.includes(f), `missing ${f} in ${files.join(', ')}`);
   }
   assert.equal(files.length, 16);
 });
@@ -59,7 +69,9 @@ test('predict: four inputs with two names give four output sets and four logits 
 test('predict: an output folder that cannot be made fails at once; a folder as an image is named as one', async () => {
   const dir = tempDir('predict-bad-');
   const png = join(dir, 'a.png');
-  await sharp(Buffer.alloc(8 * 8 * 3, 100), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(png);
+  await sharp(Buffer.alloc(8 * 8 * 3, 100), { raw: { width: 8, height: 8, channels: 3 } })
+    .png()
+    .toFile(png);
   const proc = await predict([png, '--out', '/proc/deeplab-x']);
   assert.notEqual(proc.code, 0);
   assert.match(proc.stderr, /output folder \/proc\/deeplab-x: cannot create \/proc\/deeplab-x/);

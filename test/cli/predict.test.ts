@@ -14,12 +14,15 @@ import { cliMain, generatedFixture, tempDir } from '../helpers/paths.js';
 const run = promisify(execFile);
 const weights = () => generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth');
 const dir = tempDir('deeplab-predict-');
-const W = 67, H = 45;
+const W = 67,
+  H = 45;
 
 async function makeImage(file: string): Promise<Buffer> {
   const rgb = Buffer.alloc(W * H * 3);
   for (let i = 0; i < W * H; i++) rgb.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256], i * 3);
-  await sharp(rgb, { raw: { width: W, height: H, channels: 3 } }).png().toFile(file);
+  await sharp(rgb, { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toFile(file);
   return rgb;
 }
 
@@ -28,7 +31,14 @@ test('preprocessing follows the preset: torchvision scales to 0-1 then ImageNet 
     const img = { width: 2, height: 1, data: Uint8Array.from([255, 0, 51, 0, 255, 102]) };
     const x = toInputTensor(img, findPreset('deeplabv3_resnet50').normalization);
     assert.deepEqual(x.shape, [1, 3, 1, 2]);
-    const want = [(1 - 0.485) / 0.229, (0 - 0.485) / 0.229, (0 - 0.456) / 0.224, (1 - 0.456) / 0.224, (0.2 - 0.406) / 0.225, (0.4 - 0.406) / 0.225];
+    const want = [
+      (1 - 0.485) / 0.229,
+      (0 - 0.485) / 0.229,
+      (0 - 0.456) / 0.224,
+      (1 - 0.456) / 0.224,
+      (0.2 - 0.406) / 0.225,
+      (0.4 - 0.406) / 0.225,
+    ];
     x.toArray().forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5, `element ${i}: ${v} vs ${want[i]}`));
   });
 });
@@ -51,7 +61,8 @@ test('load + segment: a file, a Buffer and raw RGBA pixels give the same labels;
   const p = a.probabilities!;
   assert.equal(p.length, 21 * W * H);
   for (const px of [0, 100, W * H - 1]) {
-    let sum = 0, best = 0;
+    let sum = 0,
+      best = 0;
     for (let k = 0; k < 21; k++) {
       sum += p[k * W * H + px];
       if (p[k * W * H + px] > p[best * W * H + px]) best = k;
@@ -59,7 +70,10 @@ test('load + segment: a file, a Buffer and raw RGBA pixels give the same labels;
     assert.ok(Math.abs(sum - 1) < 1e-4);
     assert.equal(best, a.labels[px]);
   }
-  assert.equal(a.legend.reduce((n, l) => n + l.pixels, 0), W * H);
+  assert.equal(
+    a.legend.reduce((n, l) => n + l.pixels, 0),
+    W * H,
+  );
   assert.ok(a.legend.every((l) => typeof l.name === 'string' && l.color.length === 3));
   assert.equal(a.colorMask!.length, W * H * 3);
   const before = torch.liveTensors();
@@ -73,7 +87,9 @@ test('a checkpoint for another class count: a clear error, or a fresh head with 
   assert.throws(
     () => loadWeights(m5, weights()),
     (e: Error) =>
-      /size mismatch for classifier\.4\.weight: copying a param with shape \[21,256,1,1\] from checkpoint, the shape in current model is \[5,256,1,1\]/.test(e.message) &&
+      /size mismatch for classifier\.4\.weight: copying a param with shape \[21,256,1,1\] from checkpoint, the shape in current model is \[5,256,1,1\]/.test(
+        e.message,
+      ) &&
       /deeplabv3_mobilenet_v3_large\.pth/.test(e.message) &&
       /pass --num-classes 21/.test(e.message),
   );
@@ -85,7 +101,10 @@ test('a checkpoint for another class count: a clear error, or a fresh head with 
   // init (kaiming_uniform a=sqrt(5): |w| <= 1/sqrt(fan_in) = 1/16), not leftover memory.
   for (const k of ['classifier.4.weight', 'classifier.4.bias']) {
     const v = seg.model.stateDict().get(k)!.toArray();
-    assert.ok(v.every((x) => Number.isFinite(x) && Math.abs(x) <= 1 / 16), `${k} within the init bound`);
+    assert.ok(
+      v.every((x) => Number.isFinite(x) && Math.abs(x) <= 1 / 16),
+      `${k} within the init bound`,
+    );
     assert.equal(new Set(v).size, v.length, `${k} drawn: distinct values`);
   }
   // 1,280 weights uniform in +-1/16 have a standard deviation near 0.036
@@ -99,15 +118,27 @@ test('a checkpoint for another class count: a clear error, or a fresh head with 
 });
 
 test('missing weights and unknown presets are errors naming them', async () => {
-  await assert.rejects(load('deeplabv3_mobilenet_v3_large', { weights: join(dir, 'nope.pth') }), /nope\.pth: no such weights file/);
-  await assert.rejects(load('deeplabv3_resnet5'), /unknown model preset "deeplabv3_resnet5" \(did you mean deeplabv3_resnet50/);
+  await assert.rejects(
+    load('deeplabv3_mobilenet_v3_large', { weights: join(dir, 'nope.pth') }),
+    /nope\.pth: no such weights file/,
+  );
+  await assert.rejects(
+    load('deeplabv3_resnet5'),
+    /unknown model preset "deeplabv3_resnet5" \(did you mean deeplabv3_resnet50/,
+  );
   // A checkpoint of another model: missing and unexpected keys named.
   writeFileSync(join(dir, 'wrong.safetensors'), Buffer.alloc(0));
   const other = findPreset('deeplabv3_mobilenet_v3_large').build({ aux: false });
   const sd = new Map([['backbone.conv1.weight', torch.zeros([64, 3, 7, 7])]]);
   torch.writeSafetensors(join(dir, 'wrong.safetensors'), sd);
   sd.get('backbone.conv1.weight')!.dispose();
-  assert.throws(() => loadWeights(other, join(dir, 'wrong.safetensors')), (e: Error) => /Missing key\(s\): "backbone\.0\.0\.weight"/.test(e.message) && /Unexpected key\(s\): "backbone\.conv1\.weight"/.test(e.message) && e.message.includes('wrong.safetensors'));
+  assert.throws(
+    () => loadWeights(other, join(dir, 'wrong.safetensors')),
+    (e: Error) =>
+      /Missing key\(s\): "backbone\.0\.0\.weight"/.test(e.message) &&
+      /Unexpected key\(s\): "backbone\.conv1\.weight"/.test(e.message) &&
+      e.message.includes('wrong.safetensors'),
+  );
   other.dispose();
 });
 
@@ -116,7 +147,21 @@ test('CLI predict: pictures that decode, label PNG equal to the .npy argmax, bad
   await makeImage(good);
   writeFileSync(join(dir, 'bad.jpg'), 'not an image');
   const out = join(dir, 'out');
-  const res = await run(process.execPath, [cliMain, 'predict', good, join(dir, 'bad.jpg'), join(dir, 'missing.webp'), '--model', 'deeplabv3_mobilenet_v3_large', '--weights', weights(), '--out', out, '--save-logits', join(out, 'logits.npy')]).then(
+  const res = await run(process.execPath, [
+    cliMain,
+    'predict',
+    good,
+    join(dir, 'bad.jpg'),
+    join(dir, 'missing.webp'),
+    '--model',
+    'deeplabv3_mobilenet_v3_large',
+    '--weights',
+    weights(),
+    '--out',
+    out,
+    '--save-logits',
+    join(out, 'logits.npy'),
+  ]).then(
     () => ({ code: 0, stderr: '', stdout: '' }),
     (e: { code: number; stderr: string; stdout: string }) => e,
   );
@@ -148,19 +193,45 @@ test('CLI predict --classes: a custom dataset meta file names the classes and co
   writeFileSync(meta, 'classes: [sky, road, tree]\npalette: [[10, 20, 30], [200, 100, 50], [0, 255, 0]]\n');
   const out = join(dir, 'out-custom');
   // a 21-class checkpoint, 3 classes in the meta file: a fresh 3-class head, as --num-classes 3 gives
-  const { stdout } = await run(process.execPath, [cliMain, 'predict', good, '--model', 'deeplabv3_mobilenet_v3_large', '--weights', weights(), '--classes', meta, '--out', out]);
+  const { stdout } = await run(process.execPath, [
+    cliMain,
+    'predict',
+    good,
+    '--model',
+    'deeplabv3_mobilenet_v3_large',
+    '--weights',
+    weights(),
+    '--classes',
+    meta,
+    '--out',
+    out,
+  ]);
   assert.match(stdout, /fresh classifier for 3 classes/);
   assert.match(stdout, /custom\.png: 67x45 .*\[(sky|road|tree) \d/);
   const labels = await sharp(join(out, 'custom_labels.png')).extractChannel(0).raw().toBuffer();
   const color = await sharp(join(out, 'custom_color.png')).removeAlpha().raw().toBuffer();
-  const colors = [[10, 20, 30], [200, 100, 50], [0, 255, 0]];
+  const colors = [
+    [10, 20, 30],
+    [200, 100, 50],
+    [0, 255, 0],
+  ];
   for (let px = 0; px < W * H; px++) {
     assert.ok(labels[px] < 3, `label ${labels[px]} at ${px}`);
     assert.deepEqual([...color.subarray(px * 3, px * 3 + 3)], colors[labels[px]], `pixel ${px}`);
   }
   // a bad meta file: an error naming it, exit code 1
   writeFileSync(join(dir, 'bad-meta.json'), '{"classes": ["a", "b"], "palette": [[1, 2, 3]]}');
-  const bad = await run(process.execPath, [cliMain, 'predict', good, '--model', 'deeplabv3_mobilenet_v3_large', '--classes', join(dir, 'bad-meta.json'), '--out', out]).then(
+  const bad = await run(process.execPath, [
+    cliMain,
+    'predict',
+    good,
+    '--model',
+    'deeplabv3_mobilenet_v3_large',
+    '--classes',
+    join(dir, 'bad-meta.json'),
+    '--out',
+    out,
+  ]).then(
     () => ({ code: 0, stderr: '' }),
     (e: { code: number; stderr: string }) => e,
   );

@@ -41,10 +41,13 @@ const EXPECTED_EXIT: [RegExp, number][] = [[/broken\.jpg/, 1]];
 
 test('the README has the two set-up commands and a tour of command lines', () => {
   for (const c of SETUP) assert.ok(commands.includes(c), `README lacks \`${c}\``);
-  assert.ok(commands.filter((c) => c.startsWith('deeplab ')).length >= 5, `too few deeplab command lines: ${commands.join(' | ')}`);
+  assert.ok(
+    commands.filter((c) => c.startsWith('deeplab ')).length >= 5,
+    `too few deeplab command lines: ${commands.join(' | ')}`,
+  );
 });
 
-test('`deeplab` on the PATH is this clone\'s bin/deeplab (linked by scripts/setup.sh)', () => {
+test("`deeplab` on the PATH is this clone's bin/deeplab (linked by scripts/setup.sh)", () => {
   const r = spawnSync('bash', ['-c', 'command -v deeplab'], { encoding: 'utf8' });
   assert.equal(r.status, 0, 'deeplab is not on the PATH: run bash scripts/setup.sh');
   assert.equal(realpathSync(r.stdout.trim()), realpathSync(deeplabBin));
@@ -54,12 +57,22 @@ test('every README command line runs as written after the set-up', { timeout: 60
   const dir = tempDir('deeplab-readme-');
   symlinkSync(join(repoRoot, 'configs'), join(dir, 'configs'));
   const sh = (cmd: string, expect = 0) => {
-    const r = spawnSync('bash', ['-c', cmd], { cwd: dir, encoding: 'utf8', env: { ...process.env, DEEPLAB_THREADS: '1' } });
-    assert.equal(r.status, expect, `\`${cmd}\` exited ${r.status}:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+    const r = spawnSync('bash', ['-c', cmd], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, DEEPLAB_THREADS: '1' },
+    });
+    assert.equal(
+      r.status,
+      expect,
+      `\`${cmd}\` exited ${r.status}:\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`,
+    );
     return r.stdout;
   };
   // The main job, shortened: a few iterations on a few scenes, into the folders the full one uses.
-  sh(`bash ${join(repoRoot, 'scripts/demo.sh')} --iters 12 --train-scenes 24 --val-scenes 12 --data ${dir}/.cache/fashion-scenes --out ${dir}/runs/demo`);
+  sh(
+    `bash ${join(repoRoot, 'scripts/demo.sh')} --iters 12 --train-scenes 24 --val-scenes 12 --data ${dir}/.cache/fashion-scenes --out ${dir}/runs/demo`,
+  );
   assert.ok(existsSync(join(dir, 'runs/demo/final.safetensors')), 'the demo wrote no final weights');
   const run = commands.filter((c) => !SETUP.includes(c));
   for (const cmd of run) sh(cmd, EXPECTED_EXIT.find(([re]) => re.test(cmd))?.[1] ?? 0);

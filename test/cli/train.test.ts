@@ -21,10 +21,29 @@ async function dataset(): Promise<string> {
 
 function small(root: string, workDir: string, iters: number, extra: string[] = []): string[] {
   return [
-    '--set', `data.dataset.root=${root}`, '--set', `workDir=${workDir}`, '--set', `train.iters=${iters}`,
-    '--set', 'train.batchSize=2', '--set', 'data.train.crop=[32,48]', '--set', 'data.train.scale=[120,80]',
-    '--set', 'data.test.scale=[120,80]', '--set', 'train.checkpointInterval=2', '--set', `train.evalInterval=${iters}`,
-    '--set', 'train.logInterval=1', '--set', 'train.workers=1', ...extra,
+    '--set',
+    `data.dataset.root=${root}`,
+    '--set',
+    `workDir=${workDir}`,
+    '--set',
+    `train.iters=${iters}`,
+    '--set',
+    'train.batchSize=2',
+    '--set',
+    'data.train.crop=[32,48]',
+    '--set',
+    'data.train.scale=[120,80]',
+    '--set',
+    'data.test.scale=[120,80]',
+    '--set',
+    'train.checkpointInterval=2',
+    '--set',
+    `train.evalInterval=${iters}`,
+    '--set',
+    'train.logInterval=1',
+    '--set',
+    'train.workers=1',
+    ...extra,
   ];
 }
 
@@ -46,15 +65,46 @@ test('train a seed config on an official-layout dataset, then evaluate it three 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024: deeplabv3_r18-d8 .* 4 iterations of batch 2/);
   assert.match(r.stdout, /aAcc: [\d.]+ +mIoU: [\d.]+ +mAcc: [\d.]+/);
-  for (const f of ['final.safetensors', 'best_mIoU.safetensors', 'iter_4.safetensors', 'log.jsonl', 'config.json', 'report/summary.json']) assert.ok(existsSync(join(wd, f)), f);
-  for (const f of ['loss.png', 'lr.png', 'miou.png', 'per_class_iou.png']) assert.equal((await sharp(join(wd, 'report', f)).metadata()).format, 'png');
-  const log = readFileSync(join(wd, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.filter((l) => 'loss' in l).map((l) => l.iter), [1, 2, 3, 4]);
+  for (const f of [
+    'final.safetensors',
+    'best_mIoU.safetensors',
+    'iter_4.safetensors',
+    'log.jsonl',
+    'config.json',
+    'report/summary.json',
+  ])
+    assert.ok(existsSync(join(wd, f)), f);
+  for (const f of ['loss.png', 'lr.png', 'miou.png', 'per_class_iou.png'])
+    assert.equal((await sharp(join(wd, 'report', f)).metadata()).format, 'png');
+  const log = readFileSync(join(wd, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.filter((l) => 'loss' in l).map((l) => l.iter),
+    [1, 2, 3, 4],
+  );
   assert.ok(log.some((l) => 'eval' in l));
 
-  for (const extra of [[], ['--mode', 'slide', '--set', 'evaluation.crop=[32,32]', '--set', 'evaluation.stride=[24,24]'], ['--aug-test', '--metric', 'torchvision']]) {
+  for (const extra of [
+    [],
+    ['--mode', 'slide', '--set', 'evaluation.crop=[32,32]', '--set', 'evaluation.stride=[24,24]'],
+    ['--aug-test', '--metric', 'torchvision'],
+  ]) {
     const json = join(wd, `eval-${extra.length}.json`);
-    const e = await cliRun(['eval', config, '--weights', join(wd, 'final.safetensors'), '--json', json, '--set', `data.dataset.root=${root}`, '--set', 'data.test.scale=[120,80]', ...extra]);
+    const e = await cliRun([
+      'eval',
+      config,
+      '--weights',
+      join(wd, 'final.safetensors'),
+      '--json',
+      json,
+      '--set',
+      `data.dataset.root=${root}`,
+      '--set',
+      'data.test.scale=[120,80]',
+      ...extra,
+    ]);
     assert.equal(e.code, 0, e.stderr);
     assert.match(e.stdout, /\| +Class +\| +IoU +\| +Acc +\|/);
     const j = JSON.parse(readFileSync(json, 'utf8'));
@@ -63,7 +113,16 @@ test('train a seed config on an official-layout dataset, then evaluate it three 
     assert.equal(j.augTest, extra.includes('--aug-test'));
   }
   // The training checkpoint itself is accepted by eval and predict (its model part).
-  const e2 = await cliRun(['eval', config, '--weights', join(wd, 'iter_4.safetensors'), '--set', `data.dataset.root=${root}`, '--set', 'data.test.scale=[120,80]']);
+  const e2 = await cliRun([
+    'eval',
+    config,
+    '--weights',
+    join(wd, 'iter_4.safetensors'),
+    '--set',
+    `data.dataset.root=${root}`,
+    '--set',
+    'data.test.scale=[120,80]',
+  ]);
   assert.equal(e2.code, 0, e2.stderr);
 });
 
@@ -73,7 +132,9 @@ test('a run killed with SIGKILL and resumed ends with the same weights as one th
   assert.equal((await cliRun(['train', config, '--no-eval', ...small(root, straight, 8)])).code, 0);
 
   const killed = tempDir('cli-killed-');
-  const child = spawn(process.execPath, [cliMain, 'train', config, '--no-eval', ...small(root, killed, 8)], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [cliMain, 'train', config, '--no-eval', ...small(root, killed, 8)], {
+    stdio: 'ignore',
+  });
   await new Promise<void>((resolve, reject) => {
     const poll = setInterval(() => {
       if (existsSync(join(killed, 'iter_4.safetensors'))) {
@@ -94,8 +155,18 @@ test('a run killed with SIGKILL and resumed ends with the same weights as one th
   writeFileSync(join(killed, '.iter_6.safetensors.4242.0123456789ab.tmp'), 'cut short');
   const resumed = await cliRun(['train', config, '--no-eval', '--resume', ...small(root, killed, 8)]);
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.deepEqual(readdirSync(killed).filter((f) => f.endsWith('.tmp')), [], 'the resume left temp files behind');
-  assert.deepEqual(readdirSync(killed).filter((f) => /^iter_\d+\.safetensors$/.test(f)).sort(), ['iter_6.safetensors', 'iter_8.safetensors'], 'only the two newest checkpoints are kept');
+  assert.deepEqual(
+    readdirSync(killed).filter((f) => f.endsWith('.tmp')),
+    [],
+    'the resume left temp files behind',
+  );
+  assert.deepEqual(
+    readdirSync(killed)
+      .filter((f) => /^iter_\d+\.safetensors$/.test(f))
+      .sort(),
+    ['iter_6.safetensors', 'iter_8.safetensors'],
+    'only the two newest checkpoints are kept',
+  );
   const a = weightsOf(join(straight, 'final.safetensors'));
   const b = weightsOf(join(killed, 'final.safetensors'));
   assert.equal(a.size, b.size);
@@ -110,7 +181,13 @@ test('config errors and bad samples: named, non-zero exit, nothing saved lost', 
   assert.match(typo.stderr, /deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024\.json: invalid config/);
   assert.match(typo.stderr, /unknown key "train\.optimiser"/);
   const bad = join(tempDir('cfg-'), 'bad.json');
-  writeFileSync(bad, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), model: { ...JSON.parse(readFileSync(config, 'utf8')).model, decode_head: {} } }));
+  writeFileSync(
+    bad,
+    JSON.stringify({
+      ...JSON.parse(readFileSync(config, 'utf8')),
+      model: { ...JSON.parse(readFileSync(config, 'utf8')).model, decode_head: {} },
+    }),
+  );
   assert.match((await cliRun(['train', bad])).stderr, /unknown key "model\.decode_head"/);
 
   // A corrupt image: 'stop' names it and fails; 'skip' logs it and finishes.
@@ -120,7 +197,12 @@ test('config errors and bad samples: named, non-zero exit, nothing saved lost', 
   const stop = await cliRun(['train', config, '--no-eval', ...small(root, wd, 4, ['--set', 'train.badSample="stop"'])]);
   assert.equal(stop.code, 1);
   assert.match(stop.stderr, new RegExp(img.replace('.', '\\.')));
-  const skip = await cliRun(['train', config, '--no-eval', ...small(root, tempDir('cli-skip-'), 4, ['--set', 'train.badSample="skip"'])]);
+  const skip = await cliRun([
+    'train',
+    config,
+    '--no-eval',
+    ...small(root, tempDir('cli-skip-'), 4, ['--set', 'train.badSample="skip"']),
+  ]);
   assert.equal(skip.code, 0, skip.stderr);
   assert.match(skip.stdout, new RegExp(`skipped bad sample .*${img.replace('.', '\\.')}`));
 });

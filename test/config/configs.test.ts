@@ -63,12 +63,20 @@ test('every config is named after its file and works in work_dirs/<name>', () =>
   }
 });
 
-test('the seed rows: 41 rows in seven tables, the generator\'s table matches them', () => {
+test("the seed rows: 41 rows in seven tables, the generator's table matches them", () => {
   const { rows, from } = seedRows();
   assert.equal(rows.length, 41, from);
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.table, (counts.get(r.table) ?? 0) + 1);
-  assert.deepEqual(Object.fromEntries(counts), { cityscapes: 19, ade20k: 4, voc12aug: 4, 'pascal-context': 2, 'pascal-context-59': 2, 'coco-stuff10k': 4, 'coco-stuff164k': 6 });
+  assert.deepEqual(Object.fromEntries(counts), {
+    cityscapes: 19,
+    ade20k: 4,
+    voc12aug: 4,
+    'pascal-context': 2,
+    'pascal-context-59': 2,
+    'coco-stuff10k': 4,
+    'coco-stuff164k': 6,
+  });
   assert.deepEqual(rows, SEED_ROWS, `scripts/make-configs.ts SEED_ROWS differs from ${from}`);
   // With the seed at hand, the committed copy must be what it says.
   if (from === SEED_FILE) {
@@ -108,14 +116,22 @@ test('every seed row has exactly one config with its dataset, preset, crop, iter
     assert.equal(c.train.loss.ohem !== undefined, row.backbone.includes('MG124'), `${what}: OHEM`);
     assert.ok(c.name.includes(`-${row.iters / 1000}k_`), `${what}: name ${c.name}`);
   }
-  assert.deepEqual(v3.map(([p]) => p).filter((p) => !used.has(p)), [], 'configs/deeplabv3/ files without a seed row');
+  assert.deepEqual(
+    v3.map(([p]) => p).filter((p) => !used.has(p)),
+    [],
+    'configs/deeplabv3/ files without a seed row',
+  );
 });
 
 test('mmseg schedule and dataset values', () => {
   for (const [path, c] of loaded) {
     if (!path.startsWith('deeplabv3')) continue;
     const pc = c.data.dataset.type.startsWith('pascal-context');
-    assert.deepEqual(c.train.optimizer, { type: 'sgd', lr: pc ? 0.004 : 0.01, momentum: 0.9, weightDecay: pc ? 1e-4 : 5e-4, nesterov: false }, path);
+    assert.deepEqual(
+      c.train.optimizer,
+      { type: 'sgd', lr: pc ? 0.004 : 0.01, momentum: 0.9, weightDecay: pc ? 1e-4 : 5e-4, nesterov: false },
+      path,
+    );
     assert.equal(c.train.schedule.minLr, 1e-4, path);
     assert.equal(c.train.loss.avgNonIgnore, false, path);
     assert.equal(c.train.loss.auxWeight, 0.4, path);
@@ -123,9 +139,34 @@ test('mmseg schedule and dataset values', () => {
     assert.equal(c.evaluation.metric, 'mmseg', path);
     const slide = pc || c.data.train.crop[0] === 769;
     assert.equal(c.evaluation.mode, slide ? 'slide' : 'whole', path);
-    if (pc) assert.deepEqual([c.evaluation.crop, c.evaluation.stride], [[480, 480], [320, 320]], path);
-    if (c.data.train.crop[0] === 769) assert.deepEqual([c.evaluation.crop, c.evaluation.stride, c.data.train.scale], [[769, 769], [513, 513], [2049, 1025]], path);
-    const classes: Record<string, number> = { cityscapes: 19, ade20k: 150, 'voc-aug': 21, 'pascal-context': 60, 'pascal-context-59': 59, 'coco-stuff10k': 171, 'coco-stuff164k': 171 };
+    if (pc)
+      assert.deepEqual(
+        [c.evaluation.crop, c.evaluation.stride],
+        [
+          [480, 480],
+          [320, 320],
+        ],
+        path,
+      );
+    if (c.data.train.crop[0] === 769)
+      assert.deepEqual(
+        [c.evaluation.crop, c.evaluation.stride, c.data.train.scale],
+        [
+          [769, 769],
+          [513, 513],
+          [2049, 1025],
+        ],
+        path,
+      );
+    const classes: Record<string, number> = {
+      cityscapes: 19,
+      ade20k: 150,
+      'voc-aug': 21,
+      'pascal-context': 60,
+      'pascal-context-59': 59,
+      'coco-stuff10k': 171,
+      'coco-stuff164k': 171,
+    };
     assert.equal(c.model.numClasses, classes[c.data.dataset.type], path);
   }
 });
@@ -161,8 +202,13 @@ test('every preset named in configs/ exists in the zoo', () => {
 
 test('the committed files and README are what scripts/make-configs.ts writes', () => {
   const all = generateConfigs();
-  assert.deepEqual(all.map((g) => g.path).sort(), [...loaded.keys()].sort(), 'configs/ differs from the generator: run node dist/scripts/make-configs.js');
-  for (const g of all) assert.equal(readFileSync(join(CONFIGS, g.path), 'utf8'), configText(g.config), `${g.path} is stale`);
+  assert.deepEqual(
+    all.map((g) => g.path).sort(),
+    [...loaded.keys()].sort(),
+    'configs/ differs from the generator: run node dist/scripts/make-configs.js',
+  );
+  for (const g of all)
+    assert.equal(readFileSync(join(CONFIGS, g.path), 'utf8'), configText(g.config), `${g.path} is stale`);
   assert.equal(readFileSync(join(CONFIGS, 'README.md'), 'utf8'), readmeText(all), 'configs/README.md is stale');
 });
 
@@ -216,7 +262,10 @@ test('a wrong type is an error naming the file and the key', () => {
     (file) => {
       const e = configError(() => loadConfig(file));
       assert.equal(e.file, file);
-      assert.ok(e.problems.some((p) => p.startsWith('train.iters:')), e.message);
+      assert.ok(
+        e.problems.some((p) => p.startsWith('train.iters:')),
+        e.message,
+      );
     },
   );
 });
@@ -234,7 +283,10 @@ test('a bad --set path is an error naming the file and the key', () => {
   assert.match(e.message, /train\.iters/);
   // a value of the wrong type through --set
   e = configError(() => loadConfig(BASE, ['train.iters="40k"']));
-  assert.ok(e.problems.some((p) => p.startsWith('train.iters:')), e.message);
+  assert.ok(
+    e.problems.some((p) => p.startsWith('train.iters:')),
+    e.message,
+  );
   // not key=value
   e = configError(() => loadConfig(BASE, ['train.iters']));
   assert.match(e.message, /key=value/);
@@ -242,7 +294,13 @@ test('a bad --set path is an error naming the file and the key', () => {
 
 test('--set overrides apply', () => {
   const base = loadConfig(BASE);
-  const c = loadConfig(BASE, ['train.optimizer.lr=0.02', 'data.train.crop=[256,256]', 'data.dataset.root=/datasets/cityscapes', 'train.batchSize=2', 'train.accumulate=4']);
+  const c = loadConfig(BASE, [
+    'train.optimizer.lr=0.02',
+    'data.train.crop=[256,256]',
+    'data.dataset.root=/datasets/cityscapes',
+    'train.batchSize=2',
+    'train.accumulate=4',
+  ]);
   assert.equal(c.train.optimizer.lr, 0.02);
   assert.deepEqual(c.data.train.crop, [256, 256]);
   assert.equal(c.data.dataset.root, '/datasets/cityscapes');

@@ -9,9 +9,19 @@ import { tempDir } from '../helpers/paths.js';
 
 test('deeply nested config files are refused before parsing', () => {
   const dir = tempDir('config-nesting-');
-  for (const [name, text] of [['deep.yaml', 'model: ' + '['.repeat(110_000)], ['deep.json', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}']]) {
+  for (const [name, text] of [
+    ['deep.yaml', 'model: ' + '['.repeat(110_000)],
+    ['deep.json', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}'],
+  ]) {
     const file = join(dir, name);
     writeFileSync(file, text);
-    assert.throws(() => loadConfig(file), (e: Error) => e.message.startsWith(file) && new RegExp(`nested \\d+ levels deep; a config nests at most a few \\(limit ${MAX_CONFIG_NESTING}\\)`).test(e.message));
+    assert.throws(
+      () => loadConfig(file),
+      (e: Error) =>
+        e.message.startsWith(file) &&
+        new RegExp(`nested \\d+ levels deep; a config nests at most a few \\(limit ${MAX_CONFIG_NESTING}\\)`).test(
+          e.message,
+        ),
+    );
   }
 });

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { openDataset, DatasetError, type Dataset } from '../../src/data/datasets/index.js';
 import { CITYSCAPES_ID_TO_TRAIN_ID } from '../../src/data/masks.js';
 import { PALETTES } from '../../src/data/palettes.js';
-import { writeAde20k, writeCityscapes, writeCocoStuff, writeCustom, writePascalContext, writeVoc, writeVocAug } from '../helpers/tiny-datasets.js';
+import {
+  writeAde20k,
+  writeCityscapes,
+  writeCocoStuff,
+  writeCustom,
+  writePascalContext,
+  writeVoc,
+  writeVocAug,
+} from '../helpers/tiny-datasets.js';
 import { tempDir } from '../helpers/paths.js';
 
 const dir = tempDir('deeplab-datasets-');
@@ -28,7 +36,10 @@ function assertFiles(ds: Dataset): void {
 test('VOC 2012: split files, 21 classes, SegmentationClass masks', () => {
   const train = openDataset({ type: 'voc', root: roots.voc }, 'train');
   assert.equal(train.samples.length, 4);
-  assert.deepEqual(train.samples.map((s) => s.name), ['2007_train_000', '2007_train_001', '2007_train_002', '2007_train_003']);
+  assert.deepEqual(
+    train.samples.map((s) => s.name),
+    ['2007_train_000', '2007_train_001', '2007_train_002', '2007_train_003'],
+  );
   assert.equal(train.samples[0].image, join(roots.voc, 'JPEGImages', '2007_train_000.jpg'));
   assert.equal(train.samples[0].mask, join(roots.voc, 'SegmentationClass', '2007_train_000.png'));
   assert.equal(train.classes.length, 21);
@@ -44,17 +55,33 @@ test('VOC 2012: split files, 21 classes, SegmentationClass masks', () => {
 test('voc-aug: train concatenates (SegmentationClass, train.txt) and (SegmentationClassAug, aug.txt); val is plain VOC', () => {
   const train = openDataset({ type: 'voc-aug', root: roots.voc }, 'train');
   assert.equal(train.samples.length, 4 + 3);
-  assert.deepEqual(train.samples.slice(4).map((s) => s.mask), [0, 1, 2].map((i) => join(roots.voc, 'SegmentationClassAug', `2008_aug_00${i}.png`)));
+  assert.deepEqual(
+    train.samples.slice(4).map((s) => s.mask),
+    [0, 1, 2].map((i) => join(roots.voc, 'SegmentationClassAug', `2008_aug_00${i}.png`)),
+  );
   const val = openDataset({ type: 'voc-aug', root: roots.voc }, 'val');
-  assert.deepEqual(val.samples.map((s) => s.name), ['2007_val_000', '2007_val_001']);
+  assert.deepEqual(
+    val.samples.map((s) => s.name),
+    ['2007_val_000', '2007_val_001'],
+  );
   assert.ok(val.samples.every((s) => s.mask.includes(`${'SegmentationClass'}/`)));
 });
 
 test('Cityscapes: cities under leftImg8bit/gtFine, labelTrainIds or labelIds mapped to train ids', () => {
   const ds = openDataset({ type: 'cityscapes', root: roots.cityscapes }, 'train');
   assert.equal(ds.samples.length, 4);
-  assert.deepEqual(ds.samples.map((s) => s.name), ['aachen/aachen_000000_000000', 'aachen/aachen_000000_000002', 'bochum/bochum_000000_000001', 'bochum/bochum_000000_000003']);
-  assert.ok(ds.samples[0].mask.endsWith(join('gtFine', 'train', 'aachen', 'aachen_000000_000000_gtFine_labelTrainIds.png')));
+  assert.deepEqual(
+    ds.samples.map((s) => s.name),
+    [
+      'aachen/aachen_000000_000000',
+      'aachen/aachen_000000_000002',
+      'bochum/bochum_000000_000001',
+      'bochum/bochum_000000_000003',
+    ],
+  );
+  assert.ok(
+    ds.samples[0].mask.endsWith(join('gtFine', 'train', 'aachen', 'aachen_000000_000000_gtFine_labelTrainIds.png')),
+  );
   assert.equal(ds.classes.length, 19);
   assert.equal(ds.labelMap, undefined);
   assertFiles(ds);
@@ -67,7 +94,10 @@ test('Cityscapes: cities under leftImg8bit/gtFine, labelTrainIds or labelIds map
 test('ADE20K: training/validation folders, 150 classes, reduce_zero_label', () => {
   for (const root of [roots.ade, join(dir, 'ade')]) {
     const ds = openDataset({ type: 'ade20k', root }, 'val');
-    assert.deepEqual(ds.samples.map((s) => s.name), ['ADE_val_00000001', 'ADE_val_00000002']);
+    assert.deepEqual(
+      ds.samples.map((s) => s.name),
+      ['ADE_val_00000001', 'ADE_val_00000002'],
+    );
     assert.ok(ds.samples[0].image.endsWith(join('images', 'validation', 'ADE_val_00000001.jpg')));
     assert.equal(ds.classes.length, 150);
     assert.equal(ds.reduceZeroLabel, true);
@@ -105,49 +135,98 @@ test('COCO-Stuff 164k and 10k: 171 classes, *_labelTrainIds.png', () => {
 test('custom: classes, palette, folders, suffixes and split files from meta.yaml', () => {
   const ds = openDataset({ type: 'custom', root: roots.custom }, 'train');
   assert.deepEqual(ds.classes, ['background', 'leaf', 'stem']);
-  assert.deepEqual(ds.palette, [[0, 0, 0], [0, 200, 0], [120, 80, 0]]);
-  assert.deepEqual(ds.samples.map((s) => s.name), ['train_plant0', 'train_plant1', 'train_plant2', 'train_plant3']);
+  assert.deepEqual(ds.palette, [
+    [0, 0, 0],
+    [0, 200, 0],
+    [120, 80, 0],
+  ]);
+  assert.deepEqual(
+    ds.samples.map((s) => s.name),
+    ['train_plant0', 'train_plant1', 'train_plant2', 'train_plant3'],
+  );
   assert.equal(ds.samples[0].mask, join(roots.custom, 'ann', 'train_plant0_mask.png'));
   assertFiles(ds);
-  assert.equal(openDataset({ type: 'custom', root: roots.custom, meta: join(roots.custom, 'meta.yaml') }, 'val').samples.length, 2);
+  assert.equal(
+    openDataset({ type: 'custom', root: roots.custom, meta: join(roots.custom, 'meta.yaml') }, 'val').samples.length,
+    2,
+  );
 
   // JSON meta, per-split folders, no split files, a label map, the VOC colour map by default
   const root = join(dir, 'custom2');
   mkdirSync(join(root, 'images', 'val'), { recursive: true });
   cpSync(join(roots.custom, 'img'), join(root, 'images', 'val'), { recursive: true });
   cpSync(join(roots.custom, 'ann'), join(root, 'masks', 'val'), { recursive: true });
-  writeFileSync(join(root, 'meta.json'), JSON.stringify({ classes: ['bg', 'fg'], imageSuffix: '.png', maskSuffix: '_mask.png', labelMap: { '2': 1 } }));
+  writeFileSync(
+    join(root, 'meta.json'),
+    JSON.stringify({ classes: ['bg', 'fg'], imageSuffix: '.png', maskSuffix: '_mask.png', labelMap: { '2': 1 } }),
+  );
   const v = openDataset({ type: 'custom', root }, 'val');
   assert.equal(v.samples.length, 6);
   assert.deepEqual(v.labelMap, { 2: 1 });
-  assert.deepEqual(v.palette, [[0, 0, 0], [128, 0, 0]]);
+  assert.deepEqual(v.palette, [
+    [0, 0, 0],
+    [128, 0, 0],
+  ]);
 
   writeFileSync(join(root, 'bad.yaml'), 'classes: [a]\nimagez: x\n');
-  assert.throws(() => openDataset({ type: 'custom', root, meta: join(root, 'bad.yaml') }, 'val'), (e: Error) => e instanceof DatasetError && /bad\.yaml/.test(e.message) && /imagez/.test(e.message));
-  assert.throws(() => openDataset({ type: 'custom', root: join(dir, 'voc') }, 'val'), (e: Error) => /no meta file/.test(e.message));
+  assert.throws(
+    () => openDataset({ type: 'custom', root, meta: join(root, 'bad.yaml') }, 'val'),
+    (e: Error) => e instanceof DatasetError && /bad\.yaml/.test(e.message) && /imagez/.test(e.message),
+  );
+  assert.throws(
+    () => openDataset({ type: 'custom', root: join(dir, 'voc') }, 'val'),
+    (e: Error) => /no meta file/.test(e.message),
+  );
 });
 
 test('errors name the path: missing root, missing folder, image without mask, empty split', async () => {
-  assert.throws(() => openDataset({ type: 'voc', root: join(dir, 'nowhere') }, 'train'), (e: Error) => e instanceof DatasetError && e.message.includes(join(dir, 'nowhere')) && /does not exist/.test(e.message));
+  assert.throws(
+    () => openDataset({ type: 'voc', root: join(dir, 'nowhere') }, 'train'),
+    (e: Error) =>
+      e instanceof DatasetError && e.message.includes(join(dir, 'nowhere')) && /does not exist/.test(e.message),
+  );
 
   const broken = await writeVoc(join(dir, 'broken'), { train: 2, val: 1 });
   mkdirSync(join(broken, 'SegmentationClassAug'));
-  assert.throws(() => openDataset({ type: 'voc-aug', root: broken }, 'train'), (e: Error) => e.message.includes(join(broken, 'ImageSets', 'Segmentation', 'aug.txt')) && /voc_aug\.py/.test(e.message));
+  assert.throws(
+    () => openDataset({ type: 'voc-aug', root: broken }, 'train'),
+    (e: Error) =>
+      e.message.includes(join(broken, 'ImageSets', 'Segmentation', 'aug.txt')) && /voc_aug\.py/.test(e.message),
+  );
   rmSync(join(broken, 'SegmentationClass', '2007_train_001.png'));
   assert.throws(
     () => openDataset({ type: 'voc', root: broken }, 'train'),
-    (e: Error) => e instanceof DatasetError && e.message.includes(join(broken, 'JPEGImages', '2007_train_001.jpg')) && e.message.includes('has no mask') && e.message.includes(join(broken, 'SegmentationClass', '2007_train_001.png')),
+    (e: Error) =>
+      e instanceof DatasetError &&
+      e.message.includes(join(broken, 'JPEGImages', '2007_train_001.jpg')) &&
+      e.message.includes('has no mask') &&
+      e.message.includes(join(broken, 'SegmentationClass', '2007_train_001.png')),
   );
   // 'keep' lists it anyway so the loader's badSample policy decides
   assert.equal(openDataset({ type: 'voc', root: broken }, 'train', { missingMask: 'keep' }).samples.length, 2);
 
   writeFileSync(join(broken, 'ImageSets', 'Segmentation', 'val.txt'), '\n');
-  assert.throws(() => openDataset({ type: 'voc', root: broken }, 'val'), (e: Error) => e.message === `split val of voc at ${broken} has no samples`);
-  assert.throws(() => openDataset({ type: 'voc', root: broken, valSplit: 'trainval' }, 'val'), (e: Error) => /missing split file/.test(e.message) && e.message.includes('trainval.txt'));
+  assert.throws(
+    () => openDataset({ type: 'voc', root: broken }, 'val'),
+    (e: Error) => e.message === `split val of voc at ${broken} has no samples`,
+  );
+  assert.throws(
+    () => openDataset({ type: 'voc', root: broken, valSplit: 'trainval' }, 'val'),
+    (e: Error) => /missing split file/.test(e.message) && e.message.includes('trainval.txt'),
+  );
   writeFileSync(join(broken, 'ImageSets', 'Segmentation', 'val.txt'), 'ghost\n');
-  assert.throws(() => openDataset({ type: 'voc', root: broken }, 'val'), (e: Error) => e.message.includes(join(broken, 'JPEGImages', 'ghost.jpg')) && /does not exist/.test(e.message));
+  assert.throws(
+    () => openDataset({ type: 'voc', root: broken }, 'val'),
+    (e: Error) => e.message.includes(join(broken, 'JPEGImages', 'ghost.jpg')) && /does not exist/.test(e.message),
+  );
 
   rmSync(join(broken, 'SegmentationClass'), { recursive: true });
-  assert.throws(() => openDataset({ type: 'voc', root: broken }, 'train'), (e: Error) => /missing folder/.test(e.message) && e.message.includes(join(broken, 'SegmentationClass')));
-  assert.throws(() => openDataset({ type: 'cityscapes', root: roots.cityscapes, valSplit: 'test' }, 'val'), (e: Error) => e.message.includes(join(roots.cityscapes, 'leftImg8bit', 'test')));
+  assert.throws(
+    () => openDataset({ type: 'voc', root: broken }, 'train'),
+    (e: Error) => /missing folder/.test(e.message) && e.message.includes(join(broken, 'SegmentationClass')),
+  );
+  assert.throws(
+    () => openDataset({ type: 'cityscapes', root: roots.cityscapes, valSplit: 'test' }, 'val'),
+    (e: Error) => e.message.includes(join(roots.cityscapes, 'leftImg8bit', 'test')),
+  );
 });

@@ -11,13 +11,17 @@ import { tempDir } from '../helpers/paths.js';
 
 const dir = tempDir('deeplab-img-');
 // A 4x3 RGB test card: pixel (x, y) = (10x, 20y, 7)
-const W = 4, H = 3;
+const W = 4,
+  H = 3;
 const rgb = Buffer.alloc(W * H * 3);
 for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) rgb.set([10 * x, 20 * y, 7], (y * W + x) * 3);
 const raw = { raw: { width: W, height: H, channels: 3 as const } };
 
 test('PNG and lossless WebP decode to the exact RGB pixels', async () => {
-  for (const [name, enc] of [['a.png', sharp(rgb, raw).png()], ['a.webp', sharp(rgb, raw).webp({ lossless: true })]] as const) {
+  for (const [name, enc] of [
+    ['a.png', sharp(rgb, raw).png()],
+    ['a.webp', sharp(rgb, raw).webp({ lossless: true })],
+  ] as const) {
     await enc.toFile(join(dir, name));
     const img = await readImage(join(dir, name));
     assert.deepEqual([img.width, img.height], [W, H]);
@@ -34,28 +38,44 @@ test('JPEG decodes to RGB of the right size', async () => {
 
 test('grayscale, alpha and 16-bit PNGs come out as 8-bit RGB', async () => {
   const gray = Buffer.from([0, 50, 100, 150, 200, 250]);
-  await sharp(gray, { raw: { width: 3, height: 2, channels: 1 } }).png().toFile(join(dir, 'g.png'));
+  await sharp(gray, { raw: { width: 3, height: 2, channels: 1 } })
+    .png()
+    .toFile(join(dir, 'g.png'));
   const g = await readImage(join(dir, 'g.png'));
   assert.deepEqual(Array.from(g.data.slice(0, 6)), [0, 0, 0, 50, 50, 50]);
 
   const rgba = Buffer.from([255, 0, 0, 0, 0, 255, 0, 128]);
-  await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toFile(join(dir, 'alpha.png'));
+  await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } })
+    .png()
+    .toFile(join(dir, 'alpha.png'));
   const a = await readImage(join(dir, 'alpha.png'));
   assert.deepEqual(Array.from(a.data), [255, 0, 0, 0, 255, 0]);
 
   const deep = new Uint16Array([0, 65535, 32896, 257]);
-  await sharp(deep, { raw: { width: 4, height: 1, channels: 1 } }).toColourspace('grey16').png().toFile(join(dir, 'g16.png'));
+  await sharp(deep, { raw: { width: 4, height: 1, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toFile(join(dir, 'g16.png'));
   const d = await readImage(join(dir, 'g16.png'));
   assert.deepEqual([d.data[0], d.data[3], d.data[6], d.data[9]], [0, 255, 128, 1]);
 });
 
 test('missing, corrupt and unsupported files give an ImageError naming the file', async () => {
-  await assert.rejects(readImage(join(dir, 'nope.png')), (e: Error) => e instanceof ImageError && e.message.includes('nope.png') && /no such file/.test(e.message));
+  await assert.rejects(
+    readImage(join(dir, 'nope.png')),
+    (e: Error) => e instanceof ImageError && e.message.includes('nope.png') && /no such file/.test(e.message),
+  );
   writeFileSync(join(dir, 'junk.jpg'), Buffer.from('definitely not a jpeg'));
-  await assert.rejects(readImage(join(dir, 'junk.jpg')), (e: Error) => e instanceof ImageError && e.message.includes('junk.jpg'));
+  await assert.rejects(
+    readImage(join(dir, 'junk.jpg')),
+    (e: Error) => e instanceof ImageError && e.message.includes('junk.jpg'),
+  );
   const png = readFileSync(join(dir, 'a.png'));
   writeFileSync(join(dir, 'trunc.png'), png.subarray(0, png.length - 30));
-  await assert.rejects(readImage(join(dir, 'trunc.png')), (e: Error) => e instanceof ImageError && e.message.includes('trunc.png'));
+  await assert.rejects(
+    readImage(join(dir, 'trunc.png')),
+    (e: Error) => e instanceof ImageError && e.message.includes('trunc.png'),
+  );
 });
 
 test('label PNGs hold the class indices exactly (8-bit and 16-bit)', async () => {
@@ -73,7 +93,12 @@ test('label PNGs hold the class indices exactly (8-bit and 16-bit)', async () =>
 });
 
 test('palettes: VOC colour map, dataset sizes, padding for custom class counts', () => {
-  assert.deepEqual(vocColormap(4), [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]);
+  assert.deepEqual(vocColormap(4), [
+    [0, 0, 0],
+    [128, 0, 0],
+    [0, 128, 0],
+    [128, 128, 0],
+  ]);
   assert.deepEqual(vocColormap(21)[15], [192, 128, 128]); // person
   assert.equal(PALETTES.cityscapes.classes.length, 19);
   assert.equal(PALETTES.ade20k.colors.length, 150);
@@ -82,7 +107,12 @@ test('palettes: VOC colour map, dataset sizes, padding for custom class counts',
   assert.equal(p.colors.length, 21);
   const c = colorize(Uint8Array.from([0, 1]), PALETTES.voc.colors);
   assert.deepEqual(Array.from(c), [0, 0, 0, 128, 0, 0]);
-  assert.deepEqual(Array.from(overlay({ width: 1, height: 1, data: Uint8Array.from([100, 100, 100]) }, Uint8Array.from([200, 0, 100]))), [150, 50, 100]);
+  assert.deepEqual(
+    Array.from(
+      overlay({ width: 1, height: 1, data: Uint8Array.from([100, 100, 100]) }, Uint8Array.from([200, 0, 100])),
+    ),
+    [150, 50, 100],
+  );
 });
 
 test('.npy header is what NumPy writes', () => {
@@ -90,6 +120,12 @@ test('.npy header is what NumPy writes', () => {
   assert.equal(b.subarray(0, 6).toString('latin1'), '\x93NUMPY');
   const hlen = b.readUInt16LE(8);
   assert.equal((10 + hlen) % 64, 0);
-  assert.match(b.subarray(10, 10 + hlen).toString('latin1'), /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(1, 2, 3\), \} *\n$/);
-  assert.deepEqual(Array.from(new Float32Array(b.buffer.slice(b.byteOffset + 10 + hlen, b.byteOffset + b.length))), [1, 2, 3, 4, 5, 6]);
+  assert.match(
+    b.subarray(10, 10 + hlen).toString('latin1'),
+    /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(1, 2, 3\), \} *\n$/,
+  );
+  assert.deepEqual(
+    Array.from(new Float32Array(b.buffer.slice(b.byteOffset + 10 + hlen, b.byteOffset + b.length))),
+    [1, 2, 3, 4, 5, 6],
+  );
 });

@@ -9,7 +9,14 @@ import sharp from 'sharp';
 import { TrainPipelineConfig } from '../../src/config/schema.js';
 import { openDataset } from '../../src/data/datasets/index.js';
 import { BadSampleError, DataLoader, iterateEval, type Batch, type LoaderOptions } from '../../src/data/loader.js';
-import { writeAde20k, writeCityscapes, writeVoc, TINY_CITYSCAPES_IDS, TINY_HEIGHT, TINY_WIDTH } from '../helpers/tiny-datasets.js';
+import {
+  writeAde20k,
+  writeCityscapes,
+  writeVoc,
+  TINY_CITYSCAPES_IDS,
+  TINY_HEIGHT,
+  TINY_WIDTH,
+} from '../helpers/tiny-datasets.js';
 import { readMask } from '../../src/data/masks.js';
 import { resizeBilinear } from '../../src/data/geometry.js';
 import { tempDir } from '../helpers/paths.js';
@@ -56,9 +63,15 @@ test('same seed, same batches with 0 or 2 workers; epochs reshuffle; another see
   const epoch0 = [...inline[0].names, ...inline[1].names.slice(0, 2)];
   assert.equal(new Set(epoch0).size, 5, 'each epoch visits every sample once');
   const other = await batches({ seed: 7 }, 2);
-  assert.notDeepEqual(other.map((b) => b.images), inline.slice(0, 2).map((b) => b.images));
+  assert.notDeepEqual(
+    other.map((b) => b.images),
+    inline.slice(0, 2).map((b) => b.images),
+  );
   const ordered = await batches({ shuffle: false }, 2);
-  assert.deepEqual([...ordered[0].names, ...ordered[1].names], [...voc.samples.map((s) => s.name), voc.samples[0].name]);
+  assert.deepEqual(
+    [...ordered[0].names, ...ordered[1].names],
+    [...voc.samples.map((s) => s.name), voc.samples[0].name],
+  );
 });
 
 test('resuming from state() gives exactly the batches that followed', async () => {
@@ -99,7 +112,13 @@ test('a corrupt image: stop names the file, skip reports it and fills the batch 
     );
     const seen: string[] = [];
     const got = await batches({ ...o, workers, badSample: 'skip', onBadSample: (f) => seen.push(f) }, 2, ds);
-    assert.deepEqual(got.map((b) => b.names), [['2007_train_000', '2007_train_001'], ['2007_train_003', '2007_train_000']]);
+    assert.deepEqual(
+      got.map((b) => b.names),
+      [
+        ['2007_train_000', '2007_train_001'],
+        ['2007_train_003', '2007_train_000'],
+      ],
+    );
     assert.deepEqual(seen, [bad]);
   }
 });
@@ -107,21 +126,39 @@ test('a corrupt image: stop names the file, skip reports it and fills the batch 
 test('missing mask, size mismatch and out-of-range labels are bad samples naming the files', async () => {
   const root = await writeVoc(join(dir, 'bad'), { train: 3, val: 1 });
   rmSync(join(root, 'SegmentationClass', '2007_train_000.png'));
-  await sharp({ create: { width: 10, height: 10, channels: 3, background: '#000' } }).jpeg().toFile(join(root, 'JPEGImages', '2007_train_001.jpg'));
+  await sharp({ create: { width: 10, height: 10, channels: 3, background: '#000' } })
+    .jpeg()
+    .toFile(join(root, 'JPEGImages', '2007_train_001.jpg'));
   const ds = openDataset({ type: 'voc', root }, 'train', { missingMask: 'keep' });
   const errors: BadSampleError[] = [];
-  const loader = new DataLoader(ds, { ...base, batchSize: 1, shuffle: false, badSample: 'skip', onBadSample: (_, e) => errors.push(e) });
+  const loader = new DataLoader(ds, {
+    ...base,
+    batchSize: 1,
+    shuffle: false,
+    badSample: 'skip',
+    onBadSample: (_, e) => errors.push(e),
+  });
   const b = await loader.next();
   await loader.close();
   assert.deepEqual(b.names, ['2007_train_002']);
-  assert.deepEqual(errors.map((e) => e.kind), ['mask', 'size']);
+  assert.deepEqual(
+    errors.map((e) => e.kind),
+    ['mask', 'size'],
+  );
   assert.ok(errors[0].message.includes(join(root, 'SegmentationClass', '2007_train_000.png')));
-  assert.ok(errors[1].message.includes(join(root, 'JPEGImages', '2007_train_001.jpg')) && errors[1].message.includes(join(root, 'SegmentationClass', '2007_train_001.png')));
+  assert.ok(
+    errors[1].message.includes(join(root, 'JPEGImages', '2007_train_001.jpg')) &&
+      errors[1].message.includes(join(root, 'SegmentationClass', '2007_train_001.png')),
+  );
   assert.ok(/10x10/.test(errors[1].message) && new RegExp(`${TINY_WIDTH}x${TINY_HEIGHT}`).test(errors[1].message));
 
   await assert.rejects(
     batches({ numClasses: 10, badSample: 'stop' }, 1),
-    (e: Error) => e instanceof BadSampleError && e.kind === 'labels' && /label values 12, 15/.test(e.message) && e.message.includes(vocRoot),
+    (e: Error) =>
+      e instanceof BadSampleError &&
+      e.kind === 'labels' &&
+      /label values 12, 15/.test(e.message) &&
+      e.message.includes(vocRoot),
   );
   await assert.rejects(batches({ numClasses: 10, badSample: 'skip' }, 1), /all 5 samples .* failed to load/);
 });
@@ -135,7 +172,10 @@ test('Cityscapes labelIds become train ids in batches and in evaluation labels',
   assert.ok(b.labels.some((v) => v === 13) && b.labels.some((v) => v === 0));
   const raw = await readMask(ds.samples[0].mask);
   for await (const s of iterateEval(ds, { scale: null }, { workers: 0 })) {
-    assert.deepEqual(Array.from(s.label), Array.from(raw.data, (v) => TINY_CITYSCAPES_IDS[v]));
+    assert.deepEqual(
+      Array.from(s.label),
+      Array.from(raw.data, (v) => TINY_CITYSCAPES_IDS[v]),
+    );
     break;
   }
 });
@@ -146,7 +186,10 @@ test('iterateEval: dataset order, test-resized images, labels at the original si
   for (const workers of [0, 1]) {
     const got = [];
     for await (const s of iterateEval(ade, { scale: [120, 120] }, { workers })) got.push(s);
-    assert.deepEqual(got.map((s) => s.name), ade.samples.map((s) => s.name));
+    assert.deepEqual(
+      got.map((s) => s.name),
+      ade.samples.map((s) => s.name),
+    );
     for (const s of got) {
       assert.deepEqual([s.image.width, s.image.height], [TINY_WIDTH, TINY_HEIGHT]);
       assert.deepEqual([s.resized.width, s.resized.height], [120, 80]);

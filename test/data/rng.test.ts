@@ -7,11 +7,20 @@ test('same keys give the same stream; different keys differ', () => {
   const a = new Rng(7, 1, 2);
   const b = new Rng(7, 1, 2);
   const xs = Array.from({ length: 20 }, () => a.next32());
-  assert.deepEqual(Array.from({ length: 20 }, () => b.next32()), xs);
+  assert.deepEqual(
+    Array.from({ length: 20 }, () => b.next32()),
+    xs,
+  );
   for (const other of [new Rng(7, 1, 3), new Rng(7, 2, 2), new Rng(8, 1, 2), new Rng(7, 1, 2 ** 32 + 2)]) {
-    assert.notDeepEqual(Array.from({ length: 20 }, () => other.next32()), xs);
+    assert.notDeepEqual(
+      Array.from({ length: 20 }, () => other.next32()),
+      xs,
+    );
   }
-  assert.notDeepEqual(Array.from({ length: 5 }, () => sampleRng(0, 0, 1).uniform()), Array.from({ length: 5 }, () => sampleRng(0, 1, 0).uniform()));
+  assert.notDeepEqual(
+    Array.from({ length: 5 }, () => sampleRng(0, 0, 1).uniform()),
+    Array.from({ length: 5 }, () => sampleRng(0, 1, 0).uniform()),
+  );
 });
 
 test('uniform, int and shuffle stay in range and cover it', () => {
@@ -32,7 +41,10 @@ test('uniform, int and shuffle stay in range and cover it', () => {
   assert.ok(Math.abs(sum / 20000 - 0.5) < 0.01);
   const arr = Array.from({ length: 50 }, (_, i) => i);
   r.shuffle(arr);
-  assert.deepEqual([...arr].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    [...arr].sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   assert.throws(() => r.int(3, 3), RangeError);
   assert.throws(() => new Rng(-1), RangeError);
 });

@@ -6,16 +6,40 @@ import assert from 'node:assert/strict';
 import type { RgbImage } from '../../src/data/image.js';
 import { Rng } from '../../src/data/rng.js';
 import {
-  adjustBrightness, adjustContrast, adjustSaturation, cropAccepted, cropImage, cropLabel, flipImage, flipLabel, hsvToRgb,
-  labelHistogram, padTo, photoMetricDistortion, randomCropBox, rgbToHsv, sampleRandomScale, shiftHue, trainTransform,
+  adjustBrightness,
+  adjustContrast,
+  adjustSaturation,
+  cropAccepted,
+  cropImage,
+  cropLabel,
+  flipImage,
+  flipLabel,
+  hsvToRgb,
+  labelHistogram,
+  padTo,
+  photoMetricDistortion,
+  randomCropBox,
+  rgbToHsv,
+  sampleRandomScale,
+  shiftHue,
+  trainTransform,
 } from '../../src/data/transforms.js';
-import { nearestIndex, resizeBilinear, resizeNearest, sizeScaledBy, sizeToFit, testResize, type Box } from '../../src/data/geometry.js';
+import {
+  nearestIndex,
+  resizeBilinear,
+  resizeNearest,
+  sizeScaledBy,
+  sizeToFit,
+  testResize,
+  type Box,
+} from '../../src/data/geometry.js';
 import { TrainPipelineConfig } from '../../src/config/schema.js';
 import { blockyMask, imageFor } from '../helpers/tiny-datasets.js';
 
 function img(width: number, height: number, f: (x: number, y: number, c: number) => number): RgbImage {
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = f(x, y, c);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = f(x, y, c);
   return { width, height, data };
 }
 
@@ -98,7 +122,10 @@ test('randomCropBox: up to 10 tests, the 11th draw kept untested; one draw witho
   randomCropBox(100, 80, [32, 48], 1, new Rng(3), never);
   assert.equal(calls, 0);
   // a map smaller than the crop: the whole map, clipped
-  assert.deepEqual(randomCropBox(20, 10, [32, 48], 0.75, new Rng(0), () => new Uint32Array(256)), { y1: 0, y2: 10, x1: 0, x2: 20 });
+  assert.deepEqual(
+    randomCropBox(20, 10, [32, 48], 0.75, new Rng(0), () => new Uint32Array(256)),
+    { y1: 0, y2: 10, x1: 0, x2: 20 },
+  );
   // the accepted crop really has mixed classes
   const lab = new Uint8Array(100 * 80);
   for (let i = 0; i < lab.length; i++) lab[i] = i % 100 < 70 ? 1 : 2; // class 2 only in the last 30 columns
@@ -169,7 +196,10 @@ test('PhotoMetricDistortion stays within brightness +-32 and contrast [0.5, 1.5]
     const g = img(2, 2, () => 100);
     photoMetricDistortion(g, new Rng(seed));
     const v = g.data[0];
-    assert.ok(g.data.every((x) => x === v), 'a gray image stays gray');
+    assert.ok(
+      g.data.every((x) => x === v),
+      'a gray image stays gray',
+    );
     // worst cases: (100 - 32) * 0.5 and (100 + 32) * 1.5
     assert.ok(v >= Math.floor(68 * 0.5) - 1 && v <= Math.ceil(132 * 1.5), `seed ${seed}: ${v}`);
   }
@@ -199,7 +229,11 @@ function reference(image: RgbImage, label: Uint8Array, p: TrainPipelineConfig, r
 }
 
 test('trainTransform equals resize -> crop -> flip -> photometric -> pad, exactly; crop-sized; deterministic', () => {
-  for (const [w, h] of [[60, 40], [23, 17], [97, 61]]) {
+  for (const [w, h] of [
+    [60, 40],
+    [23, 17],
+    [97, 61],
+  ]) {
     const label = blockyMask(3, w, h, [0, 4, 9, 255]);
     const image: RgbImage = { width: w, height: h, data: imageFor(label, w, h, (v) => v) };
     for (let seed = 0; seed < 25; seed++) {

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { ConfusionMatrix, computeMetrics, type MetricMode, type Metrics } from '../../src/evaluation/metrics.js';
-import { classTable, formatReport, pythonFloat, round2, summaryLine, toReportJSON } from '../../src/evaluation/report-table.js';
+import {
+  classTable,
+  formatReport,
+  pythonFloat,
+  round2,
+  summaryLine,
+  toReportJSON,
+} from '../../src/evaluation/report-table.js';
 import { committedFixture } from '../helpers/paths.js';
 
 interface Pair {
@@ -23,7 +30,11 @@ interface Case {
   counts: number[][];
   metrics: Partial<Record<MetricMode, Ref>>;
 }
-const fx = JSON.parse(readFileSync(committedFixture('metrics', 'metrics.json'), 'utf8')) as { cases: Case[]; table: string | null; summary: string };
+const fx = JSON.parse(readFileSync(committedFixture('metrics', 'metrics.json'), 'utf8')) as {
+  cases: Case[];
+  table: string | null;
+  summary: string;
+};
 const byName = (n: string) => fx.cases.find((c) => c.name === n)!;
 
 function matrixOf(c: Case, pairs = c.pairs): ConfusionMatrix {
@@ -41,7 +52,10 @@ function counts2d(cm: ConfusionMatrix): number[][] {
 function assertNum(actual: number, expected: number | null, what: string, exact = true): void {
   if (expected === null) return assert.ok(Number.isNaN(actual), `${what}: expected NaN, got ${actual}`);
   if (exact) return assert.equal(actual, expected, what);
-  assert.ok(Math.abs(actual - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
+  assert.ok(
+    Math.abs(actual - expected) <= 1e-12 * Math.max(1, Math.abs(expected)),
+    `${what}: ${actual} vs ${expected}`,
+  );
 }
 
 function assertMetrics(m: Metrics, ref: Ref, what: string): void {
@@ -66,7 +80,8 @@ test('the confusion matrix counts as defined: ignore skipped, values outside 0..
 test('every mode equals its reference system (in-range predictions)', () => {
   const c = byName('in_range');
   const cm = matrixOf(c);
-  for (const [mode, ref] of Object.entries(c.metrics)) assertMetrics(computeMetrics(cm, mode as MetricMode), ref, `in_range/${mode}`);
+  for (const [mode, ref] of Object.entries(c.metrics))
+    assertMetrics(computeMetrics(cm, mode as MetricMode), ref, `in_range/${mode}`);
   cm.dispose();
 });
 
@@ -92,8 +107,14 @@ test('tensors and typed arrays give the same counts; shapes only need the same p
     }
   });
   assert.deepEqual(counts2d(cm), c.counts);
-  assert.throws(() => cm.update(new Int32Array(4), new Int32Array(5)), /prediction has shape \[4\] \(4 pixels\) but ground truth has shape \[5\]/);
-  assert.throws(() => torch.scope(() => cm.update(torch.zeros([4]), new Int32Array(4))), /integer prediction tensor but received float32/);
+  assert.throws(
+    () => cm.update(new Int32Array(4), new Int32Array(5)),
+    /prediction has shape \[4\] \(4 pixels\) but ground truth has shape \[5\]/,
+  );
+  assert.throws(
+    () => torch.scope(() => cm.update(torch.zeros([4]), new Int32Array(4))),
+    /integer prediction tensor but received float32/,
+  );
   cm.dispose();
 });
 
@@ -109,7 +130,10 @@ test('merging per-worker matrices equals one matrix over all the data; JSON roun
     assert.deepEqual(toReportJSON(computeMetrics(a, mode)), toReportJSON(computeMetrics(all, mode)));
   }
   assert.equal(a.at(0, 0), c.counts[0][0]);
-  assert.throws(() => a.merge(new ConfusionMatrix(5)), /cannot merge a matrix of 5 classes \(ignore 255\) into one of 6 classes/);
+  assert.throws(
+    () => a.merge(new ConfusionMatrix(5)),
+    /cannot merge a matrix of 5 classes \(ignore 255\) into one of 6 classes/,
+  );
   assert.throws(() => ConfusionMatrix.fromJSON({ ...all.toJSON(), format: 'x' as never }), /expected format/);
   assert.throws(() => ConfusionMatrix.fromJSON({ ...all.toJSON(), matrix: [[1]] }), /expected 7 rows/);
   for (const m of [all, a, b, rest]) m.dispose();
@@ -120,10 +144,13 @@ test('NaN classes: which figures, why, and what each mode does with them', () =>
   const cm = matrixOf(c);
   const mm = computeMetrics(cm, 'mmseg');
   // class 4 never appears; class 5 is predicted but never in ground truth
-  assert.deepEqual(mm.nanReasons.map((r) => [r.index, r.reason]), [
-    [4, 'absent from ground truth and never predicted'],
-    [5, 'never in ground truth'],
-  ]);
+  assert.deepEqual(
+    mm.nanReasons.map((r) => [r.index, r.reason]),
+    [
+      [4, 'absent from ground truth and never predicted'],
+      [5, 'never in ground truth'],
+    ],
+  );
   assert.ok(Number.isNaN(mm.perClass[4].iou) && Number.isNaN(mm.perClass[4].acc));
   assert.equal(mm.perClass[5].iou, 0);
   assert.ok(Number.isNaN(mm.perClass[5].acc));
@@ -159,7 +186,10 @@ test("report: mmseg's per-class table and summary line, and the same figures as 
   assert.equal(summaryLine(m), fx.summary);
   const report = formatReport(m, c.classes);
   assert.ok(report.startsWith('per class results:\n\n+'));
-  assert.match(report, /iou\/acc\/dice\/precision\/recall\/fscore NaN, absent from ground truth and never predicted; [^:]*: absent$/m);
+  assert.match(
+    report,
+    /iou\/acc\/dice\/precision\/recall\/fscore NaN, absent from ground truth and never predicted; [^:]*: absent$/m,
+  );
   const j = toReportJSON(m, c.classes);
   assert.equal(j.mIoU, round2(m.mIoU));
   assert.deepEqual(j.perClass[4], { class: 'absent', IoU: null, Acc: null });

@@ -95,28 +95,48 @@ export function closeness(actual: ArrayLike<number>, expected: ArrayLike<number>
  * Asserts that `actual` matches `expected`. `what` names the case and the tensor, e.g.
  * "conv2d/s2_p1_bias: grad weight". Integer and bool tensors are compared exactly.
  */
-export function assertClose(actual: torch.Tensor, expected: torch.Tensor | ArrayLike<number>, what: string, tol: Tolerance = {}): void {
+export function assertClose(
+  actual: torch.Tensor,
+  expected: torch.Tensor | ArrayLike<number>,
+  what: string,
+  tol: Tolerance = {},
+): void {
   const shape = actual.shape;
   let exp: Float64Array;
   let exact: boolean;
   if (expected instanceof torch.Tensor) {
     if (shape.length !== expected.shape.length || shape.some((s, i) => s !== expected.shape[i]))
-      throw new AssertionError({ message: `${what}: shape [${shape}] differs from the expected [${expected.shape}]`, actual: shape, expected: expected.shape, operator: 'assertClose' });
+      throw new AssertionError({
+        message: `${what}: shape [${shape}] differs from the expected [${expected.shape}]`,
+        actual: shape,
+        expected: expected.shape,
+        operator: 'assertClose',
+      });
     if (actual.dtype !== expected.dtype)
-      throw new AssertionError({ message: `${what}: dtype ${actual.dtype} differs from the expected ${expected.dtype}`, actual: actual.dtype, expected: expected.dtype, operator: 'assertClose' });
+      throw new AssertionError({
+        message: `${what}: dtype ${actual.dtype} differs from the expected ${expected.dtype}`,
+        actual: actual.dtype,
+        expected: expected.dtype,
+        operator: 'assertClose',
+      });
     exp = values(expected);
     exact = !torch.isFloating(expected.dtype);
   } else {
     exp = Float64Array.from(expected);
     exact = !torch.isFloating(actual.dtype);
     if (exp.length !== actual.numel)
-      throw new AssertionError({ message: `${what}: ${actual.numel} elements (shape [${shape}]), expected ${exp.length}`, operator: 'assertClose' });
+      throw new AssertionError({
+        message: `${what}: ${actual.numel} elements (shape [${shape}]), expected ${exp.length}`,
+        operator: 'assertClose',
+      });
   }
   const act = values(actual);
   const r = closeness(act, exp, exact ? { rtol: 0, atol: 0 } : tol);
   if (r.ok) return;
   const at = r.worst >= 0 ? `[${unravel(r.worst, shape).join(', ')}]` : '[]';
-  const tolText = exact ? 'exact' : `atol ${effectiveAtol(exp, tol).toExponential(2)}${tol.scaleAtol ? ' (scaled by max |expected|)' : ''}, rtol ${tol.rtol ?? FP32.rtol}`;
+  const tolText = exact
+    ? 'exact'
+    : `atol ${effectiveAtol(exp, tol).toExponential(2)}${tol.scaleAtol ? ' (scaled by max |expected|)' : ''}, rtol ${tol.rtol ?? FP32.rtol}`;
   const message =
     `${what}: mismatch (${tolText}, shape [${shape}], ${actual.dtype}): ` +
     `worst at ${at}: actual ${act[r.worst]}, expected ${exp[r.worst]}; ` +

@@ -39,7 +39,10 @@ export interface Manifest {
 /** The fixture folder test/fixtures/SUB, which must hold a manifest.json. */
 export function fixtureDir(sub: string): string {
   const dir = committedFixture(sub);
-  if (!existsSync(join(dir, 'manifest.json'))) throw new Error(`fixture '${sub}' not found (no ${join(dir, 'manifest.json')}); run /usr/bin/python3 test/fixtures/make_ops.py`);
+  if (!existsSync(join(dir, 'manifest.json')))
+    throw new Error(
+      `fixture '${sub}' not found (no ${join(dir, 'manifest.json')}); run /usr/bin/python3 test/fixtures/make_ops.py`,
+    );
   return dir;
 }
 
@@ -65,7 +68,8 @@ export class Fixture {
 
   /** A new tensor (owned by the caller, or by the enclosing scope) holding the entry's values. */
   tensor(e: TensorEntry): torch.Tensor {
-    if (e.offset + e.nbytes > this.#blob.length) throw new RangeError(`fixture tensor at ${e.offset}+${e.nbytes} lies past the end of the data`);
+    if (e.offset + e.nbytes > this.#blob.length)
+      throw new RangeError(`fixture tensor at ${e.offset}+${e.nbytes} lies past the end of the data`);
     const bytes = new Uint8Array(this.#blob.buffer, this.#blob.byteOffset + e.offset, e.nbytes);
     return torch.tensor(bytes, { dtype: e.dtype, shape: e.shape });
   }

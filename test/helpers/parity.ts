@@ -72,7 +72,8 @@ export interface ParityFixture<M> {
 
 /** The readers of generated fixture `name` (.cache/fixtures/NAME; missing, it is an error). */
 export function parityFixture<M>(name: string): ParityFixture<M> {
-  const load = (e: Entry): torch.Tensor => torch.tensor(readFileSync(generatedFixture(name, e.file)), { dtype: 'float32', shape: e.shape });
+  const load = (e: Entry): torch.Tensor =>
+    torch.tensor(readFileSync(generatedFixture(name, e.file)), { dtype: 'float32', shape: e.shape });
   return {
     manifest: () => JSON.parse(readFileSync(generatedFixture(name, 'manifest.json'), 'utf8')) as M,
     load,

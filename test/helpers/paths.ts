@@ -30,7 +30,9 @@ export function committedFixture(...parts: string[]): string {
 export function generatedFixture(name: string, file = ''): string {
   const dir = join(repoRoot, '.cache/fixtures', name);
   if (!existsSync(join(dir, '.done'))) {
-    throw new Error(`generated fixture "${name}" is missing: run \`bash scripts/fixtures.sh\` (needs setup.sh --python)`);
+    throw new Error(
+      `generated fixture "${name}" is missing: run \`bash scripts/fixtures.sh\` (needs setup.sh --python)`,
+    );
   }
   return join(dir, file);
 }

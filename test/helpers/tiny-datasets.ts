@@ -28,7 +28,9 @@ export function blockyMask(i: number, w: number, h: number, values: readonly num
     for (let x = 0; x < w; x++) {
       const by = Math.floor((y * 4) / h);
       const bx = Math.floor((x * 4) / w);
-      const onSeam = seam !== undefined && ((y > 0 && Math.floor(((y - 1) * 4) / h) !== by) || (x > 0 && Math.floor(((x - 1) * 4) / w) !== bx));
+      const onSeam =
+        seam !== undefined &&
+        ((y > 0 && Math.floor(((y - 1) * 4) / h) !== by) || (x > 0 && Math.floor(((x - 1) * 4) / w) !== bx));
       m[y * w + x] = onSeam ? seam : values[(i * 7 + by * 3 + bx * 5 + by * bx) % values.length];
     }
   }
@@ -108,7 +110,19 @@ export async function writeVoc(dir: string, o: TinyOptions = {}): Promise<string
   for (const p of plan(o, (s, i) => `2007_${s}_${String(i).padStart(3, '0')}`)) {
     writeLines(join(root, 'ImageSets', 'Segmentation', `${p.split}.txt`), p.stems);
     for (const stem of p.stems) {
-      await writeSample({ image: join(root, 'JPEGImages', `${stem}.jpg`), mask: join(root, 'SegmentationClass', `${stem}.png`), values: [0, 8, 12, 15], seam: 255, colourKey: identity, palette: VOC_PALETTE, seed: seed++ }, w, h);
+      await writeSample(
+        {
+          image: join(root, 'JPEGImages', `${stem}.jpg`),
+          mask: join(root, 'SegmentationClass', `${stem}.png`),
+          values: [0, 8, 12, 15],
+          seam: 255,
+          colourKey: identity,
+          palette: VOC_PALETTE,
+          seed: seed++,
+        },
+        w,
+        h,
+      );
     }
   }
   return root;
@@ -123,13 +137,32 @@ export async function writeVocAug(dir: string, o: TinyOptions & { aug?: number }
   writeLines(join(root, 'ImageSets', 'Segmentation', 'aug.txt'), stems);
   let seed = 100;
   for (const stem of stems) {
-    await writeSample({ image: join(root, 'JPEGImages', `${stem}.jpg`), mask: join(root, 'SegmentationClassAug', `${stem}.png`), values: [0, 1, 15], seam: 255, colourKey: identity, seed: seed++ }, w, h);
+    await writeSample(
+      {
+        image: join(root, 'JPEGImages', `${stem}.jpg`),
+        mask: join(root, 'SegmentationClassAug', `${stem}.png`),
+        values: [0, 1, 15],
+        seam: 255,
+        colourKey: identity,
+        seed: seed++,
+      },
+      w,
+      h,
+    );
   }
   return root;
 }
 
 /** Raw Cityscapes label ids used by the tiny masks and their train ids (0 unlabeled -> 255). */
-export const TINY_CITYSCAPES_IDS: Readonly<Record<number, number>> = { 0: 255, 7: 0, 8: 1, 11: 2, 21: 8, 23: 10, 26: 13 };
+export const TINY_CITYSCAPES_IDS: Readonly<Record<number, number>> = {
+  0: 255,
+  7: 0,
+  8: 1,
+  11: 2,
+  21: 8,
+  23: 10,
+  26: 13,
+};
 
 /**
  * Cityscapes with two cities per split. With `labelIds: true` only *_gtFine_labelIds.png exist
@@ -142,10 +175,19 @@ export async function writeCityscapes(dir: string, o: TinyOptions & { labelIds?:
   const ids = Object.keys(TINY_CITYSCAPES_IDS).map(Number);
   const trainIds = [...new Set(Object.values(TINY_CITYSCAPES_IDS).filter((v) => v !== 255))];
   let seed = 0;
-  for (const p of plan(o, (s, i) => `${s === 'train' ? ['aachen', 'bochum'][i % 2] : ['frankfurt', 'lindau'][i % 2]}/${s === 'train' ? ['aachen', 'bochum'][i % 2] : ['frankfurt', 'lindau'][i % 2]}_000000_${String(i).padStart(6, '0')}`)) {
+  for (const p of plan(
+    o,
+    (s, i) =>
+      `${s === 'train' ? ['aachen', 'bochum'][i % 2] : ['frankfurt', 'lindau'][i % 2]}/${s === 'train' ? ['aachen', 'bochum'][i % 2] : ['frankfurt', 'lindau'][i % 2]}_000000_${String(i).padStart(6, '0')}`,
+  )) {
     for (const stem of p.stems) {
       const image = join(root, 'leftImg8bit', p.split, `${stem}_leftImg8bit.png`);
-      const mask = join(root, 'gtFine', p.split, o.labelIds ? `${stem}_gtFine_labelIds.png` : `${stem}_gtFine_labelTrainIds.png`);
+      const mask = join(
+        root,
+        'gtFine',
+        p.split,
+        o.labelIds ? `${stem}_gtFine_labelIds.png` : `${stem}_gtFine_labelTrainIds.png`,
+      );
       await writeSample(
         o.labelIds
           ? { image, mask, values: ids, colourKey: (v) => TINY_CITYSCAPES_IDS[v] ?? 255, seed: seed++ }
@@ -167,7 +209,17 @@ export async function writeAde20k(dir: string, o: TinyOptions = {}): Promise<str
   for (const p of plan(o, (s, i) => `ADE_${s}_${String(i + 1).padStart(8, '0')}`)) {
     const folder = p.split === 'train' ? 'training' : 'validation';
     for (const stem of p.stems) {
-      await writeSample({ image: join(root, 'images', folder, `${stem}.jpg`), mask: join(root, 'annotations', folder, `${stem}.png`), values: [0, 1, 3, 5, 13], colourKey: identity, seed: seed++ }, w, h);
+      await writeSample(
+        {
+          image: join(root, 'images', folder, `${stem}.jpg`),
+          mask: join(root, 'annotations', folder, `${stem}.png`),
+          values: [0, 1, 3, 5, 13],
+          colourKey: identity,
+          seed: seed++,
+        },
+        w,
+        h,
+      );
     }
   }
   return root;
@@ -182,7 +234,17 @@ export async function writePascalContext(dir: string, o: TinyOptions = {}): Prom
   for (const p of plan(o, (s, i) => `2008_${s}_${String(i).padStart(4, '0')}`)) {
     writeLines(join(root, 'ImageSets', 'SegmentationContext', `${p.split}.txt`), p.stems);
     for (const stem of p.stems) {
-      await writeSample({ image: join(root, 'JPEGImages', `${stem}.jpg`), mask: join(root, 'SegmentationClassContext', `${stem}.png`), values: [0, 2, 25, 59], colourKey: identity, seed: seed++ }, w, h);
+      await writeSample(
+        {
+          image: join(root, 'JPEGImages', `${stem}.jpg`),
+          mask: join(root, 'SegmentationClassContext', `${stem}.png`),
+          values: [0, 2, 25, 59],
+          colourKey: identity,
+          seed: seed++,
+        },
+        w,
+        h,
+      );
     }
   }
   return root;
@@ -199,7 +261,17 @@ export async function writeCocoStuff(dir: string, variant: '164k' | '10k', o: Ti
   for (const p of plan(o, (s, i) => `${String(i + (s === 'train' ? 9 : 139)).padStart(12, '0')}`)) {
     const folder = folders[p.split];
     for (const stem of p.stems) {
-      await writeSample({ image: join(root, 'images', folder, `${stem}.jpg`), mask: join(root, 'annotations', folder, `${stem}_labelTrainIds.png`), values, colourKey: identity, seed: seed++ }, w, h);
+      await writeSample(
+        {
+          image: join(root, 'images', folder, `${stem}.jpg`),
+          mask: join(root, 'annotations', folder, `${stem}_labelTrainIds.png`),
+          values,
+          colourKey: identity,
+          seed: seed++,
+        },
+        w,
+        h,
+      );
     }
   }
   return root;
@@ -231,7 +303,18 @@ export async function writeCustom(dir: string, o: TinyOptions = {}): Promise<str
   for (const p of plan(o, (s, i) => `${s}_plant${i}`)) {
     writeLines(join(root, 'splits', `${p.split}.txt`), p.stems);
     for (const stem of p.stems) {
-      await writeSample({ image: join(root, 'img', `${stem}.png`), mask: join(root, 'ann', `${stem}_mask.png`), values: [0, 1, 2], seam: 255, colourKey: identity, seed: seed++ }, w, h);
+      await writeSample(
+        {
+          image: join(root, 'img', `${stem}.png`),
+          mask: join(root, 'ann', `${stem}_mask.png`),
+          values: [0, 1, 2],
+          seam: 255,
+          colourKey: identity,
+          seed: seed++,
+        },
+        w,
+        h,
+      );
     }
   }
   return root;

@@ -9,7 +9,10 @@ import { deflateRawSync } from 'node:zlib';
 export class PickleWriter {
   private parts: number[] = [0x80, 0x02]; // PROTO 2
 
-  op(...bytes: number[]): this { this.parts.push(...bytes); return this; }
+  op(...bytes: number[]): this {
+    this.parts.push(...bytes);
+    return this;
+  }
   /** LONG1: any integer, negative and beyond 2^31 included. */
   int(v: number | bigint): this {
     let x = BigInt(v);
@@ -30,21 +33,55 @@ export class PickleWriter {
     n.writeUInt32LE(b.length);
     return this.op(0x58, ...n, ...b); // BINUNICODE
   }
-  global(module: string, name: string): this { return this.op(0x63, ...Buffer.from(`${module}\n${name}\n`, 'latin1')); }
-  mark(): this { return this.op(0x28); }
-  tuple(): this { return this.op(0x74); }
-  emptyDict(): this { return this.op(0x7d); }
-  emptyList(): this { return this.op(0x5d); }
-  append(): this { return this.op(0x61); }
-  appends(): this { return this.op(0x65); }
-  setitems(): this { return this.op(0x75); }
-  ints(xs: readonly number[]): this { this.mark(); for (const x of xs) this.int(x); return this.tuple(); }
-  bool(v: boolean): this { return this.op(v ? 0x88 : 0x89); }
+  global(module: string, name: string): this {
+    return this.op(0x63, ...Buffer.from(`${module}\n${name}\n`, 'latin1'));
+  }
+  mark(): this {
+    return this.op(0x28);
+  }
+  tuple(): this {
+    return this.op(0x74);
+  }
+  emptyDict(): this {
+    return this.op(0x7d);
+  }
+  emptyList(): this {
+    return this.op(0x5d);
+  }
+  append(): this {
+    return this.op(0x61);
+  }
+  appends(): this {
+    return this.op(0x65);
+  }
+  setitems(): this {
+    return this.op(0x75);
+  }
+  ints(xs: readonly number[]): this {
+    this.mark();
+    for (const x of xs) this.int(x);
+    return this.tuple();
+  }
+  bool(v: boolean): this {
+    return this.op(v ? 0x88 : 0x89);
+  }
   /** A tensor on storage `key` (torch.FloatStorage unless `storageClass`) of `numel` elements. */
   tensor(t: TensorSpec): this {
     this.global('torch._utils', '_rebuild_tensor_v2').mark();
-    this.mark().str('storage').global('torch', t.storageClass ?? 'FloatStorage').str(t.key).str('cpu').int(t.numel).tuple().op(0x51); // BINPERSID
-    this.int(t.offset ?? 0).ints(t.size).ints(t.stride).bool(false).global('collections', 'OrderedDict').op(0x29, 0x52); // OrderedDict()
+    this.mark()
+      .str('storage')
+      .global('torch', t.storageClass ?? 'FloatStorage')
+      .str(t.key)
+      .str('cpu')
+      .int(t.numel)
+      .tuple()
+      .op(0x51); // BINPERSID
+    this.int(t.offset ?? 0)
+      .ints(t.size)
+      .ints(t.stride)
+      .bool(false)
+      .global('collections', 'OrderedDict')
+      .op(0x29, 0x52); // OrderedDict()
     return this.tuple().op(0x52); // REDUCE
   }
   /** `depth` lists, each the only element of the one before. */
@@ -53,7 +90,9 @@ export class PickleWriter {
     for (let i = 1; i < depth; i++) this.append();
     return this;
   }
-  bytes(): Uint8Array { return Uint8Array.from([...this.parts, 0x2e]); } // STOP
+  bytes(): Uint8Array {
+    return Uint8Array.from([...this.parts, 0x2e]);
+  } // STOP
 }
 
 export interface TensorSpec {
@@ -113,12 +152,18 @@ export function zip(files: ZipFile[]): Buffer {
 }
 
 /** A torch.save zip archive: data.pkl plus one entry per storage (float32 values or raw bytes). */
-export function torchZip(pickle: Uint8Array, storages: Record<string, Float32Array | Omit<ZipFile, 'name'>> = {}, name = 'archive'): Buffer {
+export function torchZip(
+  pickle: Uint8Array,
+  storages: Record<string, Float32Array | Omit<ZipFile, 'name'>> = {},
+  name = 'archive',
+): Buffer {
   const files: ZipFile[] = [{ name: `${name}/data.pkl`, data: pickle }];
   for (const [key, s] of Object.entries(storages)) {
-    files.push(s instanceof Float32Array
-      ? { name: `${name}/data/${key}`, data: new Uint8Array(s.buffer, s.byteOffset, s.byteLength) }
-      : { name: `${name}/data/${key}`, ...s });
+    files.push(
+      s instanceof Float32Array
+        ? { name: `${name}/data/${key}`, data: new Uint8Array(s.buffer, s.byteOffset, s.byteLength) }
+        : { name: `${name}/data/${key}`, ...s },
+    );
   }
   files.push({ name: `${name}/version`, data: Buffer.from('3\n') });
   return zip(files);

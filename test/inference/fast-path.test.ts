@@ -29,7 +29,10 @@ function picture(width: number, height: number, seed: number): RgbImage {
       const inBox = x > width / 8 && x < width / 3 && y > height / 2;
       const base = [128 + 100 * Math.sin(x / 9 + seed), 128 + 100 * Math.cos(y / 7), 128 + 60 * Math.sin((x + y) / 13)];
       const px = inDisc ? [220, 40, 40] : inBox ? [30, 60, 200] : base;
-      data.set(px.map((v) => Math.max(0, Math.min(255, Math.round(v)))), (y * width + x) * 3);
+      data.set(
+        px.map((v) => Math.max(0, Math.min(255, Math.round(v)))),
+        (y * width + x) * 3,
+      );
     }
   }
   return { width, height, data };
@@ -41,18 +44,23 @@ function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return same / a.length;
 }
 
-test('load(): the fast path by default (folded, channels_last) gives the plain model\'s logits', async () => {
+test("load(): the fast path by default (folded, channels_last) gives the plain model's logits", async () => {
   const fast = await load(PRESET, { weights: weights() });
   const plain = await load(PRESET, { weights: weights(), fast: false });
   assert.deepEqual(fast.settings, { precision: 'fp32', channelsLast: true });
   assert.deepEqual(plain.settings, { precision: 'fp32', channelsLast: false });
   assert.ok(isFolded(fast.model) && !isFolded(plain.model));
-  const convWeights = [...fast.model.namedParameters()].filter(([, p]) => p.ndim === 4 && p.shape[1] > 1 && p.shape[2] * p.shape[3] > 1);
-  assert.ok(convWeights.length >= 5 && convWeights.every(([, p]) => p.isContiguous('channels_last') && !p.isContiguous()));
+  const convWeights = [...fast.model.namedParameters()].filter(
+    ([, p]) => p.ndim === 4 && p.shape[1] > 1 && p.shape[2] * p.shape[3] > 1,
+  );
+  assert.ok(
+    convWeights.length >= 5 && convWeights.every(([, p]) => p.isContiguous('channels_last') && !p.isContiguous()),
+  );
   const img = picture(67, 45, 1);
   const a = fast.segmentImage(img, { logits: true });
   const b = plain.segmentImage(img, { logits: true });
-  let worst = 0, scale = 0;
+  let worst = 0,
+    scale = 0;
   for (let i = 0; i < a.logits!.length; i++) {
     worst = Math.max(worst, Math.abs(a.logits![i] - b.logits![i]));
     scale = Math.max(scale, Math.abs(b.logits![i]));
@@ -66,7 +74,7 @@ test('load(): the fast path by default (folded, channels_last) gives the plain m
   plain.dispose();
 });
 
-test('channels_last from the input to the head\'s logits, which are resized into NCHW; forwardLogits gives contiguous float32', () => {
+test("channels_last from the input to the head's logits, which are resized into NCHW; forwardLogits gives contiguous float32", () => {
   const model = findPreset(PRESET).build({ aux: false });
   const { settings, fold } = prepareForInference(model);
   assert.ok(fold!.folded.length > 50);
@@ -88,7 +96,14 @@ test('channels_last from the input to the head\'s logits, which are resized into
           const r = orig.call(m, input);
           const outs = r instanceof torch.Tensor ? [r] : Object.values(r as object);
           for (const t of outs) {
-            if (t instanceof torch.Tensor && t.ndim === 4 && t.shape[1] > 1 && t.shape[2] * t.shape[3] > 1 && !t.isContiguous('channels_last')) notCl.push(name);
+            if (
+              t instanceof torch.Tensor &&
+              t.ndim === 4 &&
+              t.shape[1] > 1 &&
+              t.shape[2] * t.shape[3] > 1 &&
+              !t.isContiguous('channels_last')
+            )
+              notCl.push(name);
           }
           return r;
         },
@@ -121,7 +136,8 @@ test('bf16 autocast: float32 logits close to fp32, most labels equal', async () 
   const a = fp32.segmentImage(img, { logits: true, probabilities: true });
   const b = bf16.segmentImage(img, { logits: true, probabilities: true });
   assert.ok(b.logits instanceof Float32Array && b.probabilities instanceof Float32Array);
-  let worst = 0, scale = 0;
+  let worst = 0,
+    scale = 0;
   for (let i = 0; i < a.logits!.length; i++) {
     worst = Math.max(worst, Math.abs(a.logits![i] - b.logits[i]));
     scale = Math.max(scale, Math.abs(a.logits![i]));
@@ -129,7 +145,10 @@ test('bf16 autocast: float32 logits close to fp32, most labels equal', async () 
   assert.ok(worst > 0, 'bf16 really ran in lower precision');
   assert.ok(worst / scale < 0.1, `bf16 logits differ by ${worst} of ${scale}`);
   assert.ok(agreement(a.labels, b.labels) > 0.9, `label agreement ${agreement(a.labels, b.labels)}`);
-  await assert.rejects(load(PRESET, { precision: 'fp16' as 'bf16' }), /Expected precision to be one of fp32, bf16 but received "fp16"/);
+  await assert.rejects(
+    load(PRESET, { precision: 'fp16' as 'bf16' }),
+    /Expected precision to be one of fp32, bf16 but received "fp16"/,
+  );
   fp32.dispose();
   bf16.dispose();
 });
@@ -142,7 +161,13 @@ test('evaluation labels: the fast path (whole and slide) agrees with the plain m
   const { settings } = prepareForInference(fast);
   const img = picture(50, 38, 3);
   const norm = findPreset('deeplabv3_r18-d8').normalization;
-  const evalCfg = (mode: 'whole' | 'slide') => ({ mode, crop: [32, 32] as [number, number], stride: [21, 21] as [number, number], metric: 'mmseg' as const, tta: { scales: [1], flip: false } });
+  const evalCfg = (mode: 'whole' | 'slide') => ({
+    mode,
+    crop: [32, 32] as [number, number],
+    stride: [21, 21] as [number, number],
+    metric: 'mmseg' as const,
+    tta: { scales: [1], flip: false },
+  });
   for (const mode of ['whole', 'slide'] as const) {
     torch.scope(() => {
       const o = { norm, eval: evalCfg(mode) as never, augTest: false };
@@ -160,16 +185,35 @@ test('CLI predict --precision bf16 and --no-fast run; a bad precision is refused
   const dir = tempDir('deeplab-fast-');
   const img = picture(33, 29, 4);
   const file = join(dir, 'pic.png');
-  await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(file);
+  await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toFile(file);
   for (const extra of [['--precision', 'bf16'], ['--no-fast']]) {
-    const { stdout } = await run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--weights', weights(), '--out', join(dir, extra.join('')), ...extra], { env: { ...process.env, DEEPLAB_THREADS: '1' } });
+    const { stdout } = await run(
+      process.execPath,
+      [
+        cliMain,
+        'predict',
+        file,
+        '--model',
+        PRESET,
+        '--weights',
+        weights(),
+        '--out',
+        join(dir, extra.join('')),
+        ...extra,
+      ],
+      { env: { ...process.env, DEEPLAB_THREADS: '1' } },
+    );
     assert.match(stdout, /pic\.png: 33x29 in \d+ ms/);
   }
-  await assert.rejects(run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--precision', 'fp16']), (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr));
+  await assert.rejects(
+    run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--precision', 'fp16']),
+    (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr),
+  );
 });
 
-
-test('every model takes the fast path in channels_last; DeepLabV3+ (dilated depthwise ASPP, our kernel) gives the eager model\'s logits', () => {
+test("every model takes the fast path in channels_last; DeepLabV3+ (dilated depthwise ASPP, our kernel) gives the eager model's logits", () => {
   for (const name of ['deeplabv3plus_r18-d8', 'deeplabv3plus_mobilenetv2', 'deeplabv3_r18-d8']) {
     torch.manualSeed(0);
     const eager = findPreset(name).build({ aux: false });
@@ -186,7 +230,10 @@ test('every model takes the fast path in channels_last; DeepLabV3+ (dilated dept
         const b = forwardLogits(eager, x);
         const scale = b.abs().max().item();
         const worst = a.sub(b).abs().max().item();
-        assert.ok(worst <= 1e-4 * Math.max(1, scale), `${name}: max-abs ${worst} against eager (logits up to ${scale})`);
+        assert.ok(
+          worst <= 1e-4 * Math.max(1, scale),
+          `${name}: max-abs ${worst} against eager (logits up to ${scale})`,
+        );
       });
     } finally {
       eager.dispose();

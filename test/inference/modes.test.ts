@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { F } from '../../src/torch/index.js';
-import { Segmentor, type Normalization, type OutputStride, type SegmentationOutput } from '../../src/models/segmentor.js';
+import {
+  Segmentor,
+  type Normalization,
+  type OutputStride,
+  type SegmentationOutput,
+} from '../../src/models/segmentor.js';
 import { inferAug, inferSlide, inferView, inferWhole } from '../../src/inference/modes.js';
 import { evaluate } from '../../src/evaluation/evaluate.js';
 import type { EvalSample } from '../../src/data/loader.js';
@@ -82,7 +87,10 @@ test("slide: mmseg's windows (last one snapped to the border) and logit average"
     model.seen.length = 0;
     const out = inferSlide(model, x, fx.crop, fx.stride, fx.classes);
     assert.deepEqual(out.shape, [1, 3, 37, 53]);
-    assert.deepEqual(model.seen, fx.windows.map(([y1, y2, x1, x2]) => [y2 - y1, x2 - x1]));
+    assert.deepEqual(
+      model.seen,
+      fx.windows.map(([y1, y2, x1, x2]) => [y2 - y1, x2 - x1]),
+    );
     assertClose(out, expected('slide'), 'slide 37x53 crop 17x23 stride 11x13', TOL);
   });
 });
@@ -92,16 +100,23 @@ test('slide on an image smaller than the crop: the window is the image, unpadded
     const x = toInputTensor(image, fx.norm).slice(2, 0, 15);
     model.seen.length = 0;
     const out = inferSlide(model, x, fx.crop, fx.stride, fx.classes);
-    assert.deepEqual(model.seen, fx.smallWindows.map(([y1, y2, x1, x2]) => [y2 - y1, x2 - x1]));
+    assert.deepEqual(
+      model.seen,
+      fx.smallWindows.map(([y1, y2, x1, x2]) => [y2 - y1, x2 - x1]),
+    );
     assert.ok(model.seen.every(([h]) => h === 15));
     assertClose(out, expected('slideSmall'), 'slide 15x53', TOL);
-    assert.throws(() => inferSlide(model, x, fx.crop, fx.stride, 5), /the model gives 3 classes, expected numClasses = 5/);
+    assert.throws(
+      () => inferSlide(model, x, fx.crop, fx.stride, 5),
+      /the model gives 3 classes, expected numClasses = 5/,
+    );
     assert.throws(() => inferSlide(model, x, [0, 3], fx.stride, 3), /expected crop as two positive integers/);
   });
 });
 
 test("mmcv's Resize(scale_factor, keep_ratio) sizes, and the image resize", () => {
-  for (const [w, h, r, nw, nh] of fx.rescale) assert.deepEqual(sizeForScaleFactor(w, h, r), [nw, nh], `${w}x${h} x ${r}`);
+  for (const [w, h, r, nw, nh] of fx.rescale)
+    assert.deepEqual(sizeForScaleFactor(w, h, r), [nw, nh], `${w}x${h} x ${r}`);
   for (const r of fx.resized) {
     const out = resizeBilinear(image, r.width, r.height);
     assert.deepEqual([out.width, out.height], [r.width, r.height]);
@@ -114,7 +129,13 @@ test('TTA: mean softmax over scales x flips, at the original size (whole and sli
   torch.scope(() => {
     const whole = inferAug(model, image, fx.norm, { scales: fx.scales, flip: true, mode: 'whole' });
     assertClose(whole, expected('ttaWhole'), 'TTA whole', TOL);
-    const slide = inferAug(model, image, fx.norm, { scales: fx.scales, flip: true, mode: 'slide', crop: fx.crop, stride: fx.stride });
+    const slide = inferAug(model, image, fx.norm, {
+      scales: fx.scales,
+      flip: true,
+      mode: 'slide',
+      crop: fx.crop,
+      stride: fx.stride,
+    });
     assertClose(slide, expected('ttaSlide'), 'TTA slide', TOL);
     const sums = whole.sum(1);
     assertClose(sums, torch.onesLike(sums), 'probabilities sum to 1', TOL);
@@ -142,11 +163,23 @@ test('flipped views are un-flipped', () => {
 
 test('no tensor leaks: whole, slide, TTA', () => {
   const x = toInputTensor(image, fx.norm);
-  inferAug(model, image, fx.norm, { scales: [0.5], flip: true, mode: 'slide', crop: fx.crop, stride: fx.stride }).dispose(); // warm-up
+  inferAug(model, image, fx.norm, {
+    scales: [0.5],
+    flip: true,
+    mode: 'slide',
+    crop: fx.crop,
+    stride: fx.stride,
+  }).dispose(); // warm-up
   const before = torch.liveTensors();
   inferWhole(model, x).dispose();
   inferSlide(model, x, fx.crop, fx.stride, fx.classes).dispose();
-  inferAug(model, image, fx.norm, { scales: fx.scales, flip: true, mode: 'slide', crop: fx.crop, stride: fx.stride }).dispose();
+  inferAug(model, image, fx.norm, {
+    scales: fx.scales,
+    flip: true,
+    mode: 'slide',
+    crop: fx.crop,
+    stride: fx.stride,
+  }).dispose();
   inferAug(model, image, fx.norm, { scales: [1.0], flip: false, mode: 'whole' }).dispose();
   assert.equal(torch.liveTensors(), before);
   x.dispose();
@@ -162,14 +195,22 @@ async function* samplesOf(items: EvalSample[]): AsyncIterable<EvalSample> {
   for (const s of items) yield s;
 }
 
-const evalConfig = (o: Partial<EvalConfig> = {}): EvalConfig => ({ mode: 'whole', tta: { scales: [0.5, 1.0], flip: true }, metric: 'mmseg', ...o });
+const evalConfig = (o: Partial<EvalConfig> = {}): EvalConfig => ({
+  mode: 'whole',
+  tta: { scales: [0.5, 1.0], flip: true },
+  metric: 'mmseg',
+  ...o,
+});
 
 test('evaluate: test resize, logits back to the original size, argmax, one matrix over the dataset', async () => {
   // Ground truth = the model's own whole-image prediction, with a band relabelled and some ignored.
   const truth = torch.scope(() => labelsOf(inferWhole(model, toInputTensor(image, fx.norm))));
   const label = truth.map((v, i) => (i % 53 < 5 ? 255 : i % 7 === 0 ? (v + 1) % 3 : v));
   const flipped: RgbImage = torch.scope(() => {
-    const t = torch.tensor(image.data, { dtype: 'uint8', shape: [37, 53, 3] }).flip(1).contiguous();
+    const t = torch
+      .tensor(image.data, { dtype: 'uint8', shape: [37, 53, 3] })
+      .flip(1)
+      .contiguous();
     return { width: 53, height: 37, data: t.data() as Uint8Array };
   });
   const testResize = (img: RgbImage) => resizeBilinear(img, 40, 28);
@@ -205,16 +246,24 @@ test('evaluate: test resize, logits back to the original size, argmax, one matri
 });
 
 test('evaluate with --aug-test uses the TTA views of the original image; slide needs crop and stride', async () => {
-  const label = torch.scope(() => labelsOf(inferAug(model, image, fx.norm, { scales: [0.5, 1.0], flip: true, mode: 'whole' })));
+  const label = torch.scope(() =>
+    labelsOf(inferAug(model, image, fx.norm, { scales: [0.5, 1.0], flip: true, mode: 'whole' })),
+  );
   const o = { norm: fx.norm, numClasses: 3, ignoreIndex: 255, augTest: true };
   // TTA reads the original image: a test-resized image it must not use
   const resized: RgbImage = { width: 1, height: 1, data: new Uint8Array(3) };
   const r = await evaluate(model, samplesOf([{ name: 'a', image, resized, label }]), { ...o, eval: evalConfig() });
   assert.equal(r.metrics.aAcc, 100); // the label is the TTA prediction itself
   r.confusion.dispose();
-  await assert.rejects(evaluate(model, samplesOf([{ name: 'a', image, resized, label }]), { ...o, eval: evalConfig({ mode: 'slide' }) }), /needs eval.crop and eval.stride/);
   await assert.rejects(
-    evaluate(model, samplesOf([{ name: 'short', image, resized, label: label.subarray(1) }]), { ...o, eval: evalConfig() }),
+    evaluate(model, samplesOf([{ name: 'a', image, resized, label }]), { ...o, eval: evalConfig({ mode: 'slide' }) }),
+    /needs eval.crop and eval.stride/,
+  );
+  await assert.rejects(
+    evaluate(model, samplesOf([{ name: 'short', image, resized, label: label.subarray(1) }]), {
+      ...o,
+      eval: evalConfig(),
+    }),
     /short: the label has 1960 pixels but the image is 53x37 \(1961\)/,
   );
 });

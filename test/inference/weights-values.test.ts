@@ -23,11 +23,20 @@ test('NaN weights and a negative running_var are reported by name, and refused w
 
   const loaded = loadForInference('deeplabv3_mobilenet_v3_large', { weights: file, fast: false });
   assert.equal(loaded.weights!.suspicious.length, 2);
-  assert.match(loaded.weights!.suspicious[0], /1 tensors hold NaN or Inf values \(3 NaN, 0 Inf\): classifier\.4\.weight/);
-  assert.match(loaded.weights!.suspicious[1], /1 BatchNorm running_var tensors hold negative variances \(min -2\): backbone\.0\.1\.running_var/);
+  assert.match(
+    loaded.weights!.suspicious[0],
+    /1 tensors hold NaN or Inf values \(3 NaN, 0 Inf\): classifier\.4\.weight/,
+  );
+  assert.match(
+    loaded.weights!.suspicious[1],
+    /1 BatchNorm running_var tensors hold negative variances \(min -2\): backbone\.0\.1\.running_var/,
+  );
   loaded.model.dispose();
 
   const before = torch.liveTensors();
-  assert.throws(() => loadForInference('deeplabv3_mobilenet_v3_large', { weights: file, strictFinite: true }), (e: Error) => e.message.startsWith(file) && /classifier\.4\.weight.*refused: --strict-finite/.test(e.message));
+  assert.throws(
+    () => loadForInference('deeplabv3_mobilenet_v3_large', { weights: file, strictFinite: true }),
+    (e: Error) => e.message.startsWith(file) && /classifier\.4\.weight.*refused: --strict-finite/.test(e.message),
+  );
   assert.equal(torch.liveTensors(), before, 'a refused load leaks nothing');
 });

@@ -31,7 +31,14 @@ function randomizeBatchNorms(m: torch.nn.Module): void {
 function outputs(m: { forward(x: torch.Tensor): unknown }, x: torch.Tensor): torch.Tensor[] {
   return torch.noGrad(() => {
     const r = m.forward(x) as torch.Tensor | Record<string, torch.Tensor | undefined>;
-    return (r instanceof torch.Tensor ? [r] : Object.keys(r).sort().map((k) => r[k]).filter((t): t is torch.Tensor => t !== undefined)).map((t) => t.clone());
+    return (
+      r instanceof torch.Tensor
+        ? [r]
+        : Object.keys(r)
+            .sort()
+            .map((k) => r[k])
+            .filter((t): t is torch.Tensor => t !== undefined)
+    ).map((t) => t.clone());
   });
 }
 
@@ -54,7 +61,11 @@ for (const preset of PRESETS) {
       const rng = torch.getRngState();
       const report = foldBatchNorm(model, { input });
       assert.ok(torch.getRngState().equal(rng), 'the global RNG is where it was');
-      assert.equal(report.folded.length, numBn, `every BN of ${preset.name} directly follows a conv: skipped ${JSON.stringify(report.skipped)}`);
+      assert.equal(
+        report.folded.length,
+        numBn,
+        `every BN of ${preset.name} directly follows a conv: skipped ${JSON.stringify(report.skipped)}`,
+      );
       assert.ok(report.verifyError < 1e-4, `check error ${report.verifyError}`);
       const after = outputs(model, x);
       const err = relErr(before, after);
@@ -108,9 +119,15 @@ test('a conv output read by something besides its BN is caught by the check; not
   m.eval(); // statistics at their defaults: BN is nearly the identity, the check must still see it
   const before = m.stateDict();
   const values = [...before.values()].map((t) => t.toArray());
-  assert.throws(() => foldBatchNorm(m, { input: torch.randn([1, 3, 5, 5]) }), /folding would change this model's output/);
+  assert.throws(
+    () => foldBatchNorm(m, { input: torch.randn([1, 3, 5, 5]) }),
+    /folding would change this model's output/,
+  );
   assert.equal(m.bn.folded, false);
-  assert.deepEqual([...m.stateDict().values()].map((t) => t.toArray()), values);
+  assert.deepEqual(
+    [...m.stateDict().values()].map((t) => t.toArray()),
+    values,
+  );
   m.dispose();
 });
 

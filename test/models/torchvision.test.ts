@@ -28,11 +28,14 @@ const build = (name: string, o?: BuildOptions) => buildPreset<DeepLabV3>(name, o
 const loaded = (name: string, m: Manifest) => fx.loaded<DeepLabV3>(name, m.presets[name].checkpoint);
 
 test('presets: names, classes, strides and normalisation as torchvision', () => {
-  assert.deepEqual(TORCHVISION_PRESETS.map((p) => [p.name, p.numClasses, p.outputStride, p.aux, p.dataset]), [
-    ['deeplabv3_resnet50', 21, 8, true, 'voc'],
-    ['deeplabv3_resnet101', 21, 8, true, 'voc'],
-    ['deeplabv3_mobilenet_v3_large', 21, 16, true, 'voc'],
-  ]);
+  assert.deepEqual(
+    TORCHVISION_PRESETS.map((p) => [p.name, p.numClasses, p.outputStride, p.aux, p.dataset]),
+    [
+      ['deeplabv3_resnet50', 21, 8, true, 'voc'],
+      ['deeplabv3_resnet101', 21, 8, true, 'voc'],
+      ['deeplabv3_mobilenet_v3_large', 21, 16, true, 'voc'],
+    ],
+  );
   for (const p of TORCHVISION_PRESETS) assert.deepEqual(p.normalization, IMAGENET_01);
 });
 
@@ -101,10 +104,16 @@ test('output stride: backbone rates and ASPP rates move together', () => {
   try {
     const resnet = r.backbone as unknown as ResNet;
     // torchvision's replace_stride_with_dilation=[False, True, True]: each dilated stage's first block keeps the previous rate
-    assert.deepEqual(resnet.rates().slice(2), [[1, 2, 2, 2, 2, 2], [2, 4, 4]]);
+    assert.deepEqual(resnet.rates().slice(2), [
+      [1, 2, 2, 2, 2, 2],
+      [2, 4, 4],
+    ]);
     assert.deepEqual(r.atrousRates, [12, 24, 36]);
     r.setOutputStride(16);
-    assert.deepEqual(resnet.rates().slice(2), [[1, 1, 1, 1, 1, 1], [1, 2, 2]]);
+    assert.deepEqual(resnet.rates().slice(2), [
+      [1, 1, 1, 1, 1, 1],
+      [1, 2, 2],
+    ]);
     assert.deepEqual(r.atrousRates, [6, 12, 18]);
     r.setOutputStride(32);
     assert.deepEqual(r.atrousRates, [3, 6, 9]);
@@ -143,24 +152,37 @@ test('numClasses changes only classifier.4 and aux_classifier.4: strict loading 
         () => model.loadStateDict(sd, { strict: true, source: name }),
         (e: Error) => {
           assert.ok(e instanceof torch.nn.StateDictError, String(e));
-          assert.match(e.message, /size mismatch for classifier\.4\.weight: copying a param with shape \[21,256,1,1\] from checkpoint, the shape in current model is \[5,256,1,1\]/);
-          assert.deepEqual(e.mismatched.map((x) => x.key), ['classifier.4.weight', 'classifier.4.bias', 'aux_classifier.4.weight', 'aux_classifier.4.bias']);
+          assert.match(
+            e.message,
+            /size mismatch for classifier\.4\.weight: copying a param with shape \[21,256,1,1\] from checkpoint, the shape in current model is \[5,256,1,1\]/,
+          );
+          assert.deepEqual(
+            e.mismatched.map((x) => x.key),
+            ['classifier.4.weight', 'classifier.4.bias', 'aux_classifier.4.weight', 'aux_classifier.4.bias'],
+          );
           assert.deepEqual([e.missing, e.unexpected], [[], []]);
           return true;
         },
       );
       const r = model.loadStateDict(sd, { strict: false });
-      assert.deepEqual(r.mismatched.map((x) => [x.key, x.expected, x.got]), [
-        ['classifier.4.weight', [5, 256, 1, 1], [21, 256, 1, 1]],
-        ['classifier.4.bias', [5], [21]],
-        ['aux_classifier.4.weight', [5, 10, 1, 1], [21, 10, 1, 1]],
-        ['aux_classifier.4.bias', [5], [21]],
-      ]);
+      assert.deepEqual(
+        r.mismatched.map((x) => [x.key, x.expected, x.got]),
+        [
+          ['classifier.4.weight', [5, 256, 1, 1], [21, 256, 1, 1]],
+          ['classifier.4.bias', [5], [21]],
+          ['aux_classifier.4.weight', [5, 10, 1, 1], [21, 10, 1, 1]],
+          ['aux_classifier.4.bias', [5], [21]],
+        ],
+      );
       const skipped = new Set(r.mismatched.map((x) => x.key));
       for (const [k, t] of model.stateDict()) {
         if (!skipped.has(k)) assert.equal(maxAbsDiff(t.float(), sd.get(k)!.float(), k), 0, `${k} loaded`);
       }
-      assert.equal(maxAbsDiff(model.stateDict().get('classifier.4.weight')!, fresh, 'classifier.4.weight'), 0, 'the new head keeps its initialisation');
+      assert.equal(
+        maxAbsDiff(model.stateDict().get('classifier.4.weight')!, fresh, 'classifier.4.weight'),
+        0,
+        'the new head keeps its initialisation',
+      );
     });
   } finally {
     model.dispose();

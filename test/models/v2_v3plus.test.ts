@@ -41,13 +41,16 @@ const fx = parityFixture<Manifest>('v2_v3plus');
 const loaded = (name: string, m: Manifest) => fx.loaded(name, m.presets[name].checkpoint);
 
 test('presets: names, classes, strides, sources and normalisation', () => {
-  assert.deepEqual(PRESETS.map((p) => [p.name, p.source, p.numClasses, p.outputStride, p.aux, p.dataset]), [
-    ['deeplabv2_resnet101', 'deeplab-v2', 21, 8, false, 'voc'],
-    ['deeplabv2_resnet101_msc', 'deeplab-v2', 21, 8, false, 'voc'],
-    ['deeplabv3plus_xception65', 'deeplabv3plus', 21, 16, false, 'voc'],
-    ['deeplabv3plus_mobilenetv2', 'deeplabv3plus', 21, 16, false, 'voc'],
-    ['deeplabv3_cascade_resnet50', 'paper', 21, 16, false, 'voc'],
-  ]);
+  assert.deepEqual(
+    PRESETS.map((p) => [p.name, p.source, p.numClasses, p.outputStride, p.aux, p.dataset]),
+    [
+      ['deeplabv2_resnet101', 'deeplab-v2', 21, 8, false, 'voc'],
+      ['deeplabv2_resnet101_msc', 'deeplab-v2', 21, 8, false, 'voc'],
+      ['deeplabv3plus_xception65', 'deeplabv3plus', 21, 16, false, 'voc'],
+      ['deeplabv3plus_mobilenetv2', 'deeplabv3plus', 21, 16, false, 'voc'],
+      ['deeplabv3_cascade_resnet50', 'paper', 21, 16, false, 'voc'],
+    ],
+  );
   for (const p of V2_PRESETS) assert.deepEqual(p.normalization, CAFFE_BGR);
   assert.deepEqual(CAFFE_BGR, { scale: 1, mean: [104.00699, 116.66877, 122.67891], std: [1, 1, 1], bgr: true });
   for (const p of V3PLUS_PRESETS) assert.deepEqual(p.normalization, IMAGENET_01);
@@ -68,7 +71,7 @@ test('state dict keys, order, shapes and parameter counts equal the references',
   }
 });
 
-test('MobileNetV2: the port\'s low/high_level_features names alias features, in state_dict only', () => {
+test("MobileNetV2: the port's low/high_level_features names alias features, in state_dict only", () => {
   const model = buildPreset<DeepLabV3Plus>('deeplabv3plus_mobilenetv2');
   try {
     const sd = model.stateDict();
@@ -78,7 +81,10 @@ test('MobileNetV2: the port\'s low/high_level_features names alias features, in 
     assert.ok(!params.some((k) => k.includes('level_features')), 'named parameters list each tensor once');
     // the backbone alone gives the same names without the prefix
     const own = [...(model.backbone as MobileNetV2).stateDict().keys()];
-    assert.deepEqual(own, [...sd.keys()].filter((k) => k.startsWith('backbone.')).map((k) => k.slice('backbone.'.length)));
+    assert.deepEqual(
+      own,
+      [...sd.keys()].filter((k) => k.startsWith('backbone.')).map((k) => k.slice('backbone.'.length)),
+    );
   } finally {
     model.dispose();
   }
@@ -98,7 +104,11 @@ test('numClasses changes only the classifier layers', () => {
       assert.equal(model.numClasses, 5);
       const want = keys.presets[p.name].keys;
       const ours = [...model.stateDict()].map(([k, t]) => [k, t.shape] as [string, number[]]);
-      assert.deepEqual(ours.map(([k]) => k), want.map(([k]) => k), p.name);
+      assert.deepEqual(
+        ours.map(([k]) => k),
+        want.map(([k]) => k),
+        p.name,
+      );
       const changed = ours.filter(([, s], i) => JSON.stringify(s) !== JSON.stringify(want[i][1])).map(([k]) => k);
       assert.ok(changed.length > 0 && changed.every((k) => classifiers[p.name].test(k)), `${p.name}: ${changed}`);
     } finally {
@@ -127,7 +137,10 @@ for (const p of PRESETS) {
           if (o.scales) {
             const scales = torch.inferenceMode(() => (model as DeepLabV2MSC).forwardScales(x));
             const ds = scales.map((s, i) => maxAbsDiff(s, fx.load(o.scales![i]), `${what} scale ${i}`));
-            assert.ok(ds.every((v) => v <= TOL), `${what}: forwardScales max abs diffs ${ds}`);
+            assert.ok(
+              ds.every((v) => v <= TOL),
+              `${what}: forwardScales max abs diffs ${ds}`,
+            );
             text += `; forwardScales ${ds.map((v) => v.toExponential(2)).join(', ')}`;
           }
           return text;
@@ -184,7 +197,14 @@ test('DeepLabV3+: backbone and ASPP rates per output stride, as the port builds 
     mb.setOutputStride(8);
     assert.deepEqual(backbone.rates(), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 4]);
     assert.deepEqual(mb.atrousRates, [12, 24, 36]);
-    assert.deepEqual([fixedPadding(3, 1), fixedPadding(3, 4), fixedPadding(4, 1)], [[1, 1], [4, 4], [1, 2]]);
+    assert.deepEqual(
+      [fixedPadding(3, 1), fixedPadding(3, 4), fixedPadding(4, 1)],
+      [
+        [1, 1],
+        [4, 4],
+        [1, 2],
+      ],
+    );
   } finally {
     x.dispose();
     mb.dispose();
@@ -198,9 +218,27 @@ test('cascaded DeepLabV3: Multi-Grid (1, 2, 4) times a block rate that doubles f
       c.setOutputStride(os);
       return c.rates().slice(2);
     };
-    assert.deepEqual(tail(16), [[1, 1, 1, 1, 1, 1], [2, 4, 8], [4, 8, 16], [8, 16, 32], [16, 32, 64]]);
-    assert.deepEqual(tail(8), [[2, 2, 2, 2, 2, 2], [4, 8, 16], [8, 16, 32], [16, 32, 64], [32, 64, 128]]);
-    assert.deepEqual(tail(16), [[1, 1, 1, 1, 1, 1], [2, 4, 8], [4, 8, 16], [8, 16, 32], [16, 32, 64]]);
+    assert.deepEqual(tail(16), [
+      [1, 1, 1, 1, 1, 1],
+      [2, 4, 8],
+      [4, 8, 16],
+      [8, 16, 32],
+      [16, 32, 64],
+    ]);
+    assert.deepEqual(tail(8), [
+      [2, 2, 2, 2, 2, 2],
+      [4, 8, 16],
+      [8, 16, 32],
+      [16, 32, 64],
+      [32, 64, 128],
+    ]);
+    assert.deepEqual(tail(16), [
+      [1, 1, 1, 1, 1, 1],
+      [2, 4, 8],
+      [4, 8, 16],
+      [8, 16, 32],
+      [16, 32, 64],
+    ]);
   } finally {
     c.dispose();
   }

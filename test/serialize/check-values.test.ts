@@ -16,7 +16,7 @@ test('nonFiniteTensors counts NaN and Inf per floating tensor, in order; integer
     'bn.num_batches_tracked': tensor(new BigInt64Array([3n])),
     'half.w': tensor([1, Infinity]).to('float16'),
     'bf16.w': tensor([NaN]).to('bfloat16'),
-    'empty': tensor(new Float32Array(0)),
+    empty: tensor(new Float32Array(0)),
   });
   const before = liveTensors();
   try {
@@ -36,8 +36,8 @@ test('negativeRunningVars finds BatchNorm variances below zero, with count and m
     'bn1.running_var': tensor([1, 0.5, 0]),
     'bn2.running_var': tensor([1, -0.25, -3]),
     'bn2.running_mean': tensor([-1, -2]),
-    'not_running_var': tensor([-1]),
-    'running_var': tensor([-2]).to('float16'),
+    not_running_var: tensor([-1]),
+    running_var: tensor([-2]).to('float16'),
   });
   try {
     assert.deepEqual(negativeRunningVars(sd), [

@@ -22,7 +22,9 @@ export interface ExpectedFile {
   tensors: Record<string, Expected>;
 }
 
-export const expected: Record<string, ExpectedFile> = JSON.parse(readFileSync(checkpointFixture('expected.json'), 'utf8'));
+export const expected: Record<string, ExpectedFile> = JSON.parse(
+  readFileSync(checkpointFixture('expected.json'), 'utf8'),
+);
 
 /** Exact equality of dtype, shape and every element (bit patterns for 16-bit floats). */
 export function assertTensor(t: Tensor, exp: Expected, what: string): void {

@@ -22,12 +22,15 @@ function write(name: string, bytes: Uint8Array): string {
 /** readCheckpoint fails with a CheckpointError matching every pattern, and nothing leaks. */
 function rejects(path: string, ...patterns: RegExp[]): void {
   const before = liveTensors();
-  assert.throws(() => readCheckpoint(path), (e: Error) => {
-    assert.ok(e instanceof CheckpointError, `a CheckpointError, got ${e.name}: ${e.message}`);
-    assert.ok(e.message.startsWith(`${path}: `), `the message names the file: ${e.message}`);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
+  assert.throws(
+    () => readCheckpoint(path),
+    (e: Error) => {
+      assert.ok(e instanceof CheckpointError, `a CheckpointError, got ${e.name}: ${e.message}`);
+      assert.ok(e.message.startsWith(`${path}: `), `the message names the file: ${e.message}`);
+      for (const p of patterns) assert.match(e.message, p);
+      return true;
+    },
+  );
   assert.equal(liveTensors(), before, 'no tensor leaks');
 }
 
@@ -35,16 +38,25 @@ const ONE = new Float32Array([1.5]);
 
 test('a stride-0 [2^20, 2^20] tensor over one float stays a view of that float (as torch.load keeps it)', () => {
   const n = 2 ** 20;
-  const path = write('expand.pth', torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [n, n], stride: [0, 0] } }), { 0: ONE }));
+  const path = write(
+    'expand.pth',
+    torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [n, n], stride: [0, 0] } }), { 0: ONE }),
+  );
   const before = liveTensors();
   const ckpt = readCheckpoint(path);
   try {
     const w = ckpt.tensors.get('w')!;
     assert.deepEqual(w.shape, [n, n]);
     assert.deepEqual(w.strides(), [0, 0]);
-    assert.equal(scope(() => w.select(0, 12345).select(0, 678).item()), 1.5);
+    assert.equal(
+      scope(() => w.select(0, 12345).select(0, 678).item()),
+      1.5,
+    );
     // Copying it out would need 4 TiB: refused by the memory budget, naming the shape.
-    assert.throws(() => w.data(), /data\(\): a float32 tensor of shape \[1048576, 1048576\] needs 4\.00 TiB, more than the memory budget/);
+    assert.throws(
+      () => w.data(),
+      /data\(\): a float32 tensor of shape \[1048576, 1048576\] needs 4\.00 TiB, more than the memory budget/,
+    );
     assert.equal(liveTensors(), before + 1, 'one tensor: the view (the flat storage tensor was freed)');
   } finally {
     disposeAll(ckpt.tensors.values());
@@ -54,10 +66,16 @@ test('a stride-0 [2^20, 2^20] tensor over one float stays a view of that float (
 
 test('a small expand stays a view with the right values; a transpose is still copied to its own memory', () => {
   const base = new Float32Array([1, 2, 3, 4, 5, 6]);
-  const path = write('views.pth', torchZip(stateDictPickle({
-    e: { key: '0', numel: 2, size: [3, 2], stride: [0, 1] },
-    t: { key: '1', numel: 6, size: [3, 2], stride: [1, 3] },
-  }), { 0: new Float32Array([7, 8]), 1: base }));
+  const path = write(
+    'views.pth',
+    torchZip(
+      stateDictPickle({
+        e: { key: '0', numel: 2, size: [3, 2], stride: [0, 1] },
+        t: { key: '1', numel: 6, size: [3, 2], stride: [1, 3] },
+      }),
+      { 0: new Float32Array([7, 8]), 1: base },
+    ),
+  );
   const sd = readCheckpoint(path).tensors;
   try {
     assert.deepEqual(sd.get('e')!.toArray(), [7, 8, 7, 8, 7, 8]);
@@ -73,24 +91,37 @@ test('a DEFLATE storage that inflates past its declared size stops there', () =>
   // 16 MiB of zeros deflate to about 16 KB; the directory says 4 bytes (the one float the
   // pickle names). Inflation used to run to the end before the size was compared.
   const bomb = new Uint8Array(16 << 20);
-  const path = write('bomb.pth', torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [1], stride: [1] } }), {
-    0: { data: bomb, deflate: true, declaredSize: 4 },
-  }));
-  rejects(path, /tensor "w"/, /corrupt DEFLATE data for archive\/data\/0: it inflates to more than its declared 4 bytes/);
+  const path = write(
+    'bomb.pth',
+    torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [1], stride: [1] } }), {
+      0: { data: bomb, deflate: true, declaredSize: 4 },
+    }),
+  );
+  rejects(
+    path,
+    /tensor "w"/,
+    /corrupt DEFLATE data for archive\/data\/0: it inflates to more than its declared 4 bytes/,
+  );
 });
 
 test('a storage entry declaring more bytes than its storage holds is refused before it is inflated', () => {
-  const path = write('declared.pth', torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [1], stride: [1] } }), {
-    0: { data: new Uint8Array(4), deflate: true, declaredSize: 2 ** 30 },
-  }));
+  const path = write(
+    'declared.pth',
+    torchZip(stateDictPickle({ w: { key: '0', numel: 1, size: [1], stride: [1] } }), {
+      0: { data: new Uint8Array(4), deflate: true, declaredSize: 2 ** 30 },
+    }),
+  );
   rejects(path, /tensor "w"/, /archive\/data\/0 declares 1073741824 bytes, more than the 4 expected/);
 });
 
 test('a storage larger than the memory budget is refused before it is read, naming the tensor', () => {
   const numel = 4 << 20; // 16 MiB of float32
-  const path = write('large.pth', torchZip(stateDictPickle({ big: { key: '0', numel, size: [numel], stride: [1] } }), {
-    0: { data: new Uint8Array(numel * 4), deflate: true },
-  }));
+  const path = write(
+    'large.pth',
+    torchZip(stateDictPickle({ big: { key: '0', numel, size: [numel], stride: [1] } }), {
+      0: { data: new Uint8Array(numel * 4), deflate: true },
+    }),
+  );
   const prev = setMemoryBudget(1 << 20);
   try {
     rejects(path, /tensor "big": storage 0 needs 16\.0 MiB, more than the memory budget of 1\.00 MiB/);
@@ -100,13 +131,17 @@ test('a storage larger than the memory budget is refused before it is read, nami
 });
 
 test('metadata nested 100,000 deep: an error naming the file, and no tensor leaks', () => {
-  const pickle = stateDictPickle({ a: { key: '0', numel: 1, size: [1], stride: [1] }, b: { key: '0', numel: 1, size: [], stride: [] } },
-    (p) => p.str('meta').nestedList(100_000));
+  const pickle = stateDictPickle(
+    { a: { key: '0', numel: 1, size: [1], stride: [1] }, b: { key: '0', numel: 1, size: [], stride: [] } },
+    (p) => p.str('meta').nestedList(100_000),
+  );
   rejects(write('deep.pth', torchZip(pickle, { 0: ONE })), /nested more than 1000 levels deep/);
 });
 
 test('metadata nested 900 deep still reads', () => {
-  const pickle = stateDictPickle({ a: { key: '0', numel: 1, size: [1], stride: [1] } }, (p) => p.str('meta').nestedList(900));
+  const pickle = stateDictPickle({ a: { key: '0', numel: 1, size: [1], stride: [1] } }, (p) =>
+    p.str('meta').nestedList(900),
+  );
   const ckpt = readCheckpoint(write('deep-ok.pth', torchZip(pickle, { 0: ONE })));
   disposeAll(ckpt.tensors.values());
   let depth = 0;
@@ -125,21 +160,33 @@ test('one APPENDS of 300,000 items (a call-stack overflow when spread into push)
   assert.equal((ckpt.meta.meta as number[]).length, 300_000);
 });
 
-test('negative sizes: an error naming the file and the tensor, not LibTorch\'s bare message', () => {
-  const path = write('negative.pth', torchZip(stateDictPickle({
-    ok: { key: '0', numel: 6, size: [6], stride: [1] },
-    bad: { key: '0', numel: 6, size: [-2, -3], stride: [1, 2] },
-  }), { 0: new Float32Array(6) }));
+test("negative sizes: an error naming the file and the tensor, not LibTorch's bare message", () => {
+  const path = write(
+    'negative.pth',
+    torchZip(
+      stateDictPickle({
+        ok: { key: '0', numel: 6, size: [6], stride: [1] },
+        bad: { key: '0', numel: 6, size: [-2, -3], stride: [1, 2] },
+      }),
+      { 0: new Float32Array(6) },
+    ),
+  );
   rejects(path, /tensor "bad" has a bad size \[-2, -3\]/);
 });
 
 test('a LibTorch error while building a tensor names the file and the tensor', () => {
   // Each size is a safe integer, but 2^52 * 2^52 elements overflow int64 inside as_strided.
   const big = 2 ** 52;
-  const path = write('overflow.pth', torchZip(stateDictPickle({
-    ok: { key: '0', numel: 1, size: [1], stride: [1] },
-    huge: { key: '0', numel: 1, size: [big, big], stride: [0, 0] },
-  }), { 0: ONE }));
+  const path = write(
+    'overflow.pth',
+    torchZip(
+      stateDictPickle({
+        ok: { key: '0', numel: 1, size: [1], stride: [1] },
+        huge: { key: '0', numel: 1, size: [big, big], stride: [0, 0] },
+      }),
+      { 0: ONE },
+    ),
+  );
   rejects(path, /: tensor "huge": numel: integer multiplication overflow$/);
 });
 

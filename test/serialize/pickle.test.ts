@@ -20,17 +20,32 @@ for (const proto of [2, 5]) {
     assert.equal(v.get('none'), null);
     assert.deepEqual(v.get('bools'), [true, false]);
     assert.deepEqual(v.get('tuples'), [[], [1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]);
-    assert.deepEqual(v.get('nested'), new Map<unknown, unknown>([['list', [[1], new Map([['k', 'v']])]], [3, 'int key']]));
+    assert.deepEqual(
+      v.get('nested'),
+      new Map<unknown, unknown>([
+        ['list', [[1], new Map([['k', 'v']])]],
+        [3, 'int key'],
+      ]),
+    );
     assert.deepEqual(v.get('set'), new Set([7]));
     assert.deepEqual(v.get('frozen'), new Set([8]));
-    assert.deepEqual([...v.get('od')], [['z', 1], ['a', 2]]);
+    assert.deepEqual(
+      [...v.get('od')],
+      [
+        ['z', 1],
+        ['a', 2],
+      ],
+    );
     const ns = v.get('ns');
     assert.ok(ns instanceof PickledObject);
     assert.equal(ns.className, 'argparse.Namespace');
     assert.deepEqual(ns.state, new Map([['lr', 0.5]]));
     // The memo keeps shared references shared.
     const shared = v.get('shared');
-    assert.deepEqual(shared, [[1, 2], [1, 2]]);
+    assert.deepEqual(shared, [
+      [1, 2],
+      [1, 2],
+    ]);
     assert.equal(shared[0], shared[1]);
   });
 }
@@ -46,7 +61,10 @@ test('a global outside the allow-list is recorded, never called', () => {
 
 test('damaged pickles fail with UnpicklingError', () => {
   const buf = readFileSync(checkpointFixture('plain_p2.pkl'));
-  assert.throws(() => unpickle(buf.subarray(0, 100)), (e: Error) => e instanceof UnpicklingError && /truncated/.test(e.message));
+  assert.throws(
+    () => unpickle(buf.subarray(0, 100)),
+    (e: Error) => e instanceof UnpicklingError && /truncated/.test(e.message),
+  );
   assert.throws(() => unpickle(Uint8Array.of(0x80, 0x02, 0xff)), /unsupported pickle opcode 0xff/);
   assert.throws(() => unpickle(Uint8Array.of(0x80, 0x02, 0x2e)), /stack underflow/);
   // A persistent id with no loader to resolve it.

@@ -70,7 +70,10 @@ for (const file of ['mmseg_zip.pth', 'mmseg_legacy.pth']) {
     assert.equal(meta.iter, 4000);
     assert.equal(meta.big, 2n ** 70n);
     assert.deepEqual(meta.CLASSES, ['road', 'sidewalk']);
-    assert.deepEqual(meta.PALETTE, [[128, 64, 128], [244, 35, 232]]);
+    assert.deepEqual(meta.PALETTE, [
+      [128, 64, 128],
+      [244, 35, 232],
+    ]);
     assert.deepEqual(meta.env, { nested: { a: 1.5, b: null, c: true } });
     assert.deepEqual(meta.blob, new Uint8Array([0, 1, 255]));
     assert.deepEqual(meta.tags, new Set([1, 2]));
@@ -111,12 +114,15 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function rejects(src: string | Uint8Array, pattern: RegExp, path?: string): void {
   const before = liveTensors();
-  assert.throws(() => readCheckpoint(src), (e: Error) => {
-    assert.ok(e instanceof CheckpointError, `a CheckpointError, got ${e}`);
-    assert.match(e.message, pattern);
-    if (path) assert.ok(e.message.includes(path), `the message names the file: ${e.message}`);
-    return true;
-  });
+  assert.throws(
+    () => readCheckpoint(src),
+    (e: Error) => {
+      assert.ok(e instanceof CheckpointError, `a CheckpointError, got ${e}`);
+      assert.match(e.message, pattern);
+      if (path) assert.ok(e.message.includes(path), `the message names the file: ${e.message}`);
+      return true;
+    },
+  );
   assert.equal(liveTensors(), before, 'nothing leaks on error');
 }
 
@@ -175,5 +181,9 @@ test('big-endian checkpoints are refused (zip byteorder record, legacy sys_info)
 });
 
 test('a tensor built by an unsupported global (a quantized tensor) is refused by name', () => {
-  rejects(checkpointFixture('quantized.pth'), /state dict entry "q" is built by torch\._utils\._rebuild_qtensor/, 'quantized.pth');
+  rejects(
+    checkpointFixture('quantized.pth'),
+    /state dict entry "q" is built by torch\._utils\._rebuild_qtensor/,
+    'quantized.pth',
+  );
 });

@@ -17,16 +17,20 @@ function file(header: string, data: Uint8Array): Buffer {
 }
 
 const f32 = (...xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
-const entry = (begin: number, end: number, shape = [(end - begin) / 4]) => JSON.stringify({ dtype: 'F32', shape, data_offsets: [begin, end] });
+const entry = (begin: number, end: number, shape = [(end - begin) / 4]) =>
+  JSON.stringify({ dtype: 'F32', shape, data_offsets: [begin, end] });
 
 function rejects(bytes: Buffer, pattern: RegExp): void {
   const before = liveTensors();
-  assert.throws(() => readSafetensors(bytes), (e: Error) => {
-    assert.ok(e instanceof SafetensorsError, `${e}`);
-    assert.ok(e.message.startsWith('<buffer>: '), e.message);
-    assert.match(e.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => readSafetensors(bytes),
+    (e: Error) => {
+      assert.ok(e instanceof SafetensorsError, `${e}`);
+      assert.ok(e.message.startsWith('<buffer>: '), e.message);
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
   assert.equal(liveTensors(), before);
 }
 
@@ -43,13 +47,19 @@ test('a well-tiled file reads, empty tensors included, in layout order', () => {
 });
 
 test('overlapping data_offsets are refused', () => {
-  rejects(file(`{"a":${entry(0, 8)},"b":${entry(4, 12, [2])}}`, f32(1, 2, 3)), /tensor "b" \(bytes 4-12\) overlaps the tensor before it, which ends at byte 8/);
+  rejects(
+    file(`{"a":${entry(0, 8)},"b":${entry(4, 12, [2])}}`, f32(1, 2, 3)),
+    /tensor "b" \(bytes 4-12\) overlaps the tensor before it, which ends at byte 8/,
+  );
   // Two names for the same bytes.
   rejects(file(`{"a":${entry(0, 8)},"b":${entry(0, 8)}}`, f32(1, 2)), /tensor "[ab]" \(bytes 0-8\) overlaps/);
 });
 
 test('bytes no tensor covers are refused: a gap, a hole at the start, trailing bytes', () => {
-  rejects(file(`{"a":${entry(0, 4)},"b":${entry(8, 12)}}`, f32(1, 2, 3)), /bytes 4-8 of the data buffer belong to no tensor \(the next, "b", begins at 8\)/);
+  rejects(
+    file(`{"a":${entry(0, 4)},"b":${entry(8, 12)}}`, f32(1, 2, 3)),
+    /bytes 4-8 of the data buffer belong to no tensor \(the next, "b", begins at 8\)/,
+  );
   rejects(file(`{"a":${entry(4, 8)}}`, f32(1, 2)), /bytes 0-4 of the data buffer belong to no tensor/);
   rejects(file(`{"a":${entry(0, 4)}}`, f32(1, 2)), /bytes 4-8 at the end of the data buffer belong to no tensor/);
 });

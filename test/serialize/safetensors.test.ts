@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors, tensor, type Tensor } from '../../src/torch/index.js';
-import { readCheckpoint, readSafetensors, writeSafetensors, SafetensorsError } from '../../src/torch/serialize/index.js';
+import {
+  readCheckpoint,
+  readSafetensors,
+  writeSafetensors,
+  SafetensorsError,
+} from '../../src/torch/serialize/index.js';
 import { checkpointFixture, expected, assertTensor, disposeAll } from './fixtures.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -48,7 +53,9 @@ test('round trip: every dtype, views, 0-d and empty tensors, metadata', () => {
     assert.equal(header['half.w'].dtype, 'F16');
     assert.equal(header['bf16.w'].dtype, 'BF16');
     assert.equal(header['flag.bool'].dtype, 'BOOL');
-    const sizes = Object.values(header).filter((e: any) => e.data_offsets).map((e: any) => e.data_offsets[1] - e.data_offsets[0]);
+    const sizes = Object.values(header)
+      .filter((e: any) => e.data_offsets)
+      .map((e: any) => e.data_offsets[1] - e.data_offsets[0]);
     assert.equal(8 + n + sizes.reduce((a, b) => a + b, 0), bytes.length);
   } finally {
     disposeAll(src.values());
@@ -58,12 +65,22 @@ test('round trip: every dtype, views, 0-d and empty tensors, metadata', () => {
 });
 
 test('a Map keeps its order even for integer-like names; a Record works too', () => {
-  const a = tensor([[1, 2], [3, 4]]);
+  const a = tensor([
+    [1, 2],
+    [3, 4],
+  ]);
   const b = tensor(new Int32Array([7, 8, 9]));
   const c = tensor([true, false]);
   const path = join(dir, 'ordered.safetensors');
   // (A JS object would list '2' and '10' before 'z' by itself; a Map keeps what it was given.)
-  writeSafetensors(path, new Map([['z', a], ['10', b], ['2', c]]));
+  writeSafetensors(
+    path,
+    new Map([
+      ['z', a],
+      ['10', b],
+      ['2', c],
+    ]),
+  );
   const record = join(dir, 'record.safetensors');
   writeSafetensors(record, { w: b, v: a });
   const fromRecord = readSafetensors(record);
@@ -90,7 +107,14 @@ test('the atomic write leaves no temporary file behind, and a failed write leave
   const old = readFileSync(path);
 
   // Fails halfway, after the header and the first tensor's bytes went to the temporary file.
-  const broken = { shape: [2], numel: 2, dtype: 'float32', data: () => { throw new Error('device lost'); } } as unknown as Tensor;
+  const broken = {
+    shape: [2],
+    numel: 2,
+    dtype: 'float32',
+    data: () => {
+      throw new Error('device lost');
+    },
+  } as unknown as Tensor;
   assert.throws(() => writeSafetensors(path, { a, broken }), /device lost/);
   assert.deepEqual(readdirSync(sub), ['w.safetensors']);
   assert.deepEqual(readFileSync(path), old);
@@ -99,17 +123,26 @@ test('the atomic write leaves no temporary file behind, and a failed write leave
 
 test('errors name the file: missing, garbage, truncated', () => {
   const missing = join(dir, 'missing.safetensors');
-  assert.throws(() => readSafetensors(missing), (e: Error) => e instanceof SafetensorsError && e.message.includes(missing) && /no such file/.test(e.message));
+  assert.throws(
+    () => readSafetensors(missing),
+    (e: Error) => e instanceof SafetensorsError && e.message.includes(missing) && /no such file/.test(e.message),
+  );
   assert.equal(existsSync(missing), false);
 
   const garbage = join(dir, 'garbage.safetensors');
   writeFileSync(garbage, Buffer.from('definitely not safetensors'));
-  assert.throws(() => readSafetensors(garbage), (e: Error) => e.message.includes(garbage) && /not a safetensors file/.test(e.message));
+  assert.throws(
+    () => readSafetensors(garbage),
+    (e: Error) => e.message.includes(garbage) && /not a safetensors file/.test(e.message),
+  );
 
   const truncated = join(dir, 'truncated.safetensors');
   const full = readFileSync(checkpointFixture('python.safetensors'));
   writeFileSync(truncated, full.subarray(0, full.length - 5));
   const before = liveTensors();
-  assert.throws(() => readSafetensors(truncated), (e: Error) => e.message.includes(truncated) && /truncated/.test(e.message));
+  assert.throws(
+    () => readSafetensors(truncated),
+    (e: Error) => e.message.includes(truncated) && /truncated/.test(e.message),
+  );
   assert.equal(liveTensors(), before);
 });

@@ -80,7 +80,10 @@ function zip64(files: { name: string; data: Uint8Array; deflate?: boolean }[]): 
 test('zip64 archive with STORED and DEFLATE entries', () => {
   const text = new TextEncoder().encode('hello, '.repeat(50));
   const bin = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 0xff);
-  const buf = zip64([{ name: 'top/a.txt', data: text }, { name: 'top/data/0', data: bin, deflate: true }]);
+  const buf = zip64([
+    { name: 'top/a.txt', data: text },
+    { name: 'top/data/0', data: bin, deflate: true },
+  ]);
   assert.ok(isZip(buf));
   const entries = readZip(buf);
   assert.deepEqual([...entries.keys()], ['top/a.txt', 'top/data/0']);
@@ -97,7 +100,10 @@ test('zip64 archive with STORED and DEFLATE entries', () => {
 
 test('damaged archives', () => {
   const buf = zip64([{ name: 'x', data: new Uint8Array(10) }]);
-  assert.throws(() => readZip(buf.subarray(0, buf.length - 30)), (e: Error) => e instanceof ZipError && /truncated/.test(e.message));
+  assert.throws(
+    () => readZip(buf.subarray(0, buf.length - 30)),
+    (e: Error) => e instanceof ZipError && /truncated/.test(e.message),
+  );
   assert.throws(() => readZip(new Uint8Array(10)), /truncated/);
   assert.equal(isZip(new Uint8Array([1, 2, 3, 4])), false);
 });

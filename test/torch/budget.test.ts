@@ -8,12 +8,23 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.js';
 
 test('the default budget is physical memory; creation functions check it, naming shape and budget', () => {
-  assert.equal(torch.memoryBudget(), process.env.DEEPLAB_MEMORY_BUDGET ? torch.parseBytes(process.env.DEEPLAB_MEMORY_BUDGET) : totalmem());
+  assert.equal(
+    torch.memoryBudget(),
+    process.env.DEEPLAB_MEMORY_BUDGET ? torch.parseBytes(process.env.DEEPLAB_MEMORY_BUDGET) : totalmem(),
+  );
   const before = torch.liveTensors();
-  for (const make of [() => torch.empty([1e6, 1e6]), () => torch.zeros([1e6, 1e6]), () => torch.randn([1e6, 1e6]), () => torch.full([1e6, 1e6], 2)]) {
+  for (const make of [
+    () => torch.empty([1e6, 1e6]),
+    () => torch.zeros([1e6, 1e6]),
+    () => torch.randn([1e6, 1e6]),
+    () => torch.full([1e6, 1e6], 2),
+  ]) {
     assert.throws(make, (e: Error) => {
       assert.ok(e instanceof torch.MemoryBudgetError, `${e}`);
-      assert.match(e.message, /a float32 tensor of shape \[1000000, 1000000\] needs 3\.64 TiB, more than the memory budget of/);
+      assert.match(
+        e.message,
+        /a float32 tensor of shape \[1000000, 1000000\] needs 3\.64 TiB, more than the memory budget of/,
+      );
       assert.match(e.message, /DEEPLAB_MEMORY_BUDGET/);
       return true;
     });
@@ -56,9 +67,17 @@ test('DEEPLAB_MEMORY_BUDGET sets the default in a fresh process, and a bad value
   const url = new URL('../../src/torch/index.js', import.meta.url).href;
   const code = `import(${JSON.stringify(url)}).then((t) => { console.log(t.memoryBudget()); try { t.zeros([1024]); } catch (e) { console.log(e.message); } })
     .catch((e) => { console.log('ERR ' + e.message); });`;
-  const run = (v: string) => spawnSync(process.execPath, ['-e', code], { env: { ...process.env, DEEPLAB_MEMORY_BUDGET: v }, encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)) });
+  const run = (v: string) =>
+    spawnSync(process.execPath, ['-e', code], {
+      env: { ...process.env, DEEPLAB_MEMORY_BUDGET: v },
+      encoding: 'utf8',
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+    });
   const ok = run('1K').stdout.trim().split('\n');
   assert.equal(ok[0], '1024');
-  assert.match(ok[1], /zeros: a float32 tensor of shape \[1024\] needs 4\.00 KiB, more than the memory budget of 1\.00 KiB/);
+  assert.match(
+    ok[1],
+    /zeros: a float32 tensor of shape \[1024\] needs 4\.00 KiB, more than the memory budget of 1\.00 KiB/,
+  );
   assert.match(run('plenty').stdout, /DEEPLAB_MEMORY_BUDGET: expected a byte count/);
 });

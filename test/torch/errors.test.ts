@@ -23,11 +23,27 @@ test('operators reject bad arguments with messages, never a crash', () => {
     assert.throws(() => native.call(add, 123456789, x.handle, 1), /tensor used after dispose|expected a tensor/);
     assert.throws(() => x.select(0, 5), /out of range|index 5/);
     assert.throws(() => x.reshape(4, 4), /shape '\[4, 4\]' is invalid for input of size 6/);
-    assert.throws(() => torch.F.conv2d(torch.ones([1, 3, 8, 8]), torch.ones([4, 2, 3, 3])), /expected input\[1, 3, 8, 8\] to have 2 channels/);
+    assert.throws(
+      () => torch.F.conv2d(torch.ones([1, 3, 8, 8]), torch.ones([4, 2, 3, 3])),
+      /expected input\[1, 3, 8, 8\] to have 2 channels/,
+    );
     assert.throws(() => x.item(), /6 elements cannot be converted/);
     // Every native function called with nothing at all.
     for (const [name, fn] of Object.entries(native)) {
-      if (typeof fn !== 'function' || ['liveCount', 'buildInfo', 'getNumThreads', 'isGradEnabled', 'isInferenceMode', 'inferenceEnter', 'inferenceExit', 'getRngState'].includes(name)) continue;
+      if (
+        typeof fn !== 'function' ||
+        [
+          'liveCount',
+          'buildInfo',
+          'getNumThreads',
+          'isGradEnabled',
+          'isInferenceMode',
+          'inferenceEnter',
+          'inferenceExit',
+          'getRngState',
+        ].includes(name)
+      )
+        continue;
       try {
         (fn as (...a: unknown[]) => unknown)();
       } catch (e) {

@@ -31,14 +31,22 @@ test('nested scopes: a returned tensor moves to the enclosing scope and is freed
 
 test('keep() lets a tensor outlive its scope; a throwing scope frees everything', () => {
   const before = torch.liveTensors();
-  const kept = torch.scope(() => {
-    torch.keep(torch.zeros([2]));
-    torch.zeros([2]);
-    return 42;
-  }) && null;
+  const kept =
+    torch.scope(() => {
+      torch.keep(torch.zeros([2]));
+      torch.zeros([2]);
+      return 42;
+    }) && null;
   assert.equal(kept, null);
   assert.equal(torch.liveTensors(), before + 1);
-  assert.throws(() => torch.scope(() => { torch.zeros([4]); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      torch.scope(() => {
+        torch.zeros([4]);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(torch.liveTensors(), before + 1);
 });
 
@@ -47,7 +55,10 @@ test('using and dispose() release at once; use after dispose is an error, not a 
   {
     using t = torch.ones([2, 2]);
     assert.equal(torch.liveTensors(), before + 1);
-    assert.equal(torch.scope(() => t.sum().item()), 4);
+    assert.equal(
+      torch.scope(() => t.sum().item()),
+      4,
+    );
   }
   assert.equal(torch.liveTensors(), before);
   const t2 = torch.ones([1]);
@@ -59,13 +70,25 @@ test('using and dispose() release at once; use after dispose is an error, not a 
 
 test('an async scope is refused with a clear message and leaks nothing', () => {
   const before = torch.liveTensors();
-  assert.throws(() => torch.scope(() => { torch.ones([1]); return Promise.resolve(1); }), /scopes are synchronous/);
+  assert.throws(
+    () =>
+      torch.scope(() => {
+        torch.ones([1]);
+        return Promise.resolve(1);
+      }),
+    /scopes are synchronous/,
+  );
   assert.equal(torch.liveTensors(), before);
 });
 
 test('10,000 small training steps: live tensors constant, resident memory flat', () => {
   torch.manualSeed(0);
-  const model = new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 2, dilation: 2 }), new nn.BatchNorm2d(8), new nn.ReLU(), new nn.Conv2d(8, 4, 1));
+  const model = new nn.Sequential(
+    new nn.Conv2d(3, 8, 3, { padding: 2, dilation: 2 }),
+    new nn.BatchNorm2d(8),
+    new nn.ReLU(),
+    new nn.Conv2d(8, 4, 1),
+  );
   const opt = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
   const x = torch.randn([2, 3, 8, 8]);
   const y = torch.randint(0, 4, [2, 8, 8]);
@@ -118,7 +141,8 @@ test('the huge-page CPU allocator: on under glibc, off under jemalloc or DEEPLAB
   const url = new URL('../../src/torch/index.js', import.meta.url).href;
   const probe = `import(${JSON.stringify(url)}).then((t) => process.stdout.write(String(t.buildInfo().hugePages)))`;
   const { LD_PRELOAD: _l, DEEPLAB_HUGEPAGES: _h, ...env } = process.env;
-  const run = (extra: NodeJS.ProcessEnv) => execFileSync(process.execPath, ['-e', probe], { env: { ...env, ...extra }, encoding: 'utf8' });
+  const run = (extra: NodeJS.ProcessEnv) =>
+    execFileSync(process.execPath, ['-e', probe], { env: { ...env, ...extra }, encoding: 'utf8' });
   assert.equal(run({}), 'true');
   assert.equal(run({ DEEPLAB_HUGEPAGES: '0' }), 'false');
   const jemalloc = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
@@ -132,7 +156,14 @@ test('the huge-page CPU allocator: on under glibc, off under jemalloc or DEEPLAB
     assert.equal(small.sum().item(), 1 << 18);
     const plain = torch.zeros([6 << 20]).add(2);
     assert.equal(plain.mean().item(), 2);
-    const y = torch.inferenceMode(() => torch.F.conv2d(torch.ones([1, 64, 96, 96]).contiguous('channels_last'), torch.ones([64, 64, 3, 3]).contiguous('channels_last'), null, { padding: 1 }));
+    const y = torch.inferenceMode(() =>
+      torch.F.conv2d(
+        torch.ones([1, 64, 96, 96]).contiguous('channels_last'),
+        torch.ones([64, 64, 3, 3]).contiguous('channels_last'),
+        null,
+        { padding: 1 },
+      ),
+    );
     assert.equal(y.max().item(), 64 * 9);
   });
 });

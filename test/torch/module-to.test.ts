@@ -52,7 +52,8 @@ test('to({memoryFormat}) makes 4-D weights channels_last in place, values and id
     assert.deepEqual(t.toArray(), before.get(k), `${k} values`);
     if (t.ndim === 4) {
       assert.ok(t.isContiguous('channels_last'), `${k} is channels_last`);
-      if (t.shape[1] > 1 && t.shape[2] * t.shape[3] > 1) assert.ok(!t.isContiguous(), `${k} is no longer NCHW-contiguous`);
+      if (t.shape[1] > 1 && t.shape[2] * t.shape[3] > 1)
+        assert.ok(!t.isContiguous(), `${k} is no longer NCHW-contiguous`);
     }
   }
   assert.ok(net.parameters().every((p, i) => p === params[i] && p.requiresGrad));
@@ -122,7 +123,7 @@ test('to(dtype) converts floating tensors only; the model runs in the new dtype'
   x.dispose();
 });
 
-test('to(device): cpu is a no-op; cuda without CUDA is LibTorch\'s error and changes nothing', () => {
+test("to(device): cpu is a no-op; cuda without CUDA is LibTorch's error and changes nothing", () => {
   torch.manualSeed(5);
   const net = new Net();
   const before = snapshot(net);
@@ -134,7 +135,10 @@ test('to(device): cpu is a no-op; cuda without CUDA is LibTorch\'s error and cha
     net.to('cpu');
   } else {
     const live = torch.liveTensors();
-    assert.throws(() => net.to('cuda'), (e: Error) => /CUDA|cuda/.test(e.message) && !/^deeplab/.test(e.message));
+    assert.throws(
+      () => net.to('cuda'),
+      (e: Error) => /CUDA|cuda/.test(e.message) && !/^deeplab/.test(e.message),
+    );
     assert.equal(torch.liveTensors(), live, 'no tensor leaked');
     assert.equal(net.conv.weight.device, 'cpu');
     assert.deepEqual(snapshot(net), before);

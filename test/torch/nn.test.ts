@@ -71,7 +71,10 @@ test('loadStateDict copies values; strict errors name missing, unexpected and mi
   const b = new Net();
   const sd = a.stateDict();
   b.loadStateDict(sd);
-  assert.deepEqual(b.blocks.at(1).stateDict().get('weight')!.toArray(), a.blocks.at(1).stateDict().get('weight')!.toArray());
+  assert.deepEqual(
+    b.blocks.at(1).stateDict().get('weight')!.toArray(),
+    a.blocks.at(1).stateDict().get('weight')!.toArray(),
+  );
 
   const bad = new Map(sd);
   bad.delete('heads.main.bias');
@@ -84,7 +87,10 @@ test('loadStateDict copies values; strict errors name missing, unexpected and mi
       assert.match(e.message, /from ckpt\.pth/);
       assert.match(e.message, /Missing key\(s\): "heads\.main\.bias"/);
       assert.match(e.message, /Unexpected key\(s\): "heads\.extra\.weight"/);
-      assert.match(e.message, /size mismatch for blocks\.0\.weight: copying a param with shape \[4,4,3,3\] from checkpoint, the shape in current model is \[4,4,1,1\]/);
+      assert.match(
+        e.message,
+        /size mismatch for blocks\.0\.weight: copying a param with shape \[4,4,3,3\] from checkpoint, the shape in current model is \[4,4,1,1\]/,
+      );
       return true;
     },
   );

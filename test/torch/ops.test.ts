@@ -13,20 +13,41 @@ type Outputs = Tensor | Record<string, Tensor>;
 type OpFn = (i: Record<string, Tensor>, p: Params) => Outputs;
 
 const ACTIVATIONS: Record<string, (x: Tensor) => Tensor> = {
-  relu: F.relu, relu6: F.relu6, hardswish: F.hardswish, hardsigmoid: F.hardsigmoid, sigmoid: F.sigmoid, tanh: F.tanh,
+  relu: F.relu,
+  relu6: F.relu6,
+  hardswish: F.hardswish,
+  hardsigmoid: F.hardsigmoid,
+  sigmoid: F.sigmoid,
+  tanh: F.tanh,
 };
 const UNARY: Record<string, (x: Tensor) => Tensor> = {
-  neg: (x) => x.neg(), abs: (x) => x.abs(), exp: (x) => x.exp(), log: (x) => x.log(), sqrt: (x) => x.sqrt(),
-  rsqrt: (x) => x.rsqrt(), reciprocal: (x) => x.reciprocal(),
+  neg: (x) => x.neg(),
+  abs: (x) => x.abs(),
+  exp: (x) => x.exp(),
+  log: (x) => x.log(),
+  sqrt: (x) => x.sqrt(),
+  rsqrt: (x) => x.rsqrt(),
+  reciprocal: (x) => x.reciprocal(),
 };
 const COMPARE: Record<string, (a: Tensor, b: Tensor | number) => Tensor> = {
-  eq: (a, b) => a.eq(b), ne: (a, b) => a.ne(b), lt: (a, b) => a.lt(b), le: (a, b) => a.le(b), gt: (a, b) => a.gt(b), ge: (a, b) => a.ge(b),
+  eq: (a, b) => a.eq(b),
+  ne: (a, b) => a.ne(b),
+  lt: (a, b) => a.lt(b),
+  le: (a, b) => a.le(b),
+  gt: (a, b) => a.gt(b),
+  ge: (a, b) => a.ge(b),
 };
 /** The second operand: tensor input `b`, or the scalar param. */
 const other = (i: Record<string, Tensor>, p: Params): Tensor | number => i.b ?? p.scalar;
 
 const OPS: Record<string, OpFn> = {
-  conv2d: (i, p) => F.conv2d(i.x, i.weight, i.bias ?? null, { stride: p.stride, padding: p.padding, dilation: p.dilation, groups: p.groups }),
+  conv2d: (i, p) =>
+    F.conv2d(i.x, i.weight, i.bias ?? null, {
+      stride: p.stride,
+      padding: p.padding,
+      dilation: p.dilation,
+      groups: p.groups,
+    }),
   batch_norm: (i, p) => ({
     out: F.batchNorm(i.x, i.runningMean, i.runningVar, i.weight ?? null, i.bias ?? null, p.training, p.momentum, p.eps),
     runningMean: i.runningMean, // updated in place when training
@@ -34,15 +55,29 @@ const OPS: Record<string, OpFn> = {
   }),
   linear: (i) => F.linear(i.x, i.weight, i.bias ?? null),
   activation: (i, p) => ACTIVATIONS[p.fn](i.x),
-  max_pool2d: (i, p) => F.maxPool2d(i.x, p.kernel, { stride: p.stride, padding: p.padding, dilation: p.dilation, ceilMode: p.ceilMode }),
-  avg_pool2d: (i, p) => F.avgPool2d(i.x, p.kernel, { stride: p.stride, padding: p.padding, ceilMode: p.ceilMode, countIncludePad: p.countIncludePad }),
+  max_pool2d: (i, p) =>
+    F.maxPool2d(i.x, p.kernel, { stride: p.stride, padding: p.padding, dilation: p.dilation, ceilMode: p.ceilMode }),
+  avg_pool2d: (i, p) =>
+    F.avgPool2d(i.x, p.kernel, {
+      stride: p.stride,
+      padding: p.padding,
+      ceilMode: p.ceilMode,
+      countIncludePad: p.countIncludePad,
+    }),
   adaptive_avg_pool2d: (i, p) => F.adaptiveAvgPool2d(i.x, p.size),
-  interpolate: (i, p) => F.interpolate(i.x, { size: p.size, scaleFactor: p.scaleFactor, mode: p.mode, alignCorners: p.alignCorners }),
+  interpolate: (i, p) =>
+    F.interpolate(i.x, { size: p.size, scaleFactor: p.scaleFactor, mode: p.mode, alignCorners: p.alignCorners }),
   softmax: (i, p) => F.softmax(i.x, p.dim),
   log_softmax: (i, p) => F.logSoftmax(i.x, p.dim),
   cross_entropy: (i, p) =>
-    F.crossEntropy(i.logits, i.target, { weight: i.weight, ignoreIndex: p.ignoreIndex, reduction: p.reduction, labelSmoothing: p.labelSmoothing }),
-  nll_loss: (i, p) => F.nllLoss(i.x, i.target, { weight: i.weight, ignoreIndex: p.ignoreIndex, reduction: p.reduction }),
+    F.crossEntropy(i.logits, i.target, {
+      weight: i.weight,
+      ignoreIndex: p.ignoreIndex,
+      reduction: p.reduction,
+      labelSmoothing: p.labelSmoothing,
+    }),
+  nll_loss: (i, p) =>
+    F.nllLoss(i.x, i.target, { weight: i.weight, ignoreIndex: p.ignoreIndex, reduction: p.reduction }),
   add: (i, p) => i.a.add(other(i, p), p.alpha),
   sub: (i, p) => i.a.sub(other(i, p), p.alpha),
   mul: (i, p) => i.a.mul(other(i, p)),
@@ -99,7 +134,11 @@ test('fixture: every case has an op in the table, and every op has a case', () =
   const missing = fx.cases.filter((c) => !(c.op in OPS)).map((c) => `${c.name} (${c.op})`);
   assert.deepEqual(missing, [], 'fixture cases without a TS op');
   const used = new Set(fx.cases.map((c) => c.op));
-  assert.deepEqual(Object.keys(OPS).filter((k) => !used.has(k)), [], 'TS ops without a fixture case');
+  assert.deepEqual(
+    Object.keys(OPS).filter((k) => !used.has(k)),
+    [],
+    'TS ops without a fixture case',
+  );
 });
 
 for (const c of fx.cases) {
@@ -128,7 +167,8 @@ for (const c of fx.cases) {
         assert.ok(g, `${c.name}: input ${k} has no .grad after backward`);
         assertClose(g, fx.tensor(e), `${c.name}: grad ${k}`, TOL);
       }
-      for (const [k, t] of Object.entries(inputs)) if (!c.grad.includes(k)) assert.equal(t.grad, null, `${c.name}: ${k} took a gradient`);
+      for (const [k, t] of Object.entries(inputs))
+        if (!c.grad.includes(k)) assert.equal(t.grad, null, `${c.name}: ${k} took a gradient`);
     });
     assert.equal(torch.liveTensors(), before, `${c.name}: tensors leaked out of the scope`);
   });
@@ -144,69 +184,98 @@ function withScope(fn: () => void): () => void {
   };
 }
 
-test('dropout: eval mode is the identity', withScope(() => {
-  const x = torch.randn([4, 5, 6]);
-  for (const p of [0.1, 0.5, 0.9]) {
-    assertClose(F.dropout(x, p, false), x, `dropout(p=${p}, training=false)`, { rtol: 0, atol: 0 });
-    assertClose(F.dropout2d(x.reshape(2, 2, 5, 6), p, false), x.reshape(2, 2, 5, 6), `dropout2d(p=${p}, training=false)`, { rtol: 0, atol: 0 });
-  }
-}));
-
-test('dropout: p=0 in training is the identity', withScope(() => {
-  const x = torch.randn([3, 4, 5]);
-  assertClose(F.dropout(x, 0, true), x, 'dropout(p=0)', { rtol: 0, atol: 0 });
-  assertClose(F.dropout2d(x.reshape(3, 4, 5, 1), 0, true), x.reshape(3, 4, 5, 1), 'dropout2d(p=0)', { rtol: 0, atol: 0 });
-}));
-
-test('dropout: training zeroes about p of the elements and scales the rest by 1/(1-p)', withScope(() => {
-  const n = 64 * 256;
-  for (const p of [0.1, 0.3, 0.5]) {
-    const x = torch.full([64, 256], 2);
-    x.requiresGrad_(true);
-    const y = F.dropout(x, p, true);
-    const v = y.data() as Float32Array;
-    let zeros = 0;
-    for (const e of v) {
-      if (e === 0) zeros++;
-      else assert.ok(Math.abs(e - 2 / (1 - p)) < 1e-5, `dropout(p=${p}): kept element ${e}, expected ${2 / (1 - p)}`);
+test(
+  'dropout: eval mode is the identity',
+  withScope(() => {
+    const x = torch.randn([4, 5, 6]);
+    for (const p of [0.1, 0.5, 0.9]) {
+      assertClose(F.dropout(x, p, false), x, `dropout(p=${p}, training=false)`, { rtol: 0, atol: 0 });
+      assertClose(
+        F.dropout2d(x.reshape(2, 2, 5, 6), p, false),
+        x.reshape(2, 2, 5, 6),
+        `dropout2d(p=${p}, training=false)`,
+        { rtol: 0, atol: 0 },
+      );
     }
-    // binomial: std sqrt(p(1-p)/n) < 0.004; 0.02 is over 5 standard deviations
-    assert.ok(Math.abs(zeros / n - p) < 0.02, `dropout(p=${p}): zeroed fraction ${zeros / n}`);
-    // the gradient is the same mask and scale
-    y.backward(torch.onesLike(y));
-    const g = x.grad!.data() as Float32Array;
-    for (let k = 0; k < n; k++) assert.ok(Math.abs(g[k] - v[k] / 2) < 1e-6, `dropout(p=${p}): grad at ${k} is ${g[k]}, output/x is ${v[k] / 2}`);
-  }
-}));
+  }),
+);
 
-test('dropout2d: training zeroes whole channels, about p of them, and scales the rest by 1/(1-p)', withScope(() => {
-  const [N, C, H, W] = [8, 64, 5, 6];
-  for (const p of [0.25, 0.5]) {
-    const x = torch.randn([N, C, H, W]);
-    const y = F.dropout2d(x, p, true);
-    const xv = x.data() as Float32Array;
-    const yv = y.data() as Float32Array;
-    let dropped = 0;
-    for (let ch = 0; ch < N * C; ch++) {
-      const base = ch * H * W;
-      const zeroed = yv[base] === 0;
-      if (zeroed) dropped++;
-      for (let k = base; k < base + H * W; k++) {
-        const expected = zeroed ? 0 : xv[k] / (1 - p);
-        assert.ok(Math.abs(yv[k] - expected) <= 1e-5 * (1 + Math.abs(expected)),
-          `dropout2d(p=${p}): channel ${ch} element ${k - base} is ${yv[k]}, expected ${expected} (channel ${zeroed ? 'dropped' : 'kept'})`);
+test(
+  'dropout: p=0 in training is the identity',
+  withScope(() => {
+    const x = torch.randn([3, 4, 5]);
+    assertClose(F.dropout(x, 0, true), x, 'dropout(p=0)', { rtol: 0, atol: 0 });
+    assertClose(F.dropout2d(x.reshape(3, 4, 5, 1), 0, true), x.reshape(3, 4, 5, 1), 'dropout2d(p=0)', {
+      rtol: 0,
+      atol: 0,
+    });
+  }),
+);
+
+test(
+  'dropout: training zeroes about p of the elements and scales the rest by 1/(1-p)',
+  withScope(() => {
+    const n = 64 * 256;
+    for (const p of [0.1, 0.3, 0.5]) {
+      const x = torch.full([64, 256], 2);
+      x.requiresGrad_(true);
+      const y = F.dropout(x, p, true);
+      const v = y.data() as Float32Array;
+      let zeros = 0;
+      for (const e of v) {
+        if (e === 0) zeros++;
+        else assert.ok(Math.abs(e - 2 / (1 - p)) < 1e-5, `dropout(p=${p}): kept element ${e}, expected ${2 / (1 - p)}`);
       }
+      // binomial: std sqrt(p(1-p)/n) < 0.004; 0.02 is over 5 standard deviations
+      assert.ok(Math.abs(zeros / n - p) < 0.02, `dropout(p=${p}): zeroed fraction ${zeros / n}`);
+      // the gradient is the same mask and scale
+      y.backward(torch.onesLike(y));
+      const g = x.grad!.data() as Float32Array;
+      for (let k = 0; k < n; k++)
+        assert.ok(
+          Math.abs(g[k] - v[k] / 2) < 1e-6,
+          `dropout(p=${p}): grad at ${k} is ${g[k]}, output/x is ${v[k] / 2}`,
+        );
     }
-    // 512 channels: std sqrt(p(1-p)/512) <= 0.022; 0.1 is over 4.5 standard deviations
-    assert.ok(Math.abs(dropped / (N * C) - p) < 0.1, `dropout2d(p=${p}): dropped fraction ${dropped / (N * C)}`);
-  }
-}));
+  }),
+);
 
-test('dropout: the same seed gives the same mask', withScope(() => {
-  const x = torch.ones([1000]);
-  torch.manualSeed(1234);
-  const a = F.dropout(x, 0.5, true);
-  torch.manualSeed(1234);
-  const b = F.dropout(x, 0.5, true);
-  assertClose(b, a, 'dropout after manualSeed(1234) twice', { rtol: 0, atol: 0 });
-}));
+test(
+  'dropout2d: training zeroes whole channels, about p of them, and scales the rest by 1/(1-p)',
+  withScope(() => {
+    const [N, C, H, W] = [8, 64, 5, 6];
+    for (const p of [0.25, 0.5]) {
+      const x = torch.randn([N, C, H, W]);
+      const y = F.dropout2d(x, p, true);
+      const xv = x.data() as Float32Array;
+      const yv = y.data() as Float32Array;
+      let dropped = 0;
+      for (let ch = 0; ch < N * C; ch++) {
+        const base = ch * H * W;
+        const zeroed = yv[base] === 0;
+        if (zeroed) dropped++;
+        for (let k = base; k < base + H * W; k++) {
+          const expected = zeroed ? 0 : xv[k] / (1 - p);
+          assert.ok(
+            Math.abs(yv[k] - expected) <= 1e-5 * (1 + Math.abs(expected)),
+            `dropout2d(p=${p}): channel ${ch} element ${k - base} is ${yv[k]}, expected ${expected} (channel ${zeroed ? 'dropped' : 'kept'})`,
+          );
+        }
+      }
+      // 512 channels: std sqrt(p(1-p)/512) <= 0.022; 0.1 is over 4.5 standard deviations
+      assert.ok(Math.abs(dropped / (N * C) - p) < 0.1, `dropout2d(p=${p}): dropped fraction ${dropped / (N * C)}`);
+    }
+  }),
+);
+
+test(
+  'dropout: the same seed gives the same mask',
+  withScope(() => {
+    const x = torch.ones([1000]);
+    torch.manualSeed(1234);
+    const a = F.dropout(x, 0.5, true);
+    torch.manualSeed(1234);
+    const b = F.dropout(x, 0.5, true);
+    assertClose(b, a, 'dropout after manualSeed(1234) twice', { rtol: 0, atol: 0 });
+  }),
+);

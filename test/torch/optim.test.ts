@@ -14,11 +14,23 @@ type Make = (p0: Tensor, p1: Tensor) => torch.optim.Optimizer<{ lr: number }>;
 const cases: Record<string, Make> = {
   sgd_plain: (a, b) => new optim.SGD([a, b], { lr: 0.1 }),
   sgd_momentum_groups: (a, b) =>
-    new optim.SGD([{ params: [a] }, { params: [b], lr: 0.5, weightDecay: 0 }], { lr: 0.1, momentum: 0.9, weightDecay: 1e-2, dampening: 0.1 }),
+    new optim.SGD([{ params: [a] }, { params: [b], lr: 0.5, weightDecay: 0 }], {
+      lr: 0.1,
+      momentum: 0.9,
+      weightDecay: 1e-2,
+      dampening: 0.1,
+    }),
   sgd_nesterov: (a, b) => new optim.SGD([a, b], { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }),
   adamw: (a, b) => new optim.AdamW([a, b], { lr: 0.01, weightDecay: 0.05 }),
   adamw_amsgrad_groups: (a, b) =>
-    new optim.AdamW([{ params: [a], lr: 0.02 }, { params: [b] }], { lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, amsgrad: true }),
+    new optim.AdamW([{ params: [a], lr: 0.02 }, { params: [b] }], {
+      lr: 0.01,
+      beta1: 0.8,
+      beta2: 0.99,
+      eps: 1e-6,
+      weightDecay: 0.1,
+      amsgrad: true,
+    }),
 };
 
 function params(): [Tensor, Tensor] {
@@ -64,7 +76,12 @@ for (const [name, make] of Object.entries(cases)) {
     const sd = opt.stateDict();
     const saved = {
       paramGroups: sd.paramGroups,
-      state: new Map([...sd.state].map(([k, st]) => [k, Object.fromEntries(Object.entries(st).map(([n, v]) => [n, typeof v === 'number' ? v : v.clone()]))])),
+      state: new Map(
+        [...sd.state].map(([k, st]) => [
+          k,
+          Object.fromEntries(Object.entries(st).map(([n, v]) => [n, typeof v === 'number' ? v : v.clone()])),
+        ]),
+      ),
     };
     opt.dispose();
     ps.forEach((p) => p.dispose());
@@ -85,7 +102,10 @@ for (const [name, make] of Object.entries(cases)) {
 
 test('unknown option in a parameter group is an error naming it', () => {
   const p = torch.zeros([2]).requiresGrad_();
-  assert.throws(() => new optim.SGD([{ params: [p], lrr: 0.1 } as never], { lr: 0.1 }), /unknown option "lrr" in parameter group 0/);
+  assert.throws(
+    () => new optim.SGD([{ params: [p], lrr: 0.1 } as never], { lr: 0.1 }),
+    /unknown option "lrr" in parameter group 0/,
+  );
   p.dispose();
 });
 
@@ -94,7 +114,10 @@ test('setLr changes each group', () => {
   const b = torch.zeros([1]).requiresGrad_();
   const opt = new optim.SGD([{ params: [a] }, { params: [b], lr: 1 }], { lr: 0.1 });
   opt.setLr((g) => (g === 0 ? 0.01 : 0.1));
-  assert.deepEqual(opt.groups.map((g) => g.hyper.lr), [0.01, 0.1]);
+  assert.deepEqual(
+    opt.groups.map((g) => g.hyper.lr),
+    [0.01, 0.1],
+  );
   a.dispose();
   b.dispose();
 });

@@ -19,7 +19,11 @@ test('typed arrays round-trip for every dtype', () => {
       const t = torch.tensor(data, { dtype, shape: [2, 2] });
       assert.equal(t.dtype, dtype);
       assert.deepEqual(t.shape, [2, 2]);
-      assert.deepEqual(Array.from(t.data() as ArrayLike<unknown>), Array.from(data as unknown as ArrayLike<unknown>), dtype);
+      assert.deepEqual(
+        Array.from(t.data() as ArrayLike<unknown>),
+        Array.from(data as unknown as ArrayLike<unknown>),
+        dtype,
+      );
     }
   });
 });
@@ -31,15 +35,27 @@ test('bfloat16 and float16 travel as 16-bit patterns', () => {
     const t = torch.tensor(bf, { dtype: 'bfloat16', shape: [4] });
     assert.deepEqual(t.toArray(), [0x3f80, 0xc000, 0x3f00, 0x4049]);
     assert.deepEqual(t.float().toArray(), [1, -2, 0.5, 3.140625]);
-    assert.deepEqual(Array.from(torch.tensor([1, -2, 0.5]).to('bfloat16').data() as Uint16Array), [0x3f80, 0xc000, 0x3f00]);
+    assert.deepEqual(
+      Array.from(torch.tensor([1, -2, 0.5]).to('bfloat16').data() as Uint16Array),
+      [0x3f80, 0xc000, 0x3f00],
+    );
     // fp16 bit patterns of 1.0 and -2.0
-    assert.deepEqual(torch.tensor(new Uint16Array([0x3c00, 0xc000]), { dtype: 'float16' }).float().toArray(), [1, -2]);
+    assert.deepEqual(
+      torch
+        .tensor(new Uint16Array([0x3c00, 0xc000]), { dtype: 'float16' })
+        .float()
+        .toArray(),
+      [1, -2],
+    );
   });
 });
 
 test('nested arrays, scalars and factories', () => {
   torch.scope(() => {
-    const t = torch.tensor([[1, 2, 3], [4, 5, 6]]);
+    const t = torch.tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     assert.deepEqual(t.shape, [2, 3]);
     assert.equal(t.dtype, 'float32');
     assert.equal(torch.tensor([[true, false]]).dtype, 'bool');
@@ -77,7 +93,10 @@ test('device and dtype conversion; an unavailable device is a clear error', () =
     assert.deepEqual(x.to('int64').toArray(), [1, -2]);
     assert.equal(torch.zeros([2], { device: 'cpu' }).device, 'cpu');
     if (!torch.buildInfo().cuda) {
-      assert.throws(() => x.to('cuda:0'), (e: Error) => /CUDA|cuda/.test(e.message));
+      assert.throws(
+        () => x.to('cuda:0'),
+        (e: Error) => /CUDA|cuda/.test(e.message),
+      );
     }
     assert.throws(() => x.to('tpu'), /device|Device|tpu/);
   });

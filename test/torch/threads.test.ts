@@ -35,8 +35,18 @@ test('two workers run convolutions with the addon at the same time as the main t
     });
   const expected = (s: number) =>
     torch.scope(() => {
-      const x = torch.F.tanh(torch.arange(0, 1024).mul(0.013 * s).sub(6)).reshape(1, 4, 16, 16);
-      const w = torch.F.tanh(torch.arange(0, 144).mul(0.07 * s).sub(5)).reshape(4, 4, 3, 3);
+      const x = torch.F.tanh(
+        torch
+          .arange(0, 1024)
+          .mul(0.013 * s)
+          .sub(6),
+      ).reshape(1, 4, 16, 16);
+      const w = torch.F.tanh(
+        torch
+          .arange(0, 144)
+          .mul(0.07 * s)
+          .sub(5),
+      ).reshape(4, 4, 3, 3);
       return torch.F.conv2d(x, w, null, { padding: 2, dilation: 2 }).sum().item();
     });
   const [a, b] = await Promise.all([run(1), run(2)]);

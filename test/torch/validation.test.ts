@@ -9,7 +9,10 @@ import { native } from '../../src/torch/native.js';
 
 test('creation functions refuse sizes that are not non-negative integers, naming the shape', () => {
   const before = torch.liveTensors();
-  assert.throws(() => torch.zeros([Infinity]), /zeros: size 0 of shape \[Infinity\] is Infinity; sizes must be non-negative integers/);
+  assert.throws(
+    () => torch.zeros([Infinity]),
+    /zeros: size 0 of shape \[Infinity\] is Infinity; sizes must be non-negative integers/,
+  );
   assert.throws(() => torch.zeros([NaN]), /zeros: size 0 of shape \[NaN\] is NaN/);
   assert.throws(() => torch.zeros([1.5, 2.7]), /zeros: size 0 of shape \[1\.5, 2\.7\] is 1\.5/);
   assert.throws(() => torch.ones([2, -1]), /ones: size 1 of shape \[2, -1\] is -1/);
@@ -17,7 +20,10 @@ test('creation functions refuse sizes that are not non-negative integers, naming
   assert.throws(() => torch.full([2, '3' as never], 1), /full: size 1 of shape \[2, 3\] is 3/);
   assert.throws(() => torch.randn([0.5]), /randn: size 0/);
   assert.throws(() => torch.randint(0, 5, [NaN]), /randint: size 0/);
-  assert.throws(() => torch.tensor(new Float32Array(4), { shape: [2, 2.5] }), /tensor\(\): size 1 of shape \[2, 2\.5\]/);
+  assert.throws(
+    () => torch.tensor(new Float32Array(4), { shape: [2, 2.5] }),
+    /tensor\(\): size 1 of shape \[2, 2\.5\]/,
+  );
   assert.equal(torch.liveTensors(), before);
 });
 
@@ -29,7 +35,10 @@ test('every operator taking sizes or ints refuses NaN, Infinity and fractions (t
     assert.throws(() => x.reshape(Infinity), /expected an integer, got Infinity/);
     assert.throws(() => x.narrow(0, 0.5, 2), /aten::narrow: argument 'start': expected an integer, got 0\.5/);
     assert.throws(() => x.select(0, NaN), /aten::select\.int: argument 'index': expected an integer, got NaN/);
-    assert.throws(() => native.fromBuffer(new Float32Array(1), 'float32', [NaN]), /fromBuffer: shape: expected an integer, got NaN/);
+    assert.throws(
+      () => native.fromBuffer(new Float32Array(1), 'float32', [NaN]),
+      /fromBuffer: shape: expected an integer, got NaN/,
+    );
     // -1 still means "infer this size", and booleans still pass as ints.
     assert.deepEqual(x.reshape(-1, 3).shape, [2, 3]);
     assert.deepEqual(x.view(2, 3).shape, [2, 3]);
@@ -38,11 +47,31 @@ test('every operator taking sizes or ints refuses NaN, Infinity and fractions (t
 
 test('tensor() refuses data that is not numbers or booleans', () => {
   const before = torch.liveTensors();
-  assert.throws(() => torch.tensor(['a'] as never), /tensor\(\): element 0 is the string "a"; expected numbers or booleans/);
-  assert.throws(() => torch.tensor([[1, 2], [3, undefined]] as never), /element 3 is a undefined/);
+  assert.throws(
+    () => torch.tensor(['a'] as never),
+    /tensor\(\): element 0 is the string "a"; expected numbers or booleans/,
+  );
+  assert.throws(
+    () =>
+      torch.tensor([
+        [1, 2],
+        [3, undefined],
+      ] as never),
+    /element 3 is a undefined/,
+  );
   assert.throws(() => torch.tensor([1, null] as never), /element 1 is null/);
   assert.equal(torch.liveTensors(), before);
-  torch.scope(() => assert.deepEqual(torch.tensor([[1, 2], [3, 4]]).toArray(), [1, 2, 3, 4]));
+  torch.scope(() =>
+    assert.deepEqual(
+      torch
+        .tensor([
+          [1, 2],
+          [3, 4],
+        ])
+        .toArray(),
+      [1, 2, 3, 4],
+    ),
+  );
 });
 
 test('manualSeed takes only safe integers; negative seeds wrap as in PyTorch', () => {
@@ -54,14 +83,22 @@ test('manualSeed takes only safe integers; negative seeds wrap as in PyTorch', (
   torch.manualSeed(-1);
   const a = torch.scope(() => torch.rand([3]).toArray());
   torch.manualSeed(-1);
-  assert.deepEqual(torch.scope(() => torch.rand([3]).toArray()), a);
+  assert.deepEqual(
+    torch.scope(() => torch.rand([3]).toArray()),
+    a,
+  );
 });
 
 test('setNumThreads refuses counts that wrapped, hung or killed the process', () => {
   const prev = torch.getNumThreads();
   const bound = 4 * availableParallelism();
   assert.equal(torch.maxThreads(), bound);
-  assert.throws(() => torch.setNumThreads(1e10), new RegExp(`setNumThreads: 10000000000 threads is more than 4x the ${availableParallelism()} available cores \\(at most ${bound}\\)`));
+  assert.throws(
+    () => torch.setNumThreads(1e10),
+    new RegExp(
+      `setNumThreads: 10000000000 threads is more than 4x the ${availableParallelism()} available cores \\(at most ${bound}\\)`,
+    ),
+  );
   assert.throws(() => torch.setNumThreads(2 ** 32 + 2), /more than 4x/); // used to become 2
   assert.throws(() => torch.setNumThreads(bound + 1), /more than 4x/);
   assert.throws(() => torch.setNumThreads(1.5), /expected a positive thread count, got 1\.5/);
@@ -74,14 +111,22 @@ test('setNumThreads refuses counts that wrapped, hung or killed the process', ()
   torch.setNumThreads(bound);
   assert.equal(torch.getNumThreads(), bound);
   torch.setNumThreads(prev);
-  assert.equal(torch.scope(() => torch.ones([4, 4]).sum().item()), 16);
+  assert.equal(
+    torch.scope(() => torch.ones([4, 4]).sum().item()),
+    16,
+  );
 });
 
 test('DEEPLAB_THREADS above the bound is lowered to it with a warning, not a failed import', () => {
   const url = new URL('../../src/torch/index.js', import.meta.url).href;
-  const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(url)}).then((t) => console.log(t.getNumThreads()))`], {
-    env: { ...process.env, DEEPLAB_THREADS: '100000' }, encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `import(${JSON.stringify(url)}).then((t) => console.log(t.getNumThreads()))`],
+    {
+      env: { ...process.env, DEEPLAB_THREADS: '100000' },
+      encoding: 'utf8',
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), String(4 * availableParallelism()));
   assert.match(r.stderr, /DEEPLAB_THREADS\/OMP_NUM_THREADS=100000 is more than 4x the \d+ cores; using \d+/);

@@ -30,5 +30,8 @@ test('tensors a worker leaves behind are not counted by the main thread, while i
   assert.equal(await exited, 0);
   assert.equal(torch.liveTensors(), before, 'nor after the worker exits');
   // The main thread's table still works.
-  assert.equal(torch.scope(() => torch.ones([3]).sum().item()), 3);
+  assert.equal(
+    torch.scope(() => torch.ones([3]).sum().item()),
+    3,
+  );
 });

@@ -12,8 +12,17 @@ import { generatedFixture } from '../helpers/paths.js';
 function config(pretrained?: string, pretrainedPrefix = 'backbone.') {
   return parseConfig({
     name: 'pretrained',
-    model: { preset: 'deeplabv3_r18b-d8', numClasses: 5, outputStride: { train: 16, eval: 8 }, ...(pretrained ? { pretrained, pretrainedPrefix } : {}) },
-    data: { dataset: { type: 'custom', root: '/nonexistent' }, train: { scale: [64, 64], crop: [64, 64] }, test: { scale: null } },
+    model: {
+      preset: 'deeplabv3_r18b-d8',
+      numClasses: 5,
+      outputStride: { train: 16, eval: 8 },
+      ...(pretrained ? { pretrained, pretrainedPrefix } : {}),
+    },
+    data: {
+      dataset: { type: 'custom', root: '/nonexistent' },
+      train: { scale: [64, 64], crop: [64, 64] },
+      test: { scale: null },
+    },
     train: { iters: 1, batchSize: 2, optimizer: { type: 'sgd', lr: 0.01 }, checkpointInterval: 1, evalInterval: 1 },
     workDir: '/nonexistent',
   });
@@ -54,7 +63,10 @@ test('an ImageNet ResNet .pth initialises the backbone under "backbone."; fc is 
     }
     assert.ok(heads > 20);
     assert.equal(logs.length, 1);
-    assert.match(logs[0], /initialised 120 tensors from .*resnet18\.pth; 2 not in the model \(e\.g\. backbone\.fc\.(weight|bias)\)/);
+    assert.match(
+      logs[0],
+      /initialised 120 tensors from .*resnet18\.pth; 2 not in the model \(e\.g\. backbone\.fc\.(weight|bias)\)/,
+    );
   } finally {
     model.dispose();
     fresh.dispose();
@@ -65,12 +77,15 @@ test('an ImageNet ResNet .pth initialises the backbone under "backbone."; fc is 
 test('a wrong prefix is an error naming the file and model.pretrainedPrefix', () => {
   const file = generatedFixture('imagenet', 'resnet18.pth');
   const before = torch.liveTensors();
-  assert.throws(() => buildForTraining(config(file, 'encoder.')), (e: Error) => {
-    assert.ok(e.message.includes(file), e.message);
-    assert.match(e.message, /no key matches the model \(first keys after prefix "encoder\.": encoder\.conv1\.weight/);
-    assert.match(e.message, /set model\.pretrainedPrefix/);
-    return true;
-  });
+  assert.throws(
+    () => buildForTraining(config(file, 'encoder.')),
+    (e: Error) => {
+      assert.ok(e.message.includes(file), e.message);
+      assert.match(e.message, /no key matches the model \(first keys after prefix "encoder\.": encoder\.conv1\.weight/);
+      assert.match(e.message, /set model\.pretrainedPrefix/);
+      return true;
+    },
+  );
   // the half-built model and the file's tensors are released
   assert.equal(torch.liveTensors(), before);
 });

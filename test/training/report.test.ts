@@ -10,7 +10,16 @@ import { tempDir } from '../helpers/paths.js';
 test('report charts decode as PNGs and the summary matches the log', async () => {
   const dir = tempDir('report-');
   const lines = [];
-  for (let i = 1; i <= 20; i++) lines.push({ iter: i, lr: 0.01 * (1 - i / 20) ** 0.9, loss: 2 / i, decodeLoss: 1.5 / i, auxLoss: 1.25 / i, time: 0.2, dataTime: 0.002 });
+  for (let i = 1; i <= 20; i++)
+    lines.push({
+      iter: i,
+      lr: 0.01 * (1 - i / 20) ** 0.9,
+      loss: 2 / i,
+      decodeLoss: 1.5 / i,
+      auxLoss: 1.25 / i,
+      time: 0.2,
+      dataTime: 0.002,
+    });
   lines.push({ iter: 20, eval: { mIoU: 42.5, aAcc: 80, mAcc: 50, perClassIoU: [90, 10, NaN] } });
   writeFileSync(join(dir, 'log.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   const r = await writeReport(dir, ['background', 'cat', 'dog']);

@@ -25,13 +25,15 @@ function source(at: { epoch: number; position: number }, batchSize = 2): BatchSo
       for (let b = 0; b < batchSize; b++) {
         const k = pos * batchSize + b;
         const cls = 1 + (k % 2);
-        const x0 = (k * 7) % 16, y0 = (k * 11) % 16;
-        for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-          const inside = x >= x0 && x < x0 + 12 && y >= y0 && y < y0 + 12;
-          const i = b * S * S + y * S + x;
-          labels[i] = y === 0 ? 255 : inside ? cls : 0;
-          images.set(inside ? (cls === 1 ? [220, 40, 40] : [40, 40, 220]) : [90, 90, 90], i * 3);
-        }
+        const x0 = (k * 7) % 16,
+          y0 = (k * 11) % 16;
+        for (let y = 0; y < S; y++)
+          for (let x = 0; x < S; x++) {
+            const inside = x >= x0 && x < x0 + 12 && y >= y0 && y < y0 + 12;
+            const i = b * S * S + y * S + x;
+            labels[i] = y === 0 ? 255 : inside ? cls : 0;
+            images.set(inside ? (cls === 1 ? [220, 40, 40] : [40, 40, 220]) : [90, 90, 90], i * 3);
+          }
       }
       pos++;
       return { images, labels, height: S, width: S, names: [] };
@@ -45,8 +47,21 @@ function config(workDir: string, over: Partial<ConfigInput['train']> = {}): Retu
   return parseConfig({
     name: 'tiny',
     model: { preset: 'deeplabv3_r18-d8', numClasses: 3, outputStride: { train: 16, eval: 8 } },
-    data: { dataset: { type: 'custom', root: '/nonexistent' }, train: { scale: [S, S], crop: [S, S] }, test: { scale: null } },
-    train: { iters: 6, batchSize: 2, optimizer: { type: 'sgd', lr: 0.01 }, checkpointInterval: 3, evalInterval: 1000, logInterval: 1, workers: 0, ...over },
+    data: {
+      dataset: { type: 'custom', root: '/nonexistent' },
+      train: { scale: [S, S], crop: [S, S] },
+      test: { scale: null },
+    },
+    train: {
+      iters: 6,
+      batchSize: 2,
+      optimizer: { type: 'sgd', lr: 0.01 },
+      checkpointInterval: 3,
+      evalInterval: 1000,
+      logInterval: 1,
+      workers: 0,
+      ...over,
+    },
     workDir,
   });
 }
@@ -76,25 +91,48 @@ test('LR multipliers group parameters by prefix; frozen ones are left out', () =
 test('kill-and-resume: 3 + 3 iterations from the checkpoint equal 6 straight, bit for bit', async () => {
   const dirA = tempDir('train-a-');
   const a = build();
-  const ra = await train({ config: config(dirA), model: a, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
+  const ra = await train({
+    config: config(dirA),
+    model: a,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at) => source(at),
+  });
   assert.equal(ra.iter, 6);
   assert.ok(existsSync(join(dirA, 'final.safetensors')));
 
   const dirB = tempDir('train-b-');
   const b1 = build();
-  const first = await train({ config: config(dirB), model: b1, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at), stopAfter: 3 });
+  const first = await train({
+    config: config(dirB),
+    model: b1,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at) => source(at),
+    stopAfter: 3,
+  });
   assert.equal(first.iter, 3);
   b1.dispose();
   // A new process would build a fresh model: different weights until the checkpoint loads.
   torch.manualSeed(123);
   const b2 = findPreset('deeplabv3_r18-d8').build({ numClasses: 3, aux: true });
-  const rb = await train({ config: config(dirB), model: b2, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at), resume: true });
+  const rb = await train({
+    config: config(dirB),
+    model: b2,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at) => source(at),
+    resume: true,
+  });
   assert.equal(rb.iter, 6);
   const sa = a.stateDict();
   for (const [k, t] of b2.stateDict()) assert.ok(t.equal(sa.get(k)!), `${k} differs after resume`);
   assert.equal(rb.lastLoss, ra.lastLoss);
-  const log = readFileSync(join(dirB, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.map((e) => e.iter), [1, 2, 3, 4, 5, 6]);
+  const log = readFileSync(join(dirB, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.map((e) => e.iter),
+    [1, 2, 3, 4, 5, 6],
+  );
   a.dispose();
   b2.dispose();
 });
@@ -103,11 +141,21 @@ test('the loss falls on the synthetic task; accumulation and bf16 run; nothing l
   const m = build();
   const live = torch.liveTensors();
   const dir = tempDir('train-c-');
-  const r = await train({ config: config(dir, { iters: 30, checkpointInterval: 30, optimizer: { type: 'sgd', lr: 0.05 } }), model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
+  const r = await train({
+    config: config(dir, { iters: 30, checkpointInterval: 30, optimizer: { type: 'sgd', lr: 0.05 } }),
+    model: m,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at) => source(at),
+  });
   const first = JSON.parse(readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n')[0]).loss;
   assert.equal(torch.liveTensors(), live, 'training leaked tensors');
   assert.ok(r.lastLoss < 0.6 * first, `loss went from ${first} to ${r.lastLoss} in 30 iterations`);
-  const acc = await train({ config: config(tempDir('train-d-'), { iters: 2, accumulate: 2, precision: 'bf16', checkpointInterval: 2 }), model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: (at) => source(at) });
+  const acc = await train({
+    config: config(tempDir('train-d-'), { iters: 2, accumulate: 2, precision: 'bf16', checkpointInterval: 2 }),
+    model: m,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at) => source(at),
+  });
   assert.ok(Number.isFinite(acc.lastLoss));
   m.dispose();
 });
@@ -117,15 +165,37 @@ test('train.channelsLast: the same losses as NCHW (to float rounding), checkpoin
   const cl = build();
   const norm = findPreset('deeplabv3_r18-d8').normalization;
   const dirs = [tempDir('train-nchw-'), tempDir('train-cl-')];
-  await train({ config: config(dirs[0], { iters: 3, checkpointInterval: 3 }), model: nchw, normalization: norm, makeSource: (at) => source(at) });
-  await train({ config: config(dirs[1], { iters: 3, checkpointInterval: 3, channelsLast: true }), model: cl, normalization: norm, makeSource: (at) => source(at) });
-  const losses = dirs.map((d) => readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => 'loss' in e).map((e) => e.loss as number));
+  await train({
+    config: config(dirs[0], { iters: 3, checkpointInterval: 3 }),
+    model: nchw,
+    normalization: norm,
+    makeSource: (at) => source(at),
+  });
+  await train({
+    config: config(dirs[1], { iters: 3, checkpointInterval: 3, channelsLast: true }),
+    model: cl,
+    normalization: norm,
+    makeSource: (at) => source(at),
+  });
+  const losses = dirs.map((d) =>
+    readFileSync(join(d, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => 'loss' in e)
+      .map((e) => e.loss as number),
+  );
   assert.equal(losses[1].length, 3);
   // The first forward is the same network on the same batch: equal to rounding. After that the two
   // runs drift apart by the rounding of gradients reduced in another order (BN weight gradients,
   // sums of near-cancelling terms, differ by ~1e-3 relative), so later losses agree to ~1%.
-  assert.ok(Math.abs(losses[0][0] - losses[1][0]) < 1e-5 * Math.abs(losses[0][0]), `iteration 1: ${losses[0][0]} vs ${losses[1][0]}`);
-  losses[0].forEach((l, i) => assert.ok(Math.abs(l - losses[1][i]) < 1e-2 * Math.abs(l), `iteration ${i + 1}: ${l} vs ${losses[1][i]}`));
+  assert.ok(
+    Math.abs(losses[0][0] - losses[1][0]) < 1e-5 * Math.abs(losses[0][0]),
+    `iteration 1: ${losses[0][0]} vs ${losses[1][0]}`,
+  );
+  losses[0].forEach((l, i) =>
+    assert.ok(Math.abs(l - losses[1][i]) < 1e-2 * Math.abs(l), `iteration ${i + 1}: ${l} vs ${losses[1][i]}`),
+  );
   const w = cl.stateDict().get('backbone.layer1.0.conv1.weight')!;
   assert.equal(w.isContiguous('channels_last'), true, 'the model trained in channels_last');
   // the checkpoint loads into a plain NCHW model with the trained values
@@ -142,17 +212,41 @@ test("DeepLab-v2 multi-scale input trains with the port's four summed losses", a
   const m = findPreset('deeplabv2_resnet101_msc').build({ numClasses: 3 });
   const cfg = parseConfig({
     ...JSON.parse(JSON.stringify(config('/tmp'))),
-    model: { preset: 'deeplabv2_resnet101_msc', numClasses: 3, aux: false, outputStride: { train: 8, eval: 8 }, batchNorm: 'frozen' },
-    train: { iters: 1, batchSize: 2, optimizer: { type: 'sgd', lr: 2.5e-4 }, lrMult: [{ prefix: 'Scale.layer5', mult: 10 }], checkpointInterval: 1, evalInterval: 1000, logInterval: 1, workers: 0 },
+    model: {
+      preset: 'deeplabv2_resnet101_msc',
+      numClasses: 3,
+      aux: false,
+      outputStride: { train: 8, eval: 8 },
+      batchNorm: 'frozen',
+    },
+    train: {
+      iters: 1,
+      batchSize: 2,
+      optimizer: { type: 'sgd', lr: 2.5e-4 },
+      lrMult: [{ prefix: 'Scale.layer5', mult: 10 }],
+      checkpointInterval: 1,
+      evalInterval: 1000,
+      logInterval: 1,
+      workers: 0,
+    },
     workDir: tempDir('train-msc-'),
   });
   const before = [...m.namedParameters()].find(([k]) => k === 'Scale.layer5.conv2d_list.0.weight')![1].clone();
   const bnBefore = [...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].clone();
-  const r = await train({ config: cfg, model: m, normalization: findPreset('deeplabv2_resnet101_msc').normalization, makeSource: (at) => source(at) });
+  const r = await train({
+    config: cfg,
+    model: m,
+    normalization: findPreset('deeplabv2_resnet101_msc').normalization,
+    makeSource: (at) => source(at),
+  });
   assert.ok(Number.isFinite(r.lastLoss) && r.lastLoss > 0);
   const after = [...m.namedParameters()].find(([k]) => k === 'Scale.layer5.conv2d_list.0.weight')![1];
   assert.equal(after.equal(before), false, 'the classifier did not move');
-  assert.equal([...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].equal(bnBefore), true, 'frozen BN moved');
+  assert.equal(
+    [...m.namedParameters()].find(([k]) => k === 'Scale.bn1.weight')![1].equal(bnBefore),
+    true,
+    'frozen BN moved',
+  );
   before.dispose();
   bnBefore.dispose();
   m.dispose();

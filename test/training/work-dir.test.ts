@@ -12,12 +12,24 @@ import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js
 import { checkBatchFits } from '../../src/training/from-config.js';
 import { train, type BatchSource } from '../../src/training/trainer.js';
 import { findPreset } from '../../src/models/zoo.js';
-import { bestMIoUOnDisk, periodicCheckpoints, prunePeriodic, readPointer, removeStaleTemps, truncateLog, writePointer } from '../../src/training/work-dir.js';
+import {
+  bestMIoUOnDisk,
+  periodicCheckpoints,
+  prunePeriodic,
+  readPointer,
+  removeStaleTemps,
+  truncateLog,
+  writePointer,
+} from '../../src/training/work-dir.js';
 import { tempDir } from '../helpers/paths.js';
 
 test('temps of interrupted writes are removed; nothing else is', () => {
   const dir = tempDir('wd-temps-');
-  const temps = ['.iter_4.safetensors.4242.0123456789ab.tmp', '.best_mIoU.safetensors.17.abcdefabcdef.tmp', 'last_checkpoint.tmp'];
+  const temps = [
+    '.iter_4.safetensors.4242.0123456789ab.tmp',
+    '.best_mIoU.safetensors.17.abcdefabcdef.tmp',
+    'last_checkpoint.tmp',
+  ];
   const keep = ['iter_4.safetensors', 'log.jsonl', 'notes.tmp', '.hidden'];
   for (const f of [...temps, ...keep]) writeFileSync(join(dir, f), 'x');
   assert.deepEqual(removeStaleTemps(dir).sort(), [...temps].sort());
@@ -30,17 +42,40 @@ test('the two newest periodic checkpoints are kept, whichever process wrote them
   for (const i of [2, 10, 4, 8]) writeFileSync(join(dir, `iter_${i}.safetensors`), 'x');
   writeFileSync(join(dir, 'best_mIoU.safetensors'), 'x');
   writeFileSync(join(dir, 'final.safetensors'), 'x');
-  assert.deepEqual(periodicCheckpoints(dir).map((c) => c.iter), [2, 4, 8, 10]);
+  assert.deepEqual(
+    periodicCheckpoints(dir).map((c) => c.iter),
+    [2, 4, 8, 10],
+  );
   prunePeriodic(dir, 2);
-  assert.deepEqual(readdirSync(dir).sort(), ['best_mIoU.safetensors', 'final.safetensors', 'iter_10.safetensors', 'iter_8.safetensors']);
+  assert.deepEqual(readdirSync(dir).sort(), [
+    'best_mIoU.safetensors',
+    'final.safetensors',
+    'iter_10.safetensors',
+    'iter_8.safetensors',
+  ]);
 });
 
 test('log.jsonl keeps the lines up to the resumed iteration; a line cut short is dropped', () => {
   const dir = tempDir('wd-log-');
   const log = join(dir, 'log.jsonl');
-  writeFileSync(log, ['{"iter":1,"loss":2}', '{"iter":2,"loss":1}', '{"iter":2,"eval":{"mIoU":3}}', '{"iter":3,"loss":0.5}', '{"iter":4,"lo'].join('\n'));
+  writeFileSync(
+    log,
+    [
+      '{"iter":1,"loss":2}',
+      '{"iter":2,"loss":1}',
+      '{"iter":2,"eval":{"mIoU":3}}',
+      '{"iter":3,"loss":0.5}',
+      '{"iter":4,"lo',
+    ].join('\n'),
+  );
   truncateLog(log, 2);
-  assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l).iter), [1, 2, 2]);
+  assert.deepEqual(
+    readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).iter),
+    [1, 2, 2],
+  );
 });
 
 test('last_checkpoint names a file of its own folder: a copied work dir resumes from its own checkpoint', () => {
@@ -65,7 +100,12 @@ test('last_checkpoint names a file of its own folder: a copied work dir resumes 
 });
 
 /** A saved checkpoint of a tiny model, and a way to rewrite its metadata. */
-function tinyCheckpoint(dir: string): { file: string; model: torch.nn.Linear; opt: torch.optim.SGD; rewrite: (f: (m: Record<string, string>, t: Map<string, torch.Tensor>) => void) => string } {
+function tinyCheckpoint(dir: string): {
+  file: string;
+  model: torch.nn.Linear;
+  opt: torch.optim.SGD;
+  rewrite: (f: (m: Record<string, string>, t: Map<string, torch.Tensor>) => void) => string;
+} {
   torch.manualSeed(0);
   const model = new torch.nn.Linear(3, 2);
   const opt = new torch.optim.SGD([{ params: model.parameters() }], { lr: 0.1, momentum: 0.9 });
@@ -88,14 +128,29 @@ function tinyCheckpoint(dir: string): { file: string; model: torch.nn.Linear; op
 test('checkpoint metadata is checked before anything is restored, and errors name the file', () => {
   const dir = tempDir('wd-meta-');
   const { file, model, opt, rewrite } = tinyCheckpoint(dir);
-  assert.deepEqual(loadCheckpoint(file, model, opt, 10), { iter: 3, bestMIoU: 41.5, loader: { epoch: 0, position: 6 }, config: 'tiny' });
-  const huge = rewrite((m) => (m.state = JSON.stringify({ iter: 1e9, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: 'tiny' })));
-  assert.throws(() => loadCheckpoint(huge, model, opt, 10), (e: Error) => e.message.startsWith(huge) && /iteration 1000000000 is not a whole number from 0 to train.iters \(10\)/.test(e.message));
+  assert.deepEqual(loadCheckpoint(file, model, opt, 10), {
+    iter: 3,
+    bestMIoU: 41.5,
+    loader: { epoch: 0, position: 6 },
+    config: 'tiny',
+  });
+  const huge = rewrite(
+    (m) => (m.state = JSON.stringify({ iter: 1e9, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: 'tiny' })),
+  );
+  assert.throws(
+    () => loadCheckpoint(huge, model, opt, 10),
+    (e: Error) =>
+      e.message.startsWith(huge) &&
+      /iteration 1000000000 is not a whole number from 0 to train.iters \(10\)/.test(e.message),
+  );
   const badJson = rewrite((m) => (m.state = '{"iter": 3,'));
   assert.throws(() => loadCheckpoint(badJson, model, opt, 10), /checkpoint metadata "state" is not valid JSON/);
   const noRng = rewrite((_, t) => t.delete('rng.torch'));
   assert.throws(() => loadCheckpoint(noRng, model, opt, 10), /has no "rng.torch" tensor/);
-  const badLoader = rewrite((m) => (m.state = JSON.stringify({ iter: 3, bestMIoU: null, loader: { epoch: -1, position: 0.5 }, config: 'tiny' })));
+  const badLoader = rewrite(
+    (m) =>
+      (m.state = JSON.stringify({ iter: 3, bestMIoU: null, loader: { epoch: -1, position: 0.5 }, config: 'tiny' })),
+  );
   assert.throws(() => loadCheckpoint(badLoader, model, opt, 10), /data-loader position .* is not two whole numbers/);
   assert.throws(() => loadCheckpoint(dir, model, opt, 10), /not a file \(--resume takes a checkpoint file/);
   model.dispose();
@@ -115,12 +170,21 @@ test('a crop and batch that cannot fit in memory is a config error naming the ke
   const cfg = parseConfig({
     name: 'big',
     model: { preset: 'deeplabv3_r18-d8', numClasses: 3, outputStride: { train: 16, eval: 8 } },
-    data: { dataset: { type: 'custom', root: '/nonexistent' }, train: { scale: [64, 64], crop: [100000, 100000] }, test: { scale: null } },
+    data: {
+      dataset: { type: 'custom', root: '/nonexistent' },
+      train: { scale: [64, 64], crop: [100000, 100000] },
+      test: { scale: null },
+    },
     train: { iters: 2, batchSize: 8, optimizer: { type: 'sgd', lr: 0.01 }, checkpointInterval: 1, evalInterval: 1 },
     workDir: '/tmp/unused',
   });
-  assert.throws(() => checkBatchFits(cfg, 24 * 2 ** 30), /data.train.crop \[100000, 100000\] with train.batchSize 8: one input batch needs 1117\.6 GiB, more than this machine's 24\.0 GiB/);
-  assert.doesNotThrow(() => checkBatchFits({ ...cfg, data: { ...cfg.data, train: { ...cfg.data.train, crop: [512, 1024] } } }, 24 * 2 ** 30));
+  assert.throws(
+    () => checkBatchFits(cfg, 24 * 2 ** 30),
+    /data.train.crop \[100000, 100000\] with train.batchSize 8: one input batch needs 1117\.6 GiB, more than this machine's 24\.0 GiB/,
+  );
+  assert.doesNotThrow(() =>
+    checkBatchFits({ ...cfg, data: { ...cfg.data, train: { ...cfg.data.train, crop: [512, 1024] } } }, 24 * 2 ** 30),
+  );
 });
 
 const S = 32;
@@ -131,10 +195,13 @@ function source(at: { epoch: number; position: number }): BatchSource {
       // a bright square of class 1 or 2 on class 0, moving with the position
       const labels = new Uint8Array(2 * S * S).map((_, i) => {
         const [b, y, x] = [Math.floor(i / (S * S)), Math.floor(i / S) % S, i % S];
-        const x0 = ((pos + b) * 7) % 16, y0 = ((pos + b) * 11) % 16;
+        const x0 = ((pos + b) * 7) % 16,
+          y0 = ((pos + b) * 11) % 16;
         return x >= x0 && x < x0 + 12 && y >= y0 && y < y0 + 12 ? 1 + ((pos + b) % 2) : 0;
       });
-      const images = new Uint8Array(2 * S * S * 3).map((_, i) => [90, 220, 40][labels[Math.floor(i / 3)]] + (i % 3) * 10);
+      const images = new Uint8Array(2 * S * S * 3).map(
+        (_, i) => [90, 220, 40][labels[Math.floor(i / 3)]] + (i % 3) * 10,
+      );
       pos++;
       return { images, labels, height: S, width: S, names: [] };
     },
@@ -148,8 +215,20 @@ test('a resume after a crash: temps removed, old checkpoints pruned, log lines n
   const cfg = parseConfig({
     name: 'tiny',
     model: { preset: 'deeplabv3_r18-d8', numClasses: 3, outputStride: { train: 16, eval: 8 } },
-    data: { dataset: { type: 'custom', root: '/nonexistent' }, train: { scale: [S, S], crop: [S, S] }, test: { scale: null } },
-    train: { iters: 6, batchSize: 2, optimizer: { type: 'sgd', lr: 0.01 }, checkpointInterval: 2, evalInterval: 1000, logInterval: 1, workers: 0 },
+    data: {
+      dataset: { type: 'custom', root: '/nonexistent' },
+      train: { scale: [S, S], crop: [S, S] },
+      test: { scale: null },
+    },
+    train: {
+      iters: 6,
+      batchSize: 2,
+      optimizer: { type: 'sgd', lr: 0.01 },
+      checkpointInterval: 2,
+      evalInterval: 1000,
+      logInterval: 1,
+      workers: 0,
+    },
     workDir,
   });
   const build = () => {
@@ -158,7 +237,15 @@ test('a resume after a crash: temps removed, old checkpoints pruned, log lines n
   };
   const notices: string[] = [];
   let m = build();
-  await train({ config: cfg, model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: source, resume: true, stopAfter: 4, onNotice: (l) => notices.push(l) });
+  await train({
+    config: cfg,
+    model: m,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: source,
+    resume: true,
+    stopAfter: 4,
+    onNotice: (l) => notices.push(l),
+  });
   m.dispose();
   assert.match(notices[0], /--resume: no checkpoint in .* \(no last_checkpoint file\): starting from iteration 0/);
   // What a SIGKILL mid-write and an older process leave: temps, an older checkpoint, log lines past the checkpoint.
@@ -168,13 +255,29 @@ test('a resume after a crash: temps removed, old checkpoints pruned, log lines n
   writeFileSync(join(workDir, 'log.jsonl'), readFileSync(join(workDir, 'log.jsonl'), 'utf8') + '{"iter":5,"loss":1}\n');
   notices.length = 0;
   m = build();
-  await train({ config: cfg, model: m, normalization: findPreset('deeplabv3_r18-d8').normalization, makeSource: source, resume: true, onNotice: (l) => notices.push(l) });
+  await train({
+    config: cfg,
+    model: m,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: source,
+    resume: true,
+    onNotice: (l) => notices.push(l),
+  });
   m.dispose();
   assert.match(notices.join('\n'), /removed 2 temp file\(s\) of interrupted writes/);
   assert.match(notices.join('\n'), /resumed from .*iter_4\.safetensors at iteration 4/);
-  assert.deepEqual(readdirSync(workDir).filter((f) => f.endsWith('.tmp')), []);
-  assert.deepEqual(periodicCheckpoints(workDir).map((c) => c.iter), [4, 6]);
-  const iters = readFileSync(join(workDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).iter);
+  assert.deepEqual(
+    readdirSync(workDir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
+  assert.deepEqual(
+    periodicCheckpoints(workDir).map((c) => c.iter),
+    [4, 6],
+  );
+  const iters = readFileSync(join(workDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).iter);
   assert.deepEqual(iters, [1, 2, 3, 4, 5, 6]);
   assert.ok(existsSync(join(workDir, 'final.safetensors')));
 });

@@ -25,6 +25,12 @@ export function openAde20k(rootIn: string, split: string, o: OpenOptions): Datas
     palette: PALETTES.ade20k.colors,
     reduceZeroLabel: true,
     ignoreIndex: 255,
-    samples: requireSamples(pairSamples({ imageDir, maskDir, imageSuffix: '.jpg', maskSuffix: '.png', missingMask: o.missingMask ?? 'error' }, w), w),
+    samples: requireSamples(
+      pairSamples(
+        { imageDir, maskDir, imageSuffix: '.jpg', maskSuffix: '.png', missingMask: o.missingMask ?? 'error' },
+        w,
+      ),
+      w,
+    ),
   };
 }

@@ -9,7 +9,8 @@ import { CITYSCAPES_ID_TO_TRAIN_ID } from '../masks.js';
 import { findRoot, listFiles, pairSamples, requireDir, requireSamples, type Where } from './common.js';
 import type { Dataset, OpenOptions } from './types.js';
 
-const LAYOUT = 'leftImg8bit/{split}/{city}/*_leftImg8bit.png and gtFine/{split}/{city}/*_gtFine_labelTrainIds.png (or _labelIds.png)';
+const LAYOUT =
+  'leftImg8bit/{split}/{city}/*_leftImg8bit.png and gtFine/{split}/{city}/*_gtFine_labelTrainIds.png (or _labelIds.png)';
 const TRAIN_IDS = '_gtFine_labelTrainIds.png';
 const IDS = '_gtFine_labelIds.png';
 
@@ -21,7 +22,13 @@ export function openCityscapes(rootIn: string, split: string, o: OpenOptions): D
   requireDir(imageDir, w, LAYOUT);
   requireDir(maskDir, w, LAYOUT);
   const hasTrainIds = existsSync(maskDir) && listFiles(maskDir, TRAIN_IDS).length > 0;
-  const spec = { imageDir, maskDir, imageSuffix: '_leftImg8bit.png', maskSuffix: hasTrainIds ? TRAIN_IDS : IDS, missingMask: o.missingMask ?? 'error' };
+  const spec = {
+    imageDir,
+    maskDir,
+    imageSuffix: '_leftImg8bit.png',
+    maskSuffix: hasTrainIds ? TRAIN_IDS : IDS,
+    missingMask: o.missingMask ?? 'error',
+  };
   return {
     name: 'cityscapes',
     root,

@@ -74,7 +74,8 @@ export interface PairSpec {
 }
 
 export function pairSamples(spec: PairSpec, w: Where): Sample[] {
-  const stems = spec.stems ?? listFiles(spec.imageDir, spec.imageSuffix).map((f) => f.slice(0, f.length - spec.imageSuffix.length));
+  const stems =
+    spec.stems ?? listFiles(spec.imageDir, spec.imageSuffix).map((f) => f.slice(0, f.length - spec.imageSuffix.length));
   const masks = new Set(existsSync(spec.maskDir) ? listFiles(spec.maskDir, spec.maskSuffix) : []);
   if (spec.stems) {
     const images = new Set(listFiles(spec.imageDir, spec.imageSuffix));
@@ -86,7 +87,11 @@ export function pairSamples(spec: PairSpec, w: Where): Sample[] {
       );
     }
   }
-  const samples = stems.map((s) => ({ name: s, image: join(spec.imageDir, s + spec.imageSuffix), mask: join(spec.maskDir, s + spec.maskSuffix) }));
+  const samples = stems.map((s) => ({
+    name: s,
+    image: join(spec.imageDir, s + spec.imageSuffix),
+    mask: join(spec.maskDir, s + spec.maskSuffix),
+  }));
   if (spec.missingMask === 'error') {
     const without = stems.filter((s) => !masks.has(s + spec.maskSuffix));
     if (without.length) {

@@ -41,9 +41,16 @@ export type CustomMeta = z.infer<typeof CustomMeta>;
 const DEFAULT_META = ['meta.yaml', 'meta.yml', 'meta.json'];
 
 function findMeta(root: string, meta: string | undefined): string {
-  const tried = meta ? (isAbsolute(meta) ? [meta] : [resolve(meta), join(root, meta)]) : DEFAULT_META.map((m) => join(root, m));
+  const tried = meta
+    ? isAbsolute(meta)
+      ? [meta]
+      : [resolve(meta), join(root, meta)]
+    : DEFAULT_META.map((m) => join(root, m));
   const found = tried.find((p) => existsSync(p) && statSync(p).isFile());
-  if (!found) throw new DatasetError(`custom dataset at ${root}: no meta file (tried ${tried.join(', ')}); set data.dataset.meta`);
+  if (!found)
+    throw new DatasetError(
+      `custom dataset at ${root}: no meta file (tried ${tried.join(', ')}); set data.dataset.meta`,
+    );
   return found;
 }
 
@@ -56,7 +63,12 @@ export function readCustomMeta(file: string): CustomMeta {
     throw new DatasetError(`${file}: cannot parse the dataset meta file (${(e as Error).message.split('\n')[0]})`);
   }
   const r = CustomMeta.safeParse(raw);
-  if (!r.success) throw new DatasetError(`${file}: invalid dataset meta\n${describeIssues(r.error.issues).map((p) => `  - ${p}`).join('\n')}`);
+  if (!r.success)
+    throw new DatasetError(
+      `${file}: invalid dataset meta\n${describeIssues(r.error.issues)
+        .map((p) => `  - ${p}`)
+        .join('\n')}`,
+    );
   const m = r.data;
   if (m.palette && m.palette.length !== m.classes.length) {
     throw new DatasetError(`${file}: palette has ${m.palette.length} colours for ${m.classes.length} classes`);
@@ -84,8 +96,21 @@ export function openCustom(root: string, metaPath: string | undefined, split: st
   }
   requireDir(maskDir, w, layout);
   const palette: readonly RGB[] = m.palette ?? paletteFor(undefined, m.classes.length).colors;
-  const labelMap = m.labelMap ? Object.fromEntries(Object.entries(m.labelMap).map(([k, v]) => [Number(k), v])) : undefined;
-  const samples = pairSamples({ imageDir, maskDir, imageSuffix: m.imageSuffix, maskSuffix: m.maskSuffix, stems, splitFile, missingMask: o.missingMask ?? 'error' }, w);
+  const labelMap = m.labelMap
+    ? Object.fromEntries(Object.entries(m.labelMap).map(([k, v]) => [Number(k), v]))
+    : undefined;
+  const samples = pairSamples(
+    {
+      imageDir,
+      maskDir,
+      imageSuffix: m.imageSuffix,
+      maskSuffix: m.maskSuffix,
+      stems,
+      splitFile,
+      missingMask: o.missingMask ?? 'error',
+    },
+    w,
+  );
   return {
     name: 'custom',
     root,

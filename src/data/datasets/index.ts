@@ -16,7 +16,11 @@ export { COCO_STUFF_CLASSES, COCO_STUFF_PALETTE } from './coco-stuff.js';
 export { CustomMeta, readCustomMeta } from './custom.js';
 
 /** One split of a dataset: its classes, palette, label rules and (image, mask) pairs. */
-export function openDataset(cfg: Pick<DatasetConfig, 'type' | 'root'> & Partial<DatasetConfig>, split: 'train' | 'val', o: OpenOptions = {}): Dataset {
+export function openDataset(
+  cfg: Pick<DatasetConfig, 'type' | 'root'> & Partial<DatasetConfig>,
+  split: 'train' | 'val',
+  o: OpenOptions = {},
+): Dataset {
   const name = split === 'train' ? (cfg.trainSplit ?? 'train') : (cfg.valSplit ?? 'val');
   const root = resolve(cfg.root);
   const isTrain = split === 'train';

@@ -9,11 +9,65 @@ import type { Dataset, OpenOptions } from './types.js';
 const LAYOUT = 'VOC2010/{JPEGImages, SegmentationClassContext, ImageSets/SegmentationContext/{train,val}.txt}';
 
 const CLASSES_59 = [
-  'aeroplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle', 'building', 'bus',
-  'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth', 'computer', 'cow', 'cup', 'curtain', 'dog', 'door', 'fence',
-  'floor', 'flower', 'food', 'grass', 'ground', 'horse', 'keyboard', 'light', 'motorbike', 'mountain', 'mouse',
-  'person', 'plate', 'platform', 'pottedplant', 'road', 'rock', 'sheep', 'shelves', 'sidewalk', 'sign', 'sky', 'snow',
-  'sofa', 'table', 'track', 'train', 'tree', 'truck', 'tvmonitor', 'wall', 'water', 'window', 'wood',
+  'aeroplane',
+  'bag',
+  'bed',
+  'bedclothes',
+  'bench',
+  'bicycle',
+  'bird',
+  'boat',
+  'book',
+  'bottle',
+  'building',
+  'bus',
+  'cabinet',
+  'car',
+  'cat',
+  'ceiling',
+  'chair',
+  'cloth',
+  'computer',
+  'cow',
+  'cup',
+  'curtain',
+  'dog',
+  'door',
+  'fence',
+  'floor',
+  'flower',
+  'food',
+  'grass',
+  'ground',
+  'horse',
+  'keyboard',
+  'light',
+  'motorbike',
+  'mountain',
+  'mouse',
+  'person',
+  'plate',
+  'platform',
+  'pottedplant',
+  'road',
+  'rock',
+  'sheep',
+  'shelves',
+  'sidewalk',
+  'sign',
+  'sky',
+  'snow',
+  'sofa',
+  'table',
+  'track',
+  'train',
+  'tree',
+  'truck',
+  'tvmonitor',
+  'wall',
+  'water',
+  'window',
+  'wood',
 ];
 
 // mmseg's Pascal Context palette is the first 60 colours of its ADE20K palette.
@@ -23,7 +77,12 @@ export const PASCAL_CONTEXT_60 = { classes: ['background', ...CLASSES_59], color
 /** mmseg's 59-class palette is the 60-class one without background's grey. */
 export const PASCAL_CONTEXT_59 = { classes: CLASSES_59, colors: PALETTE_60.slice(1) };
 
-export function openPascalContext(type: 'pascal-context' | 'pascal-context-59', rootIn: string, split: string, o: OpenOptions): Dataset {
+export function openPascalContext(
+  type: 'pascal-context' | 'pascal-context-59',
+  rootIn: string,
+  split: string,
+  o: OpenOptions,
+): Dataset {
   const root = findRoot(type, rootIn, 'SegmentationClassContext', ['VOC2010', 'VOCdevkit/VOC2010']);
   const w: Where = { type, root, split };
   const imageDir = join(root, 'JPEGImages');
@@ -42,6 +101,20 @@ export function openPascalContext(type: 'pascal-context' | 'pascal-context-59', 
     palette: meta.colors,
     reduceZeroLabel: is59,
     ignoreIndex: 255,
-    samples: requireSamples(pairSamples({ imageDir, maskDir, imageSuffix: '.jpg', maskSuffix: '.png', stems, splitFile: file, missingMask: o.missingMask ?? 'error' }, w), w),
+    samples: requireSamples(
+      pairSamples(
+        {
+          imageDir,
+          maskDir,
+          imageSuffix: '.jpg',
+          maskSuffix: '.png',
+          stems,
+          splitFile: file,
+          missingMask: o.missingMask ?? 'error',
+        },
+        w,
+      ),
+      w,
+    ),
   };
 }

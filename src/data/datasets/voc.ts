@@ -9,7 +9,8 @@ import { PALETTES } from '../palettes.js';
 import { describe, findRoot, pairSamples, readSplitFile, requireDir, requireSamples, type Where } from './common.js';
 import { DatasetError, type Dataset, type OpenOptions } from './types.js';
 
-const LAYOUT = 'VOC2012/{JPEGImages, SegmentationClass, SegmentationClassAug, ImageSets/Segmentation/{train,val,aug}.txt}';
+const LAYOUT =
+  'VOC2012/{JPEGImages, SegmentationClass, SegmentationClassAug, ImageSets/Segmentation/{train,val,aug}.txt}';
 
 function vocPart(root: string, maskFolder: string, splitFile: string, w: Where, o: OpenOptions) {
   const imageDir = join(root, 'JPEGImages');
@@ -18,12 +19,31 @@ function vocPart(root: string, maskFolder: string, splitFile: string, w: Where, 
   requireDir(maskDir, w, LAYOUT);
   const file = join(root, 'ImageSets', 'Segmentation', splitFile);
   if (splitFile === 'aug.txt' && !existsSync(file)) {
-    throw new DatasetError(`${describe(w)}: missing split file ${file} (mmseg's tools/dataset_converters/voc_aug.py writes it with SegmentationClassAug)`);
+    throw new DatasetError(
+      `${describe(w)}: missing split file ${file} (mmseg's tools/dataset_converters/voc_aug.py writes it with SegmentationClassAug)`,
+    );
   }
-  return pairSamples({ imageDir, maskDir, imageSuffix: '.jpg', maskSuffix: '.png', stems: readSplitFile(file, w), splitFile: file, missingMask: o.missingMask ?? 'error' }, w);
+  return pairSamples(
+    {
+      imageDir,
+      maskDir,
+      imageSuffix: '.jpg',
+      maskSuffix: '.png',
+      stems: readSplitFile(file, w),
+      splitFile: file,
+      missingMask: o.missingMask ?? 'error',
+    },
+    w,
+  );
 }
 
-export function openVoc(type: 'voc' | 'voc-aug', rootIn: string, split: string, isTrain: boolean, o: OpenOptions): Dataset {
+export function openVoc(
+  type: 'voc' | 'voc-aug',
+  rootIn: string,
+  split: string,
+  isTrain: boolean,
+  o: OpenOptions,
+): Dataset {
   const root = findRoot(type, rootIn, 'JPEGImages', ['VOC2012', 'VOCdevkit/VOC2012']);
   const w: Where = { type, root, split };
   const samples = vocPart(root, 'SegmentationClass', `${split}.txt`, w, o);

@@ -35,11 +35,17 @@ export class InvertedResidual extends nn.Module {
     this.residual = stride === 1 && inC === outC;
     // no padding of its own: the block pads its input (see forward)
     this.#depthwise = new nn.Conv2d(hidden, hidden, 3, { stride, groups: hidden, bias: false });
-    const expand = expansion === 1 ? [] : [new nn.Conv2d(inC, hidden, 1, { bias: false }), new nn.BatchNorm2d(hidden), new nn.ReLU6()];
+    const expand =
+      expansion === 1
+        ? []
+        : [new nn.Conv2d(inC, hidden, 1, { bias: false }), new nn.BatchNorm2d(hidden), new nn.ReLU6()];
     this.conv = new nn.Sequential(
       ...expand,
-      this.#depthwise, new nn.BatchNorm2d(hidden), new nn.ReLU6(),
-      new nn.Conv2d(hidden, outC, 1, { bias: false }), new nn.BatchNorm2d(outC),
+      this.#depthwise,
+      new nn.BatchNorm2d(hidden),
+      new nn.ReLU6(),
+      new nn.Conv2d(hidden, outC, 1, { bias: false }),
+      new nn.BatchNorm2d(outC),
     );
   }
 
@@ -69,7 +75,13 @@ export class MobileNetV2 extends nn.Module implements Backbone {
 
   constructor(o: { outputStride?: OutputStride } = {}) {
     super();
-    const units: (nn.Module & nn.Layer)[] = [new nn.Sequential(new nn.Conv2d(3, 32, 3, { stride: 2, padding: 1, bias: false }), new nn.BatchNorm2d(32), new nn.ReLU6())];
+    const units: (nn.Module & nn.Layer)[] = [
+      new nn.Sequential(
+        new nn.Conv2d(3, 32, 3, { stride: 2, padding: 1, bias: false }),
+        new nn.BatchNorm2d(32),
+        new nn.ReLU6(),
+      ),
+    ];
     let inC = 32;
     for (const [t, c, n, s] of SETTINGS) {
       for (let i = 0; i < n; i++) {
@@ -148,7 +160,10 @@ export class MobileNetV2 extends nn.Module implements Backbone {
       if (k.startsWith(head)) {
         const rest = k.slice(head.length);
         const unit = Number.parseInt(rest, 10);
-        (unit < LOW_LEVEL_UNITS ? low : high).push([`${prefix}${unit < LOW_LEVEL_UNITS ? 'low' : 'high'}_level_features.${rest}`, v]);
+        (unit < LOW_LEVEL_UNITS ? low : high).push([
+          `${prefix}${unit < LOW_LEVEL_UNITS ? 'low' : 'high'}_level_features.${rest}`,
+          v,
+        ]);
         pending = true;
       } else if (pending) {
         flush();

@@ -19,8 +19,15 @@ interface BlockConfig {
   stride: 1 | 2;
 }
 
-const b = (inC: number, kernel: 3 | 5, expandC: number, outC: number, se: boolean, act: Activation, stride: 1 | 2): BlockConfig =>
-  ({ inC, kernel, expandC, outC, se, act, stride });
+const b = (
+  inC: number,
+  kernel: 3 | 5,
+  expandC: number,
+  outC: number,
+  se: boolean,
+  act: Activation,
+  stride: 1 | 2,
+): BlockConfig => ({ inC, kernel, expandC, outC, se, act, stride });
 
 const LARGE: readonly BlockConfig[] = [
   b(16, 3, 16, 16, false, 'relu', 1),
@@ -52,8 +59,18 @@ const activation = (a: Activation) => (a === 'relu' ? new nn.ReLU(true) : new nn
 
 /** torchvision's Conv2dNormActivation: conv (no bias), BN, optional activation; `N.0`, `N.1`. */
 class ConvBNAct extends nn.Sequential {
-  constructor(inC: number, outC: number, kernel: number, o: { stride?: number; groups?: number; act: Activation | null }) {
-    const conv = new nn.Conv2d(inC, outC, kernel, { stride: o.stride ?? 1, padding: (kernel - 1) / 2, groups: o.groups ?? 1, bias: false });
+  constructor(
+    inC: number,
+    outC: number,
+    kernel: number,
+    o: { stride?: number; groups?: number; act: Activation | null },
+  ) {
+    const conv = new nn.Conv2d(inC, outC, kernel, {
+      stride: o.stride ?? 1,
+      padding: (kernel - 1) / 2,
+      groups: o.groups ?? 1,
+      bias: false,
+    });
     super(...(o.act ? [conv, bn(outC), activation(o.act)] : [conv, bn(outC)]));
   }
 

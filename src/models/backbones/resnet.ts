@@ -28,7 +28,10 @@ export interface ResNetOptions {
   bnAffineTrainable?: boolean;
 }
 
-const ARCH: Record<ResNetOptions['depth'], { block: 'basic' | 'bottleneck'; layers: [number, number, number, number] }> = {
+const ARCH: Record<
+  ResNetOptions['depth'],
+  { block: 'basic' | 'bottleneck'; layers: [number, number, number, number] }
+> = {
   18: { block: 'basic', layers: [2, 2, 2, 2] },
   34: { block: 'basic', layers: [3, 4, 6, 3] },
   50: { block: 'bottleneck', layers: [3, 4, 6, 3] },
@@ -89,7 +92,12 @@ export class Bottleneck extends nn.Module implements Block {
   bn3: nn.BatchNorm2d;
   downsample: nn.Sequential | null;
 
-  constructor(inC: number, planes: number, downsample: nn.Sequential | null, readonly style: Style) {
+  constructor(
+    inC: number,
+    planes: number,
+    downsample: nn.Sequential | null,
+    readonly style: Style,
+  ) {
     super();
     this.conv1 = conv(inC, planes, 1);
     this.bn1 = new nn.BatchNorm2d(planes);
@@ -117,9 +125,15 @@ export class Bottleneck extends nn.Module implements Block {
 function deepStem(): nn.Sequential {
   const c = (i: number, o: number, s: number) => new nn.Conv2d(i, o, 3, { stride: s, padding: 1, bias: false });
   return new nn.Sequential(
-    c(3, 32, 2), new nn.BatchNorm2d(32), new nn.ReLU(true),
-    c(32, 32, 1), new nn.BatchNorm2d(32), new nn.ReLU(true),
-    c(32, 64, 1), new nn.BatchNorm2d(64), new nn.ReLU(true),
+    c(3, 32, 2),
+    new nn.BatchNorm2d(32),
+    new nn.ReLU(true),
+    c(32, 32, 1),
+    new nn.BatchNorm2d(32),
+    new nn.ReLU(true),
+    c(32, 64, 1),
+    new nn.BatchNorm2d(64),
+    new nn.ReLU(true),
   );
 }
 
@@ -142,8 +156,15 @@ export class ResNet extends nn.Module implements Backbone {
   constructor(o: ResNetOptions) {
     super();
     this.opts = {
-      stem: 'torchvision', style: 'pytorch', outputStride: 32, contractDilation: true, multiGridMode: 'absolute',
-      ceilPool: false, bnAffineTrainable: true, ...o, multiGrid: o.multiGrid ?? null,
+      stem: 'torchvision',
+      style: 'pytorch',
+      outputStride: 32,
+      contractDilation: true,
+      multiGridMode: 'absolute',
+      ceilPool: false,
+      bnAffineTrainable: true,
+      ...o,
+      multiGrid: o.multiGrid ?? null,
     };
     const arch = ARCH[o.depth];
     if (!arch) throw new RangeError(`ResNet: depth must be one of 18, 34, 50, 101, 152 (got ${o.depth})`);
@@ -159,10 +180,16 @@ export class ResNet extends nn.Module implements Backbone {
       const out = planes * expansion;
       // Whether a stage downsamples is decided at construction (by its native stride), so the
       // module tree, and with it the checkpoint keys, never depends on the output stride.
-      const ds = firstStride !== 1 || inC !== out ? new nn.Sequential(conv(inC, out, 1, firstStride), new nn.BatchNorm2d(out)) : null;
+      const ds =
+        firstStride !== 1 || inC !== out
+          ? new nn.Sequential(conv(inC, out, 1, firstStride), new nn.BatchNorm2d(out))
+          : null;
       const list: (nn.Module & Block)[] = [];
       for (let i = 0; i < blocks; i++) {
-        const b: nn.Module & Block = arch.block === 'basic' ? new BasicBlock(inC, planes, i === 0 ? ds : null) : new Bottleneck(inC, planes, i === 0 ? ds : null, this.opts.style);
+        const b: nn.Module & Block =
+          arch.block === 'basic'
+            ? new BasicBlock(inC, planes, i === 0 ? ds : null)
+            : new Bottleneck(inC, planes, i === 0 ? ds : null, this.opts.style);
         list.push(b);
         inC = out;
       }
@@ -174,9 +201,11 @@ export class ResNet extends nn.Module implements Backbone {
     this.layer4 = makeLayer(512, arch.layers[3], 2);
     this.channels = [64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion];
     // torchvision's and mmseg's initialisation: Kaiming-normal (fan_out, ReLU) convs, BN 1 and 0.
-    for (const [, m] of this.namedModules()) if (m instanceof nn.Conv2d) nn.init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+    for (const [, m] of this.namedModules())
+      if (m instanceof nn.Conv2d) nn.init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
     if (!this.opts.bnAffineTrainable) {
-      for (const [, m] of this.namedModules()) if (m instanceof nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
+      for (const [, m] of this.namedModules())
+        if (m instanceof nn.BatchNorm2d) for (const p of [m.weight, m.bias]) p?.requiresGrad_(false);
     }
     this.#outputStride = 32;
     this.setOutputStride(this.opts.outputStride);
@@ -209,7 +238,8 @@ export class ResNet extends nn.Module implements Backbone {
       blocks.forEach((b, bi) => {
         let d: number;
         if (mg) d = this.opts.multiGridMode === 'absolute' ? mg[bi % mg.length] : rate * mg[bi % mg.length];
-        else if (bi === 0 && rate > 1 && this.opts.contractDilation) d = prevRate === rate ? rate : Math.max(1, rate / 2);
+        else if (bi === 0 && rate > 1 && this.opts.contractDilation)
+          d = prevRate === rate ? rate : Math.max(1, rate / 2);
         else d = rate;
         b.configure(bi === 0 ? stride : 1, d);
       });

@@ -9,7 +9,9 @@ export class AsppSum extends nn.Module {
 
   constructor(inChannels: number, numClasses: number, rates: readonly number[]) {
     super();
-    this.conv2d_list = new nn.ModuleList(rates.map((r) => new nn.Conv2d(inChannels, numClasses, 3, { padding: r, dilation: r, bias: true })));
+    this.conv2d_list = new nn.ModuleList(
+      rates.map((r) => new nn.Conv2d(inChannels, numClasses, 3, { padding: r, dilation: r, bias: true })),
+    );
   }
 
   get rates(): number[] {

@@ -25,14 +25,15 @@ export class AsppBranch extends nn.Module {
     this.atrous_conv.setAtrous(rate);
   }
 
-
   forward(x: Tensor): Tensor {
     return F.relu_(this.bn.forward(this.atrous_conv.forward(x)));
   }
 }
 
 function sameLayout(t: Tensor, like: Tensor): Tensor {
-  return like.isContiguous('channels_last') && !like.isContiguous() && !t.isContiguous('channels_last') ? t.contiguous('channels_last') : t;
+  return like.isContiguous('channels_last') && !like.isContiguous() && !t.isContiguous('channels_last')
+    ? t.contiguous('channels_last')
+    : t;
 }
 
 export class DeepLabV3PlusASPP extends nn.Module {
@@ -53,7 +54,10 @@ export class DeepLabV3PlusASPP extends nn.Module {
     this.aspp3 = new AsppBranch(inC, 3, rates[1]);
     this.aspp4 = new AsppBranch(inC, 3, rates[2]);
     this.global_avg_pool = new nn.Sequential(
-      new nn.AdaptiveAvgPool2d(1), new nn.Conv2d(inC, ASPP_CHANNELS, 1, { bias: false }), new nn.BatchNorm2d(ASPP_CHANNELS), new nn.ReLU(),
+      new nn.AdaptiveAvgPool2d(1),
+      new nn.Conv2d(inC, ASPP_CHANNELS, 1, { bias: false }),
+      new nn.BatchNorm2d(ASPP_CHANNELS),
+      new nn.ReLU(),
     );
     this.conv1 = new nn.Conv2d(5 * ASPP_CHANNELS, ASPP_CHANNELS, 1, { bias: false });
     this.bn1 = new nn.BatchNorm2d(ASPP_CHANNELS);
@@ -65,7 +69,11 @@ export class DeepLabV3PlusASPP extends nn.Module {
   }
 
   set rates(r: readonly number[]) {
-    setRates([this.aspp2, this.aspp3, this.aspp4].map((b) => b.atrous_conv), r, 'DeepLabV3PlusASPP');
+    setRates(
+      [this.aspp2, this.aspp3, this.aspp4].map((b) => b.atrous_conv),
+      r,
+      'DeepLabV3PlusASPP',
+    );
   }
 
   forward(x: Tensor): Tensor {
@@ -74,7 +82,10 @@ export class DeepLabV3PlusASPP extends nn.Module {
     // The pooled branch is 1x1 before upsampling, where NCHW and NHWC strides coincide, and can
     // come out NCHW; given the other branches' layout, the concatenation stays channels_last on
     // the fast path (a cat of mixed layouts is NCHW). A no-op for NCHW models.
-    const pool = sameLayout(F.interpolate(this.global_avg_pool.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: true }), branches[0]);
+    const pool = sameLayout(
+      F.interpolate(this.global_avg_pool.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: true }),
+      branches[0],
+    );
     const y = F.relu_(this.bn1.forward(this.conv1.forward(cat([...branches, pool], 1))));
     return this.dropout.forward(y);
   }
@@ -91,8 +102,14 @@ export class DeepLabV3PlusDecoder extends nn.Module {
     this.bn1 = new nn.BatchNorm2d(LOW_LEVEL_CHANNELS);
     const c = ASPP_CHANNELS;
     this.last_conv = new nn.Sequential(
-      new nn.Conv2d(c + LOW_LEVEL_CHANNELS, c, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(c), new nn.ReLU(), new nn.Dropout(0.5),
-      new nn.Conv2d(c, c, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(c), new nn.ReLU(), new nn.Dropout(0.1),
+      new nn.Conv2d(c + LOW_LEVEL_CHANNELS, c, 3, { padding: 1, bias: false }),
+      new nn.BatchNorm2d(c),
+      new nn.ReLU(),
+      new nn.Dropout(0.5),
+      new nn.Conv2d(c, c, 3, { padding: 1, bias: false }),
+      new nn.BatchNorm2d(c),
+      new nn.ReLU(),
+      new nn.Dropout(0.1),
       new nn.Conv2d(c, numClasses, 1),
     );
   }

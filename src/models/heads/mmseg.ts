@@ -117,7 +117,9 @@ export class ASPPHead extends DecodeHead {
     this.aspp_modules = new nn.ModuleList(
       o.dilations.map((d) => {
         if (d === 1) return new ConvModule(inC, ch, 1);
-        return separable ? new DepthwiseSeparableConvModule(inC, ch, 3, { padding: d, dilation: d }) : new ConvModule(inC, ch, 3, { padding: d, dilation: d });
+        return separable
+          ? new DepthwiseSeparableConvModule(inC, ch, 3, { padding: d, dilation: d })
+          : new ConvModule(inC, ch, 3, { padding: d, dilation: d });
       }),
     );
     this.bottleneck = new ConvModule((o.dilations.length + 1) * ch, ch, 3, { padding: 1 });
@@ -136,7 +138,11 @@ export class ASPPHead extends DecodeHead {
 
   /** Scales the rates by nativeOS / os, as the feature map's scale changes (12 at 8 → 6 at 16). */
   setOutputStride(os: OutputStride): void {
-    setRates(this.branchConvs(), scaleRates(this.#nativeDilations, this.#nativeOutputStride, os, 'ASPPHead'), 'ASPPHead');
+    setRates(
+      this.branchConvs(),
+      scaleRates(this.#nativeDilations, this.#nativeOutputStride, os, 'ASPPHead'),
+      'ASPPHead',
+    );
   }
 
   /** The bottleneck's output (ASPPHead's forward before cls_seg). */
@@ -145,7 +151,9 @@ export class ASPPHead extends DecodeHead {
     // as soon as the bottleneck has read them, not when the whole head returns.
     return scope(() => {
       const pooled = this.image_pool.forward(x);
-      const outs = [F.interpolate(pooled, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners })];
+      const outs = [
+        F.interpolate(pooled, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners }),
+      ];
       for (const m of this.aspp_modules) outs.push(m.forward(x));
       return this.bottleneck.forward(F.cat(outs, 1));
     });
@@ -190,7 +198,11 @@ export class DepthwiseSeparableASPPHead extends ASPPHead {
       const out = this.aspp(featureAt(features, this.inIndex));
       if (!this.c1_bottleneck) return out;
       const c1 = this.c1_bottleneck.forward(featureAt(features, 0));
-      const up = F.interpolate(out, { size: [c1.shape[2], c1.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners });
+      const up = F.interpolate(out, {
+        size: [c1.shape[2], c1.shape[3]],
+        mode: 'bilinear',
+        alignCorners: this.alignCorners,
+      });
       return F.cat([up, c1], 1);
     });
     return this.clsSeg(this.sep_bottleneck.forward(decoderIn));
@@ -215,9 +227,13 @@ export class FCNHead extends DecodeHead {
     const n = o.numConvs ?? 2;
     const k = o.kernelSize ?? 3;
     if (n < 1) throw new RangeError(`FCNHead: numConvs must be at least 1 (got ${n})`);
-    const convs = Array.from({ length: n }, (_, i) => new ConvModule(i === 0 ? o.inChannels : o.channels, o.channels, k, { padding: k >> 1 }));
+    const convs = Array.from(
+      { length: n },
+      (_, i) => new ConvModule(i === 0 ? o.inChannels : o.channels, o.channels, k, { padding: k >> 1 }),
+    );
     this.convs = new nn.Sequential(...convs);
-    this.conv_cat = (o.concatInput ?? true) ? new ConvModule(o.inChannels + o.channels, o.channels, k, { padding: k >> 1 }) : null;
+    this.conv_cat =
+      (o.concatInput ?? true) ? new ConvModule(o.inChannels + o.channels, o.channels, k, { padding: k >> 1 }) : null;
   }
 
   forward(features: Features): Tensor {

@@ -7,7 +7,11 @@ import { setRates } from '../backbone.js';
 /** 3x3 atrous conv, BN, ReLU: one parallel branch of ASPP. */
 export class ASPPConv extends nn.Sequential {
   constructor(inC: number, outC: number, rate: number) {
-    super(new nn.Conv2d(inC, outC, 3, { padding: rate, dilation: rate, bias: false }), new nn.BatchNorm2d(outC), new nn.ReLU(true));
+    super(
+      new nn.Conv2d(inC, outC, 3, { padding: rate, dilation: rate, bias: false }),
+      new nn.BatchNorm2d(outC),
+      new nn.ReLU(true),
+    );
   }
 
   get conv(): nn.Conv2d {
@@ -19,7 +23,12 @@ export class ASPPConv extends nn.Sequential {
 export class ASPPPooling extends nn.Sequential {
   constructor(inC: number, outC: number) {
     // The pool sits at index 0 like torchvision's, so the conv's keys are `4.1.*`.
-    super(new nn.AdaptiveAvgPool2d(1), new nn.Conv2d(inC, outC, 1, { bias: false }), new nn.BatchNorm2d(outC), new nn.ReLU(true));
+    super(
+      new nn.AdaptiveAvgPool2d(1),
+      new nn.Conv2d(inC, outC, 1, { bias: false }),
+      new nn.BatchNorm2d(outC),
+      new nn.ReLU(true),
+    );
   }
 
   override forward(x: Tensor): Tensor {
@@ -41,7 +50,10 @@ export class ASPP extends nn.Module implements nn.Layer {
       new ASPPPooling(inC, outC),
     ]);
     this.project = new nn.Sequential(
-      new nn.Conv2d(5 * outC, outC, 1, { bias: false }), new nn.BatchNorm2d(outC), new nn.ReLU(true), new nn.Dropout(0.5),
+      new nn.Conv2d(5 * outC, outC, 1, { bias: false }),
+      new nn.BatchNorm2d(outC),
+      new nn.ReLU(true),
+      new nn.Dropout(0.5),
     );
   }
 
@@ -55,7 +67,11 @@ export class ASPP extends nn.Module implements nn.Layer {
   }
 
   set rates(rates: readonly number[]) {
-    setRates(this.atrous().map((c) => c.conv), rates, 'ASPP');
+    setRates(
+      this.atrous().map((c) => c.conv),
+      rates,
+      'ASPP',
+    );
   }
 
   forward(x: Tensor): Tensor {

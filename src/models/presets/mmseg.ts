@@ -38,9 +38,30 @@ function buildEncoderDecoder(s: Spec, o: BuildOptions = {}): EncoderDecoder {
   });
   const w = widths(s.depth);
   const alignCorners = o.alignCorners ?? false;
-  const aspp = { inChannels: w.in, channels: w.ch, numClasses, inIndex: 3, dilations: s.mg124 ? [1, 6, 12, 18] : [1, 12, 24, 36], outputStride: nativeOS, alignCorners };
-  const decode = s.plus ? new DepthwiseSeparableASPPHead({ ...aspp, c1InChannels: w.c1In, c1Channels: w.c1 }) : new ASPPHead(aspp);
-  const aux = (o.aux ?? true) ? new FCNHead({ inChannels: w.auxIn, channels: w.auxCh, numClasses, inIndex: 2, numConvs: 1, concatInput: false, alignCorners }) : null;
+  const aspp = {
+    inChannels: w.in,
+    channels: w.ch,
+    numClasses,
+    inIndex: 3,
+    dilations: s.mg124 ? [1, 6, 12, 18] : [1, 12, 24, 36],
+    outputStride: nativeOS,
+    alignCorners,
+  };
+  const decode = s.plus
+    ? new DepthwiseSeparableASPPHead({ ...aspp, c1InChannels: w.c1In, c1Channels: w.c1 })
+    : new ASPPHead(aspp);
+  const aux =
+    (o.aux ?? true)
+      ? new FCNHead({
+          inChannels: w.auxIn,
+          channels: w.auxCh,
+          numClasses,
+          inIndex: 2,
+          numConvs: 1,
+          concatInput: false,
+          alignCorners,
+        })
+      : null;
   const model = new EncoderDecoder(backbone, decode, aux);
   if (o.outputStride && o.outputStride !== nativeOS) model.setOutputStride(o.outputStride);
   return model;
@@ -49,7 +70,9 @@ function buildEncoderDecoder(s: Spec, o: BuildOptions = {}): EncoderDecoder {
 function preset(s: Spec): Preset {
   const name = `${s.plus ? 'deeplabv3plus' : 'deeplabv3'}_r${s.depth}${s.v1b ? 'b' : ''}-${s.mg124 ? 'd16-mg124' : 'd8'}`;
   const backbone = `ResNet-${s.depth} ${s.v1b ? 'V1b (7x7 stem)' : 'V1c (deep stem)'}`;
-  const stride = s.mg124 ? 'output stride 16, multi-grid (1,2,4), ASPP rates 6/12/18' : 'output stride 8, ASPP rates 12/24/36';
+  const stride = s.mg124
+    ? 'output stride 16, multi-grid (1,2,4), ASPP rates 6/12/18'
+    : 'output stride 8, ASPP rates 12/24/36';
   return {
     name,
     source: 'mmsegmentation',

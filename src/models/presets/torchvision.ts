@@ -3,9 +3,19 @@
 import { IMAGENET_01, type BuildOptions, type Preset } from '../segmentor.js';
 import { deeplabv3MobileNetV3Large, deeplabv3ResNet } from '../segmentors/torchvision.js';
 
-const common = { source: 'torchvision', numClasses: 21, aux: true, normalization: IMAGENET_01, dataset: 'voc' } as const;
+const common = {
+  source: 'torchvision',
+  numClasses: 21,
+  aux: true,
+  normalization: IMAGENET_01,
+  dataset: 'voc',
+} as const;
 
-const opts = (o: BuildOptions = {}) => ({ numClasses: o.numClasses ?? 21, aux: o.aux ?? true, outputStride: o.outputStride });
+const opts = (o: BuildOptions = {}) => ({
+  numClasses: o.numClasses ?? 21,
+  aux: o.aux ?? true,
+  outputStride: o.outputStride,
+});
 
 export const TORCHVISION_PRESETS: Preset[] = [
   {

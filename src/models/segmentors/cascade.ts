@@ -24,7 +24,9 @@ export interface CascadeOptions {
 }
 
 function cascadedBlock(): nn.Sequential {
-  return new nn.Sequential(...CASCADE_MULTI_GRID.map(() => new Bottleneck(BLOCK_CHANNELS, BLOCK_PLANES, null, 'pytorch')));
+  return new nn.Sequential(
+    ...CASCADE_MULTI_GRID.map(() => new Bottleneck(BLOCK_CHANNELS, BLOCK_PLANES, null, 'pytorch')),
+  );
 }
 
 export class CascadeDeepLabV3 extends Segmentor {
@@ -38,7 +40,12 @@ export class CascadeDeepLabV3 extends Segmentor {
 
   constructor(o: CascadeOptions) {
     super();
-    this.backbone = new ResNet({ depth: 50, contractDilation: false, multiGrid: CASCADE_MULTI_GRID, multiGridMode: 'multiplicative' });
+    this.backbone = new ResNet({
+      depth: 50,
+      contractDilation: false,
+      multiGrid: CASCADE_MULTI_GRID,
+      multiGridMode: 'multiplicative',
+    });
     this.backbone.outIndices = [3];
     this.block5 = cascadedBlock();
     this.block6 = cascadedBlock();

@@ -42,7 +42,14 @@ export class DeepLabV2 extends Segmentor {
 
   constructor(o: DeepLabV2Options) {
     super();
-    const r = new ResNet({ depth: 101, style: 'caffe', ceilPool: true, contractDilation: false, bnAffineTrainable: false, outputStride: 8 });
+    const r = new ResNet({
+      depth: 101,
+      style: 'caffe',
+      ceilPool: true,
+      contractDilation: false,
+      bnAffineTrainable: false,
+      outputStride: 8,
+    });
     r.outIndices = [3];
     this.#resnet = r;
     this.conv1 = r.conv1!;

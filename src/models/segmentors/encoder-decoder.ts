@@ -8,7 +8,10 @@ import type { DecodeHead } from '../heads/mmseg.js';
 /** A decode head whose atrous rates follow the output stride (ASPP heads). */
 type StrideAwareHead = DecodeHead & { setOutputStride?(os: OutputStride): void };
 
-export class EncoderDecoder<B extends Backbone = Backbone, H extends StrideAwareHead = StrideAwareHead> extends Segmentor {
+export class EncoderDecoder<
+  B extends Backbone = Backbone,
+  H extends StrideAwareHead = StrideAwareHead,
+> extends Segmentor {
   backbone: B;
   decode_head: H;
   /** deep supervision in training; mmseg's checkpoints carry it, its inference ignores it */

@@ -44,7 +44,9 @@ export class DeepLabV2MSC extends Segmentor {
     const [h, w] = x.shape.slice(-2);
     const full = this.Scale.logits(x);
     const size = full.shape.slice(-2) as [number, number];
-    const [s75, s50] = MSC_SCALES.map((s) => v2Resize(this.Scale.logits(v2Resize(x, [mscSide(h, s), mscSide(w, s)])), size));
+    const [s75, s50] = MSC_SCALES.map((s) =>
+      v2Resize(this.Scale.logits(v2Resize(x, [mscSide(h, s), mscSide(w, s)])), size),
+    );
     const fused = full.maximum(s75).maximum(s50);
     return [full, s75, s50, fused];
   }

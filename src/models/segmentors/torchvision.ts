@@ -88,7 +88,12 @@ export interface TorchvisionBuildOptions {
 export function deeplabv3ResNet(depth: 50 | 101, o: TorchvisionBuildOptions): DeepLabV3 {
   const backbone = new ResNet({ depth, outputStride: 8 });
   const [, , c3, c4] = backbone.channels;
-  const model = new DeepLabV3({ backbone, numClasses: o.numClasses, out: { index: 3, channels: c4 }, aux: o.aux ? { index: 2, channels: c3 } : null });
+  const model = new DeepLabV3({
+    backbone,
+    numClasses: o.numClasses,
+    out: { index: 3, channels: c4 },
+    aux: o.aux ? { index: 2, channels: c3 } : null,
+  });
   if (o.outputStride && o.outputStride !== 8) model.setOutputStride(o.outputStride);
   return model;
 }

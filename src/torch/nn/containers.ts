@@ -63,7 +63,7 @@ export class ModuleDict<M extends Module = Module> extends Module {
 
   constructor(modules: Record<string, M> | Iterable<[string, M]> = {}) {
     super();
-    const entries = new Map<string, M>(Symbol.iterator in modules ? (modules) : Object.entries(modules));
+    const entries = new Map<string, M>(Symbol.iterator in modules ? modules : Object.entries(modules));
     Object.defineProperty(this, 'entries', { value: entries, enumerable: false });
   }
   override namedChildren(): [string, Module][] {

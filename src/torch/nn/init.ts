@@ -7,9 +7,13 @@ export type Nonlinearity = 'relu' | 'leaky_relu' | 'linear' | 'sigmoid' | 'tanh'
 
 export function calculateGain(nonlinearity: Nonlinearity, param?: number): number {
   switch (nonlinearity) {
-    case 'linear': case 'sigmoid': return 1;
-    case 'tanh': return 5 / 3;
-    case 'relu': return Math.SQRT2;
+    case 'linear':
+    case 'sigmoid':
+      return 1;
+    case 'tanh':
+      return 5 / 3;
+    case 'relu':
+      return Math.SQRT2;
     case 'leaky_relu': {
       const slope = param ?? 0.01;
       return Math.sqrt(2 / (1 + slope * slope));
@@ -20,7 +24,8 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
 /** [fan_in, fan_out] of a weight of shape [out, in, ...kernel]. */
 export function fans(t: Tensor): [number, number] {
   const s = t.shape;
-  if (s.length < 2) throw new Error(`fan in and fan out cannot be computed for a tensor with fewer than 2 dimensions (shape [${s}])`);
+  if (s.length < 2)
+    throw new Error(`fan in and fan out cannot be computed for a tensor with fewer than 2 dimensions (shape [${s}])`);
   const receptive = s.slice(2).reduce((a, b) => a * b, 1);
   return [s[1] * receptive, s[0] * receptive];
 }

@@ -26,7 +26,12 @@ export class Conv2d extends Module implements Layer {
   dilation: Pair;
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: Pair, o: Conv2dOptions = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Pair,
+    o: Conv2dOptions = {},
+  ) {
     super();
     this.kernelSize = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
     this.stride = o.stride ?? 1;
@@ -34,7 +39,9 @@ export class Conv2d extends Module implements Layer {
     this.dilation = o.dilation ?? 1;
     this.groups = o.groups ?? 1;
     if (inChannels % this.groups || outChannels % this.groups) {
-      throw new RangeError(`Conv2d: in_channels (${inChannels}) and out_channels (${outChannels}) must be divisible by groups (${this.groups})`);
+      throw new RangeError(
+        `Conv2d: in_channels (${inChannels}) and out_channels (${outChannels}) must be divisible by groups (${this.groups})`,
+      );
     }
     this.weight = this.param(empty([outChannels, inChannels / this.groups, ...this.kernelSize]));
     this.bias = o.bias === false ? null : this.param(empty([outChannels]));
@@ -52,11 +59,13 @@ export class Conv2d extends Module implements Layer {
    * module that pads its input itself (TensorFlow's fixed_padding) keeps the conv's padding at 0.
    */
   setAtrous(rate: number, o: { stride?: number; padded?: boolean } = {}): void {
-    if (!Number.isInteger(rate) || rate < 1) throw new RangeError(`Conv2d: expected a positive integer atrous rate but received ${rate}`);
+    if (!Number.isInteger(rate) || rate < 1)
+      throw new RangeError(`Conv2d: expected a positive integer atrous rate but received ${rate}`);
     this.dilation = rate;
     if (o.stride !== undefined) this.stride = o.stride;
     const [kh, kw] = this.kernelSize;
-    this.padding = o.padded === false ? 0 : kh === kw ? ((kh - 1) / 2) * rate : [((kh - 1) / 2) * rate, ((kw - 1) / 2) * rate];
+    this.padding =
+      o.padded === false ? 0 : kh === kw ? ((kh - 1) / 2) * rate : [((kh - 1) / 2) * rate, ((kw - 1) / 2) * rate];
   }
 
   /** PyTorch's default: kaiming_uniform_(a=sqrt(5)), bias uniform in ±1/sqrt(fan_in). */
@@ -80,7 +89,12 @@ export class Conv2d extends Module implements Layer {
   }
 
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    return F.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
   }
 }
 
@@ -88,7 +102,11 @@ export class Linear extends Module implements Layer {
   weight: Tensor;
   bias: Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    o: { bias?: boolean } = {},
+  ) {
     super();
     this.weight = this.param(empty([outFeatures, inFeatures]));
     this.bias = o.bias === false ? null : this.param(empty([outFeatures]));
@@ -127,7 +145,10 @@ export class BatchNorm2d extends Module implements Layer {
    */
   folded = false;
 
-  constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
+  constructor(
+    readonly numFeatures: number,
+    o: BatchNormOptions = {},
+  ) {
     super();
     this.eps = o.eps ?? 1e-5;
     this.momentum = o.momentum === undefined ? 0.1 : o.momentum;
@@ -143,7 +164,10 @@ export class BatchNorm2d extends Module implements Layer {
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new RangeError(`BatchNorm2d: expected 4D input (got ${x.ndim}D input)`);
     if (this.folded) {
-      if (this.training) throw new Error('BatchNorm2d: this layer is folded into the convolution before it (foldBatchNorm), which is for inference only; train a model that was not folded');
+      if (this.training)
+        throw new Error(
+          'BatchNorm2d: this layer is folded into the convolution before it (foldBatchNorm), which is for inference only; train a model that was not folded',
+        );
       return x;
     }
     let momentum = this.momentum ?? 0;
@@ -153,7 +177,16 @@ export class BatchNorm2d extends Module implements Layer {
     }
     // In training, or without running statistics, normalise with the batch's own statistics.
     const useBatchStats = this.training || this.running_mean === null;
-    return F.batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias, useBatchStats, momentum, this.eps);
+    return F.batchNorm(
+      x,
+      this.running_mean,
+      this.running_var,
+      this.weight,
+      this.bias,
+      useBatchStats,
+      momentum,
+      this.eps,
+    );
   }
 }
 
@@ -216,7 +249,10 @@ export class Dropout2d extends Module implements Layer {
 }
 
 export class MaxPool2d extends Module implements Layer {
-  constructor(readonly kernelSize: Pair, readonly o: F.PoolOptions & { dilation?: Pair } = {}) {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly o: F.PoolOptions & { dilation?: Pair } = {},
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -225,7 +261,10 @@ export class MaxPool2d extends Module implements Layer {
 }
 
 export class AvgPool2d extends Module implements Layer {
-  constructor(readonly kernelSize: Pair, readonly o: F.PoolOptions & { countIncludePad?: boolean } = {}) {
+  constructor(
+    readonly kernelSize: Pair,
+    readonly o: F.PoolOptions & { countIncludePad?: boolean } = {},
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {

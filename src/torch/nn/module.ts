@@ -135,7 +135,10 @@ export abstract class Module {
    * earlier still sees them). Strict mode throws a StateDictError naming every missing,
    * unexpected and shape-mismatched key; non-strict mode returns the same lists.
    */
-  loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean; source?: string } = {}): LoadResult {
+  loadStateDict(
+    sd: Map<string, Tensor> | Record<string, Tensor>,
+    opts: { strict?: boolean; source?: string } = {},
+  ): LoadResult {
     const strict = opts.strict ?? true;
     const given = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const own = this.stateDict();
@@ -249,11 +252,17 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 export function describeLoadErrors(r: LoadResult, source?: string): string {
   const lines = [`Error(s) in loading state_dict${source ? ` from ${source}` : ''}:`];
-  const list = (ks: string[]) => ks.slice(0, 20).map((k) => `"${k}"`).join(', ') + (ks.length > 20 ? `, ... (${ks.length} in all)` : '');
+  const list = (ks: string[]) =>
+    ks
+      .slice(0, 20)
+      .map((k) => `"${k}"`)
+      .join(', ') + (ks.length > 20 ? `, ... (${ks.length} in all)` : '');
   if (r.missing.length) lines.push(`  Missing key(s): ${list(r.missing)}.`);
   if (r.unexpected.length) lines.push(`  Unexpected key(s): ${list(r.unexpected)}.`);
   for (const m of r.mismatched.slice(0, 20)) {
-    lines.push(`  size mismatch for ${m.key}: copying a param with shape [${m.got}] from checkpoint, the shape in current model is [${m.expected}].`);
+    lines.push(
+      `  size mismatch for ${m.key}: copying a param with shape [${m.got}] from checkpoint, the shape in current model is [${m.expected}].`,
+    );
   }
   return lines.join('\n');
 }

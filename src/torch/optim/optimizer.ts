@@ -33,7 +33,10 @@ export abstract class Optimizer<H extends { lr: number }> {
         seen.add(p);
       }
       for (const k of Object.keys(over)) {
-        if (!(k in defaults)) throw new Error(`optimizer: unknown option "${k}" in parameter group ${gi} (known: ${Object.keys(defaults).join(', ')})`);
+        if (!(k in defaults))
+          throw new Error(
+            `optimizer: unknown option "${k}" in parameter group ${gi} (known: ${Object.keys(defaults).join(', ')})`,
+          );
       }
       return { params: list, hyper: { ...defaults, ...over } };
     });
@@ -90,13 +93,17 @@ export abstract class Optimizer<H extends { lr: number }> {
   /** Restores hyper-parameters and state (values are copied, so the source can be freed). */
   loadStateDict(sd: OptimizerStateDict<H>): void {
     if (sd.paramGroups.length !== this.groups.length) {
-      throw new Error(`optimizer state has ${sd.paramGroups.length} parameter groups, this optimizer has ${this.groups.length}`);
+      throw new Error(
+        `optimizer state has ${sd.paramGroups.length} parameter groups, this optimizer has ${this.groups.length}`,
+      );
     }
     const byIndex: Tensor[] = [];
     sd.paramGroups.forEach((sg, gi) => {
       const g = this.groups[gi];
       if (sg.params.length !== g.params.length) {
-        throw new Error(`optimizer state group ${gi} has ${sg.params.length} parameters, this optimizer's has ${g.params.length}`);
+        throw new Error(
+          `optimizer state group ${gi} has ${sg.params.length} parameters, this optimizer's has ${g.params.length}`,
+        );
       }
       const { params, ...hyper } = sg;
       g.hyper = { ...g.hyper, ...hyper };

@@ -34,9 +34,12 @@ export function fileSource(path: string): ByteSource {
   let open = true;
   const fill = (into: Uint8Array, offset: number, n: number) => {
     if (!open) throw new Error(`${path}: read after close`);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const got = readSync(fd, into, done, n - done, offset + done);
-      if (got === 0) throw new Error(`${path}: file ended at ${offset + done} while reading ${n} bytes at ${offset} (changed while reading?)`);
+      if (got === 0)
+        throw new Error(
+          `${path}: file ended at ${offset + done} while reading ${n} bytes at ${offset} (changed while reading?)`,
+        );
       done += got;
     }
     return into;

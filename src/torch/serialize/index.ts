@@ -4,6 +4,14 @@ export { readCheckpoint, readStateDict, CheckpointError, type Checkpoint, type S
 export { readSafetensors, writeSafetensors, SafetensorsMap, SafetensorsError } from './safetensors.js';
 // Lower layers, for tools that inspect archives or pickles directly.
 export { readZip, isZip, ZipError, type ZipEntry } from './zip.js';
-export { unpickle, PickledObject, TensorRef, StorageRef, StorageType, UnpicklingError, type PersistentLoad } from './pickle.js';
+export {
+  unpickle,
+  PickledObject,
+  TensorRef,
+  StorageRef,
+  StorageType,
+  UnpicklingError,
+  type PersistentLoad,
+} from './pickle.js';
 // Value checks for the weight loader: NaN/Inf weights, negative BatchNorm variances.
 export { nonFiniteTensors, negativeRunningVars, type NonFinite, type NegativeVariance } from './check-values.js';

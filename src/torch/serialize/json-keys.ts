@@ -10,10 +10,16 @@ export function findDuplicateKey(text: string): string | undefined {
   const path: string[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (c === '{') { open.push(new Set()); path.push(''); }
-    else if (c === '[') { open.push(null); path.push('[]'); }
-    else if (c === '}' || c === ']') { open.pop(); path.pop(); }
-    else if (c === '"') {
+    if (c === '{') {
+      open.push(new Set());
+      path.push('');
+    } else if (c === '[') {
+      open.push(null);
+      path.push('[]');
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      path.pop();
+    } else if (c === '"') {
       let j = i + 1;
       while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
       const raw = text.slice(i, j + 1);

@@ -30,13 +30,20 @@ export function toJS(root: unknown): unknown {
     if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
     if (seen.has(v)) return seen.get(v);
     if (depth > MAX_METADATA_DEPTH) {
-      throw new MetadataError(`checkpoint metadata is nested more than ${MAX_METADATA_DEPTH} levels deep (deeper than Python's recursion limit lets torch.save write)`);
+      throw new MetadataError(
+        `checkpoint metadata is nested more than ${MAX_METADATA_DEPTH} levels deep (deeper than Python's recursion limit lets torch.save write)`,
+      );
     }
     const next = depth + 1;
     if (Array.isArray(v)) {
       const out: unknown[] = [];
       seen.set(v, out);
-      work.push(() => { for (const x of v) { const y = shell(x, next); out.push(y === OMIT ? null : y); } });
+      work.push(() => {
+        for (const x of v) {
+          const y = shell(x, next);
+          out.push(y === OMIT ? null : y);
+        }
+      });
       return out;
     }
     if (v instanceof Map) {
@@ -47,27 +54,46 @@ export function toJS(root: unknown): unknown {
         work.push(() => {
           for (const [k, x] of v) {
             const y = shell(x, next);
-            if (y !== OMIT) Object.defineProperty(obj, k as string, { value: y, enumerable: true, writable: true, configurable: true });
+            if (y !== OMIT)
+              Object.defineProperty(obj, k as string, {
+                value: y,
+                enumerable: true,
+                writable: true,
+                configurable: true,
+              });
           }
         });
         return obj;
       }
       const map = new Map<unknown, unknown>();
       seen.set(v, map);
-      work.push(() => { for (const [k, x] of v) { const y = shell(x, next); if (y !== OMIT) map.set(k, y); } });
+      work.push(() => {
+        for (const [k, x] of v) {
+          const y = shell(x, next);
+          if (y !== OMIT) map.set(k, y);
+        }
+      });
       return map;
     }
     if (v instanceof Set) {
       const set = new Set<unknown>();
       seen.set(v, set);
-      work.push(() => { for (const x of v) { const y = shell(x, next); if (y !== OMIT) set.add(y); } });
+      work.push(() => {
+        for (const x of v) {
+          const y = shell(x, next);
+          if (y !== OMIT) set.add(y);
+        }
+      });
       return set;
     }
     if (v instanceof PickledObject) {
       const obj: Record<string, unknown> = { __class__: v.className };
       seen.set(v, obj);
       work.push(() => {
-        const put = (field: string, x: unknown) => { const y = shell(x, next); if (y !== OMIT) obj[field] = y; };
+        const put = (field: string, x: unknown) => {
+          const y = shell(x, next);
+          if (y !== OMIT) obj[field] = y;
+        };
         if (v.args.length) put('args', v.args);
         if (v.state !== undefined) put('state', v.state);
         if (v.dictItems) put('items', v.dictItems);

@@ -60,7 +60,8 @@ export function readCheckpoint(src: string | Uint8Array): Checkpoint {
     const { dict, source } = findStateDict(archive.root, label);
     // meta: every other top-level entry (for 'top', the state dict's own non-tensor entries).
     // Converted before any tensor is made, so an error here has nothing to free.
-    const rest = source === 'top' ? dict : new Map([...(archive.root as Map<unknown, unknown>)].filter(([k]) => k !== source));
+    const rest =
+      source === 'top' ? dict : new Map([...(archive.root as Map<unknown, unknown>)].filter(([k]) => k !== source));
     const meta = asRecord(toJS(rest));
     // materialize frees its own tensors when it fails.
     const tensors = materialize(dict, archive, label);
@@ -103,7 +104,8 @@ function storageId(pid: unknown): { type: StorageType; key: string; numel: numbe
     throw new CheckpointError(`unsupported persistent id ${JSON.stringify(asText(Array.isArray(pid) ? pid[0] : pid))}`);
   }
   const [, type, key, , numel, view] = pid as unknown[];
-  if (!(type instanceof StorageType)) throw new CheckpointError(`unsupported storage class ${globalName(type) ?? String(type)}`);
+  if (!(type instanceof StorageType))
+    throw new CheckpointError(`unsupported storage class ${globalName(type) ?? String(type)}`);
   if (typeof numel !== 'number') throw new CheckpointError('storage size is not an int');
   return { type, key: asText(key), numel, view };
 }
@@ -118,7 +120,10 @@ function parseZip(src: ByteSource): Archive {
   let prefix: string | undefined;
   for (const name of entries.keys()) {
     const m = /^([^/]*\/)?data\.pkl$/.exec(name);
-    if (m) { prefix = m[1] ?? ''; break; }
+    if (m) {
+      prefix = m[1] ?? '';
+      break;
+    }
   }
   if (prefix === undefined) throw new CheckpointError('not a PyTorch checkpoint (zip archive without data.pkl)');
   const pkl = entries.get(`${prefix}data.pkl`)!;
@@ -161,12 +166,15 @@ function parseLegacy(buf: Uint8Array): Archive {
   }
   if (head?.value !== MAGIC_NUMBER) {
     const tar = buf.length > 262 && new TextDecoder().decode(buf.subarray(257, 262)) === 'ustar';
-    throw new CheckpointError(tar
-      ? 'legacy tar-format checkpoints (PyTorch < 0.4) are not supported'
-      : 'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)');
+    throw new CheckpointError(
+      tar
+        ? 'legacy tar-format checkpoints (PyTorch < 0.4) are not supported'
+        : 'not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save pickle)',
+    );
   }
   const version = unpickle(buf, head.end);
-  if (version.value !== PROTOCOL_VERSION) throw new CheckpointError(`unsupported legacy protocol version ${String(version.value)}`);
+  if (version.value !== PROTOCOL_VERSION)
+    throw new CheckpointError(`unsupported legacy protocol version ${String(version.value)}`);
   const sysInfo = unpickle(buf, version.end);
   if (sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false) {
     throw new CheckpointError('big-endian checkpoints are not supported');
@@ -194,7 +202,9 @@ function parseLegacy(buf: Uint8Array): Archive {
     if (p + 8 > buf.length) throw new CheckpointError(`truncated storage ${key} (file ends before its size)`);
     const nbytes = Number(dv.getBigUint64(p, true)) * type.elementSize;
     if (p + 8 + nbytes > buf.length) {
-      throw new CheckpointError(`truncated storage ${key}: needs ${nbytes} bytes, the file has ${Math.max(0, buf.length - p - 8)}`);
+      throw new CheckpointError(
+        `truncated storage ${key}: needs ${nbytes} bytes, the file has ${Math.max(0, buf.length - p - 8)}`,
+      );
     }
     bytes.set(key, buf.subarray(p + 8, p + 8 + nbytes));
     p += 8 + nbytes;
@@ -214,7 +224,9 @@ function parseLegacy(buf: Uint8Array): Archive {
 function findStateDict(root: unknown, label: string): { dict: Map<unknown, unknown>; source: StateDictSource } {
   if (!(root instanceof Map)) {
     const what = root instanceof PickledObject ? `a pickled ${root.className} object` : describeJS(root);
-    throw new CheckpointError(`${label}: the checkpoint holds ${what}, not a dict of tensors (save model.state_dict() instead)`);
+    throw new CheckpointError(
+      `${label}: the checkpoint holds ${what}, not a dict of tensors (save model.state_dict() instead)`,
+    );
   }
   for (const source of ['state_dict', 'model'] as const) {
     const v: unknown = root.get(source);
@@ -260,7 +272,8 @@ function materialize(dict: Map<unknown, unknown>, archive: Archive, label: strin
         out.set(name, t);
       } else {
         const cls = unsupportedTensor(v);
-        if (cls) throw new CheckpointError(`${label}: state dict entry "${name}" is built by ${cls}, which is not supported`);
+        if (cls)
+          throw new CheckpointError(`${label}: state dict entry "${name}" is built by ${cls}, which is not supported`);
         // Other non-tensor entries (ints, strings, nested dicts) are not weights: skipped.
       }
     }
@@ -275,7 +288,9 @@ function materialize(dict: Map<unknown, unknown>, archive: Archive, label: strin
 
 function build(ref: TensorRef, archive: Archive, flats: Map<string, Tensor>, name: string, label: string): Tensor {
   const { storage, size, stride } = ref;
-  const bad = (what: string): never => { throw new CheckpointError(`${label}: tensor "${name}" ${what}`); };
+  const bad = (what: string): never => {
+    throw new CheckpointError(`${label}: tensor "${name}" ${what}`);
+  };
   const dtype = storage.type.dtype;
   if (dtype === null) bad(`has unsupported storage type ${storage.type.name}`);
   if (stride.length !== size.length) bad(`has ${size.length} sizes but ${stride.length} strides`);
@@ -302,7 +317,8 @@ function build(ref: TensorRef, archive: Archive, flats: Map<string, Tensor>, nam
   for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
   if (ref.storageOffset < 0 || last >= available) {
     throw new CheckpointError(
-      `${label}: truncated storage ${storage.key} for tensor "${name}": it reaches element ${last}, the storage holds ${Math.max(0, available)}`);
+      `${label}: truncated storage ${storage.key} for tensor "${name}": it reaches element ${last}, the storage holds ${Math.max(0, available)}`,
+    );
   }
 
   if (isContiguous(size, stride)) {
@@ -312,7 +328,10 @@ function build(ref: TensorRef, archive: Archive, flats: Map<string, Tensor>, nam
   // A strided view (a transpose, a column, an expand): view the whole storage.
   let flat = flats.get(storage.key + '@' + storage.offset);
   if (!flat) {
-    flat = tensor(bytes.subarray(storage.offset * es, (storage.offset + available) * es), { dtype: dtype!, shape: [available] });
+    flat = tensor(bytes.subarray(storage.offset * es, (storage.offset + available) * es), {
+      dtype: dtype!,
+      shape: [available],
+    });
     flats.set(storage.key + '@' + storage.offset, flat);
   }
   const view = callT(op('aten::as_strided'), flat.handle, size, stride, ref.storageOffset);
@@ -342,5 +361,7 @@ function isContiguous(size: number[], stride: number[]): boolean {
 
 /** Top-level keys are nearly always strings; any others are named by their string form. */
 function asRecord(js: unknown): Record<string, unknown> {
-  return js instanceof Map ? Object.fromEntries([...js].map(([k, v]) => [String(k), v])) : (js as Record<string, unknown>);
+  return js instanceof Map
+    ? Object.fromEntries([...js].map(([k, v]) => [String(k), v]))
+    : (js as Record<string, unknown>);
 }

@@ -13,8 +13,16 @@ import { findDuplicateKey } from './json-keys.js';
 import { checkBytes } from '../budget.js';
 
 const CODES: Record<DType, string> = {
-  float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64',
-  int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float64: 'F64',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const DTYPES = new Map<string, DType>(Object.entries(CODES).map(([d, c]) => [c, d as DType]));
 
@@ -47,7 +55,10 @@ export function readSafetensors(src: string | Uint8Array): SafetensorsMap {
     bytes = typeof src === 'string' ? fileSource(src) : bufferSource(src);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(code === 'ENOENT' ? `${label}: no such file` : `${label}: cannot read (${(e as Error).message})`, { cause: e });
+    throw new SafetensorsError(
+      code === 'ENOENT' ? `${label}: no such file` : `${label}: cannot read (${(e as Error).message})`,
+      { cause: e },
+    );
   }
   try {
     return parse(bytes, label);
@@ -63,7 +74,8 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   if (bytes.length < 8) fail('not a safetensors file (shorter than its header length)');
   const head = bytes.read(0, 8);
   const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) fail(`not a safetensors file or truncated (header length ${n})`);
+  if (n > BigInt(Math.min(MAX_HEADER, bytes.length - 8)))
+    fail(`not a safetensors file or truncated (header length ${n})`);
   const headerEnd = 8 + Number(n);
 
   let header: Record<string, unknown>;
@@ -82,7 +94,8 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   const out = new SafetensorsMap();
   const meta = header.__metadata__;
   if (meta !== undefined) {
-    if (meta === null || typeof meta !== 'object' || Object.values(meta).some((v) => typeof v !== 'string')) fail('__metadata__ must map strings to strings');
+    if (meta === null || typeof meta !== 'object' || Object.values(meta).some((v) => typeof v !== 'string'))
+      fail('__metadata__ must map strings to strings');
     out.metadata = { ...(meta as Record<string, string>) };
   }
 
@@ -96,13 +109,19 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
     const e = raw as HeaderEntry;
     const dtype = DTYPES.get(e?.dtype);
     if (!dtype) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(e?.dtype)}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has a bad shape`);
-    const [begin, end] = (Array.isArray(e.data_offsets) ? e.data_offsets : [-1, -1]);
-    if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) fail(`tensor "${name}" has bad data_offsets`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      fail(`tensor "${name}" has a bad shape`);
+    const [begin, end] = Array.isArray(e.data_offsets) ? e.data_offsets : [-1, -1];
+    if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin)
+      fail(`tensor "${name}" has bad data_offsets`);
     if (end > dataLength) fail(`truncated: tensor "${name}" ends at byte ${end} of a ${dataLength}-byte buffer`);
     const numel = e.shape.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(numel * elementSize(dtype))) fail(`tensor "${name}" has shape [${e.shape}], too large to hold`);
-    if (end - begin !== numel * elementSize(dtype)) fail(`tensor "${name}": data_offsets span ${end - begin} bytes, shape [${e.shape}] needs ${numel * elementSize(dtype)}`);
+    if (!Number.isSafeInteger(numel * elementSize(dtype)))
+      fail(`tensor "${name}" has shape [${e.shape}], too large to hold`);
+    if (end - begin !== numel * elementSize(dtype))
+      fail(
+        `tensor "${name}": data_offsets span ${end - begin} bytes, shape [${e.shape}] needs ${numel * elementSize(dtype)}`,
+      );
     entries.push([name, dtype, e.shape, begin, end]);
   }
   // File order is layout order; JSON objects would put integer-like names first. Equal begins
@@ -111,9 +130,11 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   let covered = 0;
   for (const [name, , , begin, end] of entries) {
     if (begin !== covered) {
-      fail(begin < covered
-        ? `tensor "${name}" (bytes ${begin}-${end}) overlaps the tensor before it, which ends at byte ${covered}`
-        : `bytes ${covered}-${begin} of the data buffer belong to no tensor (the next, "${name}", begins at ${begin})`);
+      fail(
+        begin < covered
+          ? `tensor "${name}" (bytes ${begin}-${end}) overlaps the tensor before it, which ends at byte ${covered}`
+          : `bytes ${covered}-${begin} of the data buffer belong to no tensor (the next, "${name}", begins at ${begin})`,
+      );
     }
     covered = end;
   }
@@ -123,7 +144,8 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   // One tensor at a time through one reusable buffer (tensor() copies it).
   const scratch = { buf: new Uint8Array(0) };
   try {
-    for (const [name, dtype, shape, begin, end] of entries) out.set(name, tensor(bytes.readInto(headerEnd + begin, end - begin, scratch), { dtype, shape }));
+    for (const [name, dtype, shape, begin, end] of entries)
+      out.set(name, tensor(bytes.readInto(headerEnd + begin, end - begin, scratch), { dtype, shape }));
   } catch (e) {
     for (const t of out.values()) t.dispose();
     throw e;
@@ -154,7 +176,9 @@ export function writeSafetensors(
   for (const [name, t] of list) {
     if (name === '__metadata__') throw new SafetensorsError(`${path}: "__metadata__" cannot name a tensor`);
     const nbytes = t.numel * elementSize(t.dtype);
-    parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype: CODES[t.dtype], shape: t.shape, data_offsets: [offset, offset + nbytes] })}`);
+    parts.push(
+      `${JSON.stringify(name)}:${JSON.stringify({ dtype: CODES[t.dtype], shape: t.shape, data_offsets: [offset, offset + nbytes] })}`,
+    );
     offset += nbytes;
   }
   let header = Buffer.from(`{${parts.join(',')}}`, 'utf8');
@@ -171,7 +195,8 @@ export function writeSafetensors(
     // One tensor at a time, so at most one tensor's bytes are held in JS memory.
     for (const [name, t] of list) {
       const d = t.data();
-      if (d.byteLength !== t.numel * elementSize(t.dtype)) throw new SafetensorsError(`${path}: tensor "${name}" changed while writing`);
+      if (d.byteLength !== t.numel * elementSize(t.dtype))
+        throw new SafetensorsError(`${path}: tensor "${name}" changed while writing`);
       writeAll(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
     }
     fsyncSync(fd);
@@ -180,16 +205,26 @@ export function writeSafetensors(
     renameSync(tmp, path);
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
-    try { unlinkSync(tmp); } catch { /* already gone */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
     throw e;
   }
   // Make the rename itself durable; some file systems do not allow fsync on a folder.
   try {
     const dfd = openSync(dirname(path), 'r');
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
-  } catch { /* best effort */ }
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    /* best effort */
+  }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
 }

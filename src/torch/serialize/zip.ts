@@ -39,7 +39,7 @@ const U16_MAX = 0xffff;
 export function isZip(buf: Uint8Array): boolean {
   if (buf.length < 4) return false;
   const sig = buf[0] | (buf[1] << 8) | (buf[2] << 16) | (buf[3] << 24);
-  return (sig >>> 0) === SIG_LOCAL || (sig >>> 0) === SIG_EOCD;
+  return sig >>> 0 === SIG_LOCAL || sig >>> 0 === SIG_EOCD;
 }
 
 /** A little-endian reader over a piece of the archive that starts at `base`. */
@@ -86,7 +86,11 @@ export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry>
   let cdSize = tail.u32(eocd + 12);
   let cdOffset = tail.u32(eocd + 16);
   // Zip64: the real values live in the zip64 end record, found through the locator just before.
-  if ((count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) && eocd - 20 >= tailStart && tail.u32(eocd - 20) === SIG_ZIP64_LOCATOR) {
+  if (
+    (count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) &&
+    eocd - 20 >= tailStart &&
+    tail.u32(eocd - 20) === SIG_ZIP64_LOCATOR
+  ) {
     const recAt = tail.u64(eocd - 20 + 8);
     const rec = at(recAt, 56, 'zip64 end record');
     if (rec.u32(recAt) !== SIG_ZIP64_EOCD) throw new ZipError('corrupt zip64 end record');
@@ -117,14 +121,23 @@ export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry>
     const name = decoder.decode(cd.bytes.subarray(p - cdOffset + 46, p - cdOffset + 46 + nameLen));
 
     // Zip64 extended information (id 1): only the fields whose 32-bit slot is saturated, in order.
-    for (let e = p + 46 + nameLen, end = e + extraLen; e + 4 <= end; ) {
+    for (let e = p + 46 + nameLen, end = e + extraLen; e + 4 <= end;) {
       const id = u16(e);
       const len = u16(e + 2);
       if (id === 0x0001) {
         let f = e + 4;
-        if (size === U32_MAX) { size = u64(f); f += 8; }
-        if (compressedSize === U32_MAX) { compressedSize = u64(f); f += 8; }
-        if (localHeaderOffset === U32_MAX) { localHeaderOffset = u64(f); f += 8; }
+        if (size === U32_MAX) {
+          size = u64(f);
+          f += 8;
+        }
+        if (compressedSize === U32_MAX) {
+          compressedSize = u64(f);
+          f += 8;
+        }
+        if (localHeaderOffset === U32_MAX) {
+          localHeaderOffset = u64(f);
+          f += 8;
+        }
         if (f > e + 4 + len) throw new ZipError(`corrupt zip64 extra field for ${name}`);
       }
       e += 4 + len;
@@ -132,18 +145,31 @@ export function readZip(archive: Uint8Array | ByteSource): Map<string, ZipEntry>
     p += 46 + nameLen + extraLen + commentLen;
 
     entries.set(name, {
-      name, method, compressedSize, size, localHeaderOffset,
-      data: (scratch, maxSize) => entryData(src, name, method, compressedSize, size, localHeaderOffset, need, scratch, maxSize),
+      name,
+      method,
+      compressedSize,
+      size,
+      localHeaderOffset,
+      data: (scratch, maxSize) =>
+        entryData(src, name, method, compressedSize, size, localHeaderOffset, need, scratch, maxSize),
     });
   }
   return entries;
 }
 
 function entryData(
-  src: ByteSource, name: string, method: number, compressedSize: number, size: number,
-  local: number, need: (o: number, n: number, what: string) => void, scratch?: { buf: Uint8Array }, maxSize?: number,
+  src: ByteSource,
+  name: string,
+  method: number,
+  compressedSize: number,
+  size: number,
+  local: number,
+  need: (o: number, n: number, what: string) => void,
+  scratch?: { buf: Uint8Array },
+  maxSize?: number,
 ): Uint8Array {
-  if (maxSize !== undefined && size > maxSize) throw new ZipError(`${name} declares ${size} bytes, more than the ${maxSize} expected`);
+  if (maxSize !== undefined && size > maxSize)
+    throw new ZipError(`${name} declares ${size} bytes, more than the ${maxSize} expected`);
   need(local, 30, `local header of ${name}`);
   const head = reader(src.read(local, 30), local);
   if (head.u32(local) !== SIG_LOCAL) throw new ZipError(`corrupt local header for ${name}`);
@@ -163,7 +189,8 @@ function entryData(
       }
       throw new ZipError(`corrupt DEFLATE data for ${name} (${(e as Error).message})`);
     }
-    if (out.length !== size) throw new ZipError(`corrupt DEFLATE data for ${name}: ${out.length} bytes, ${size} declared`);
+    if (out.length !== size)
+      throw new ZipError(`corrupt DEFLATE data for ${name}: ${out.length} bytes, ${size} declared`);
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
   throw new ZipError(`unsupported zip compression method ${method} for ${name}`);

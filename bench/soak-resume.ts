@@ -2,7 +2,7 @@
 // (every other kill aimed inside a checkpoint write, by watching for its temp file), resumed with
 // --resume each time, and finally run to the end. Its final weights are compared with those of a
 // run that was never interrupted, and the work dir is inspected for what the kills left behind.
-//   node dist/bench/soak-resume.js [--kills 10] [--seed 1] [--iters 24]
+//   node dist/bench/soak-resume.js [--kills 10] [--seed 1] [--iters 40]
 // Prints: kills, identical or not, leftover temp files, orphaned checkpoint bytes (periodic
 // checkpoints past the two newest). Needs Debian's dataset-fashion-mnist (scripts/setup.sh).
 import { spawn } from 'node:child_process';
@@ -29,7 +29,7 @@ const { values: a } = parseArgs({
   options: {
     kills: { type: 'string', default: '10' },
     seed: { type: 'string', default: '1' },
-    iters: { type: 'string', default: '24' },
+    iters: { type: 'string', default: '40' },
   },
 });
 const kills = Number(a.kills),
@@ -75,8 +75,12 @@ function runToEnd(workDir: string, resume: boolean): Promise<number> {
   );
 }
 
-/** Starts a run and kills it: after a random delay, or (midWrite) as soon as a temp file appears. */
-function runAndKill(workDir: string, midWrite: boolean): Promise<'killed' | 'finished'> {
+/**
+ * Starts a run and kills it: at a random moment of a run's length (`span`, the uninterrupted run's
+ * time, start-up included, so most kills land after some iterations), or (midWrite) as soon as a
+ * checkpoint's temp file appears.
+ */
+function runAndKill(workDir: string, midWrite: boolean, span: number): Promise<'killed' | 'finished'> {
   return new Promise((res) => {
     const child = spawn(process.execPath, [...args(workDir), '--resume'], { stdio: 'ignore' });
     let done = false;
@@ -89,7 +93,7 @@ function runAndKill(workDir: string, midWrite: boolean): Promise<'killed' | 'fin
     const poll = setInterval(() => {
       if (midWrite && existsSync(workDir) && readdirSync(workDir).some((f) => f.endsWith('.tmp'))) kill();
     }, 1);
-    const timer = setTimeout(kill, 1500 + rand() * 6000);
+    const timer = setTimeout(kill, span * (0.3 + 0.6 * rand()));
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       clearInterval(poll);
@@ -109,17 +113,21 @@ function weights(file: string): Map<string, Float32Array> {
 }
 
 const straight = join(dir, 'straight');
+const t0 = performance.now();
 if ((await runToEnd(straight, false)) !== 0) throw new Error('the uninterrupted run failed');
+const span = performance.now() - t0;
 const soaked = join(dir, 'soaked');
 let killed = 0,
   midWrites = 0,
   finishedEarly = 0,
   tempsLeftByKills = 0;
+const progress: number[] = [];
 for (let k = 0; k < kills; k++) {
   const midWrite = k % 2 === 1;
-  const r = await runAndKill(soaked, midWrite);
+  const r = await runAndKill(soaked, midWrite, span);
   if (r === 'killed') {
     killed++;
+    progress.push(periodicCheckpoints(soaked).at(-1)?.iter ?? 0);
     tempsLeftByKills += readdirSync(soaked).filter((f) => f.endsWith('.tmp')).length;
     if (midWrite) midWrites++;
   } else finishedEarly++;
@@ -141,6 +149,7 @@ const orphanBytes = periodic.slice(0, Math.max(0, periodic.length - 2)).reduce((
 console.log(
   `soak-resume: ${killed} SIGKILLs (${midWrites} aimed inside checkpoint writes; ${tempsLeftByKills} temp files found on disk right after a kill, for the next resume to clean), ${finishedEarly} runs finished before their kill`,
 );
+console.log(`newest checkpoint after each kill (iteration of ${iters}): ${progress.join(', ')}`);
 console.log(
   `final weights identical to the uninterrupted run: ${identical ? 'yes' : 'NO'} (${a1.size} tensors, bit for bit)`,
 );

@@ -17,7 +17,7 @@ import { Segmenter } from '../inference/segmenter.js';
 import { evaluateOnSplit, summarize } from '../evaluation/on-split.js';
 import { formatReport } from '../evaluation/report-table.js';
 import { runTraining } from '../training/run.js';
-import { parseIntOption } from './options.js';
+import { parseIntOption, parseNonNegativeIntOption } from './options.js';
 import { terminal } from './progress.js';
 
 const root = [join(dirname(fileURLToPath(import.meta.url)), '../../..'), join(dirname(fileURLToPath(import.meta.url)), '../..')].find((r) => existsSync(join(r, 'package.json')))!;
@@ -25,6 +25,7 @@ const CONFIG = join(root, 'configs/demo/fashion-scenes_deeplabv3_r18-d8.json');
 
 interface DemoOptions {
   iters?: number;
+  seed?: number;
   trainScenes: number;
   valScenes: number;
   data: string;
@@ -35,6 +36,7 @@ export function demoCommand(): Command {
   return new Command('demo')
     .description('train and evaluate a DeepLabV3 on Fashion-MNIST scenes (about five minutes on 2 cores), then segment samples and write the report')
     .option('--iters <n>', 'training iterations (default: the demo config\'s)', parseIntOption)
+    .option('--seed <n>', 'training seed, train.seed (default: the demo config\'s, 0)', parseNonNegativeIntOption)
     .option('--train-scenes <n>', 'training scenes to generate', parseIntOption, 2000)
     .option('--val-scenes <n>', 'validation scenes to generate', parseIntOption, 200)
     .option('--data <dir>', 'where the generated dataset goes', '.cache/fashion-scenes')
@@ -45,6 +47,7 @@ export function demoCommand(): Command {
       await writeSceneDataset({ root: o.data, trainCount: o.trainScenes, valCount: o.valScenes, size: 128 });
       const sets = [`data.dataset.root=${o.data}`, `data.dataset.meta=${join(o.data, 'meta.json')}`, `workDir=${o.out}`];
       if (o.iters) sets.push(`train.iters=${o.iters}`, `train.evalInterval=${o.iters}`, `train.checkpointInterval=${Math.max(1, Math.floor(o.iters / 4))}`);
+      if (o.seed !== undefined) sets.push(`train.seed=${o.seed}`);
       const cfg = loadConfig(CONFIG, sets);
       const run = await runTraining(cfg, terminal);
 

@@ -11,3 +11,10 @@ export function parseOutputStride(v: string): 8 | 16 {
   if (v !== '8' && v !== '16') throw new InvalidArgumentError(`expected 8 or 16, got "${v}"`);
   return Number(v) as 8 | 16;
 }
+
+export function parseNonNegativeIntOption(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`expected a non-negative integer, got "${v}"`);
+  return n;
+}

@@ -24,9 +24,18 @@ import type { Config, ConfigInput } from '../src/config/schema.js';
 // (Cityscapes, ADE20K, Pascal VOC 2012 + Aug, Pascal Context, Pascal Context 59, COCO-Stuff 10k,
 // COCO-Stuff 164k), which mmseg's configs/deeplabv3/metafile.yaml confirms row by row.
 
-export type SeedTable = 'cityscapes' | 'ade20k' | 'voc12aug' | 'pascal-context' | 'pascal-context-59' | 'coco-stuff10k' | 'coco-stuff164k';
+export type SeedTable =
+  'cityscapes' | 'ade20k' | 'voc12aug' | 'pascal-context' | 'pascal-context-59' | 'coco-stuff10k' | 'coco-stuff164k';
 
-export const SEED_TABLE_ORDER: readonly SeedTable[] = ['cityscapes', 'ade20k', 'voc12aug', 'pascal-context', 'pascal-context-59', 'coco-stuff10k', 'coco-stuff164k'];
+export const SEED_TABLE_ORDER: readonly SeedTable[] = [
+  'cityscapes',
+  'ade20k',
+  'voc12aug',
+  'pascal-context',
+  'pascal-context-59',
+  'coco-stuff10k',
+  'coco-stuff164k',
+];
 
 export const SEED_TABLE_TITLES: Record<SeedTable, string> = {
   cityscapes: 'Cityscapes',
@@ -52,7 +61,15 @@ export interface SeedRow {
   mIoUmsFlip: number | null;
 }
 
-const r = (table: SeedTable, method: string, backbone: string, crop: string, iters: number, mIoU: number, mIoUmsFlip: number | null): SeedRow => ({ table, method, backbone, crop, iters, mIoU, mIoUmsFlip });
+const r = (
+  table: SeedTable,
+  method: string,
+  backbone: string,
+  crop: string,
+  iters: number,
+  mIoU: number,
+  mIoUmsFlip: number | null,
+): SeedRow => ({ table, method, backbone, crop, iters, mIoU, mIoUmsFlip });
 const V3 = 'DeepLabV3';
 
 /** Every row of the seed tables, in the seed's order (Mem and fps columns left out). */
@@ -105,7 +122,8 @@ export const SEED_FILE = '../shared/seeds/000_1dd6f5204d32a33f.txt';
 /** The committed copy of the rows parsed from it, for checkouts without ../shared. */
 export const SEED_FIXTURE = 'test/fixtures/seed_rows.json';
 
-const SEED_HEADER = /Method \| Backbone \| Crop Size \| Lr schd \| Mem \(GB\) \| Inf time \(fps\) \| mIoU \| mIoU\(ms\+flip\) \| config \| download \|/;
+const SEED_HEADER =
+  /Method \| Backbone \| Crop Size \| Lr schd \| Mem \(GB\) \| Inf time \(fps\) \| mIoU \| mIoU\(ms\+flip\) \| config \| download \|/;
 
 /**
  * The rows of the seed text, one table cell a line ("R-50-D8 |"), a row ending "model | log |".
@@ -114,7 +132,8 @@ const SEED_HEADER = /Method \| Backbone \| Crop Size \| Lr schd \| Mem \(GB\) \|
 export function parseSeedText(text: string): SeedRow[] {
   const flat = text.replace(/[ \t]*\r?\n[ \t]*/g, ' ');
   const tables = flat.split(SEED_HEADER).slice(1);
-  if (tables.length !== SEED_TABLE_ORDER.length) throw new Error(`seed text: ${tables.length} tables, expected ${SEED_TABLE_ORDER.length}`);
+  if (tables.length !== SEED_TABLE_ORDER.length)
+    throw new Error(`seed text: ${tables.length} tables, expected ${SEED_TABLE_ORDER.length}`);
   const num = (s: string) => (s === '-' ? null : Number(s));
   return tables.flatMap((chunk, t) =>
     chunk
@@ -122,12 +141,24 @@ export function parseSeedText(text: string): SeedRow[] {
       .map((s) => s.trim())
       .filter((s) => s.startsWith('DeepLab'))
       .map((s) => {
-        const cells = s.split('|').map((c) => c.trim()).filter(Boolean);
+        const cells = s
+          .split('|')
+          .map((c) => c.trim())
+          .filter(Boolean);
         if (cells.length !== 9 || cells[8] !== 'config') throw new Error(`seed text: cannot read row "${s}"`);
         const [method, backbone, crop, iters, , , mIoU, ms] = cells;
         const m = num(mIoU);
-        if (m === null || !Number.isFinite(m) || !/^\d+$/.test(iters)) throw new Error(`seed text: bad numbers in "${s}"`);
-        return { table: SEED_TABLE_ORDER[t], method, backbone, crop, iters: Number(iters), mIoU: m, mIoUmsFlip: num(ms) };
+        if (m === null || !Number.isFinite(m) || !/^\d+$/.test(iters))
+          throw new Error(`seed text: bad numbers in "${s}"`);
+        return {
+          table: SEED_TABLE_ORDER[t],
+          method,
+          backbone,
+          crop,
+          iters: Number(iters),
+          mIoU: m,
+          mIoUmsFlip: num(ms),
+        };
       }),
   );
 }
@@ -158,7 +189,8 @@ export const V3PLUS_ROWS: readonly SeedRow[] = [
 interface DatasetSpec {
   /** the config stem's dataset part */
   stem: string;
-  type: 'cityscapes' | 'ade20k' | 'voc-aug' | 'pascal-context' | 'pascal-context-59' | 'coco-stuff10k' | 'coco-stuff164k';
+  type:
+    'cityscapes' | 'ade20k' | 'voc-aug' | 'pascal-context' | 'pascal-context-59' | 'coco-stuff10k' | 'coco-stuff164k';
   /** mmseg's data_root */
   root: string;
   numClasses: number;
@@ -180,14 +212,96 @@ interface DatasetSpec {
   source: string;
 }
 
-const CITYSCAPES: DatasetSpec = { stem: 'cityscapes-512x1024', type: 'cityscapes', root: 'data/cityscapes', numClasses: 19, scale: [2048, 1024], crop: [512, 1024], testScale: [2048, 1024], perGpu: 2, lr: 0.01, weightDecay: 5e-4, source: '_base_/datasets/cityscapes.py' };
-const CITYSCAPES_769: DatasetSpec = { ...CITYSCAPES, stem: 'cityscapes-769x769', scale: [2049, 1025], crop: [769, 769], testScale: [2049, 1025], slide: { crop: [769, 769], stride: [513, 513] }, alignCorners: true, source: '_base_/datasets/cityscapes_769x769.py' };
-const ADE20K: DatasetSpec = { stem: 'ade20k-512x512', type: 'ade20k', root: 'data/ade/ADEChallengeData2016', numClasses: 150, scale: [2048, 512], crop: [512, 512], testScale: [2048, 512], perGpu: 4, lr: 0.01, weightDecay: 5e-4, source: '_base_/datasets/ade20k.py' };
-const VOC12AUG: DatasetSpec = { stem: 'voc12aug-512x512', type: 'voc-aug', root: 'data/VOCdevkit/VOC2012', numClasses: 21, scale: [2048, 512], crop: [512, 512], testScale: [2048, 512], perGpu: 4, lr: 0.01, weightDecay: 5e-4, source: '_base_/datasets/pascal_voc12_aug.py' };
-const PASCAL_CONTEXT: DatasetSpec = { stem: 'pascal-context-480x480', type: 'pascal-context', root: 'data/VOCdevkit/VOC2010', numClasses: 60, scale: [520, 520], crop: [480, 480], testScale: [520, 520], perGpu: 4, slide: { crop: [480, 480], stride: [320, 320] }, lr: 0.004, weightDecay: 1e-4, source: '_base_/datasets/pascal_context.py' };
-const PASCAL_CONTEXT_59: DatasetSpec = { ...PASCAL_CONTEXT, stem: 'pascal-context-59-480x480', type: 'pascal-context-59', numClasses: 59, source: '_base_/datasets/pascal_context_59.py' };
-const COCO_STUFF10K: DatasetSpec = { stem: 'coco-stuff10k-512x512', type: 'coco-stuff10k', root: 'data/coco_stuff10k', numClasses: 171, scale: [2048, 512], crop: [512, 512], testScale: [2048, 512], perGpu: 4, lr: 0.01, weightDecay: 5e-4, source: '_base_/datasets/coco-stuff10k.py' };
-const COCO_STUFF164K: DatasetSpec = { ...COCO_STUFF10K, stem: 'coco-stuff164k-512x512', type: 'coco-stuff164k', root: 'data/coco_stuff164k', source: '_base_/datasets/coco-stuff164k.py' };
+const CITYSCAPES: DatasetSpec = {
+  stem: 'cityscapes-512x1024',
+  type: 'cityscapes',
+  root: 'data/cityscapes',
+  numClasses: 19,
+  scale: [2048, 1024],
+  crop: [512, 1024],
+  testScale: [2048, 1024],
+  perGpu: 2,
+  lr: 0.01,
+  weightDecay: 5e-4,
+  source: '_base_/datasets/cityscapes.py',
+};
+const CITYSCAPES_769: DatasetSpec = {
+  ...CITYSCAPES,
+  stem: 'cityscapes-769x769',
+  scale: [2049, 1025],
+  crop: [769, 769],
+  testScale: [2049, 1025],
+  slide: { crop: [769, 769], stride: [513, 513] },
+  alignCorners: true,
+  source: '_base_/datasets/cityscapes_769x769.py',
+};
+const ADE20K: DatasetSpec = {
+  stem: 'ade20k-512x512',
+  type: 'ade20k',
+  root: 'data/ade/ADEChallengeData2016',
+  numClasses: 150,
+  scale: [2048, 512],
+  crop: [512, 512],
+  testScale: [2048, 512],
+  perGpu: 4,
+  lr: 0.01,
+  weightDecay: 5e-4,
+  source: '_base_/datasets/ade20k.py',
+};
+const VOC12AUG: DatasetSpec = {
+  stem: 'voc12aug-512x512',
+  type: 'voc-aug',
+  root: 'data/VOCdevkit/VOC2012',
+  numClasses: 21,
+  scale: [2048, 512],
+  crop: [512, 512],
+  testScale: [2048, 512],
+  perGpu: 4,
+  lr: 0.01,
+  weightDecay: 5e-4,
+  source: '_base_/datasets/pascal_voc12_aug.py',
+};
+const PASCAL_CONTEXT: DatasetSpec = {
+  stem: 'pascal-context-480x480',
+  type: 'pascal-context',
+  root: 'data/VOCdevkit/VOC2010',
+  numClasses: 60,
+  scale: [520, 520],
+  crop: [480, 480],
+  testScale: [520, 520],
+  perGpu: 4,
+  slide: { crop: [480, 480], stride: [320, 320] },
+  lr: 0.004,
+  weightDecay: 1e-4,
+  source: '_base_/datasets/pascal_context.py',
+};
+const PASCAL_CONTEXT_59: DatasetSpec = {
+  ...PASCAL_CONTEXT,
+  stem: 'pascal-context-59-480x480',
+  type: 'pascal-context-59',
+  numClasses: 59,
+  source: '_base_/datasets/pascal_context_59.py',
+};
+const COCO_STUFF10K: DatasetSpec = {
+  stem: 'coco-stuff10k-512x512',
+  type: 'coco-stuff10k',
+  root: 'data/coco_stuff10k',
+  numClasses: 171,
+  scale: [2048, 512],
+  crop: [512, 512],
+  testScale: [2048, 512],
+  perGpu: 4,
+  lr: 0.01,
+  weightDecay: 5e-4,
+  source: '_base_/datasets/coco-stuff10k.py',
+};
+const COCO_STUFF164K: DatasetSpec = {
+  ...COCO_STUFF10K,
+  stem: 'coco-stuff164k-512x512',
+  type: 'coco-stuff164k',
+  root: 'data/coco_stuff164k',
+  source: '_base_/datasets/coco-stuff164k.py',
+};
 
 function datasetOf(row: SeedRow): DatasetSpec {
   switch (row.table) {
@@ -254,11 +368,22 @@ function mmsegConfig(row: SeedRow): ConfigInput {
   );
   return {
     name,
-    reference: { table: `mmseg ${row.method.replace(' (FP16)', '')} README: ${SEED_TABLE_TITLES[row.table]}`, mIoU: row.mIoU, mIoUmsFlip: row.mIoUmsFlip },
+    reference: {
+      table: `mmseg ${row.method.replace(' (FP16)', '')} README: ${SEED_TABLE_TITLES[row.table]}`,
+      mIoU: row.mIoU,
+      mIoUmsFlip: row.mIoUmsFlip,
+    },
     model: model as ConfigInput['model'],
     data: {
       dataset: { type: ds.type, root: ds.root, trainSplit: 'train', valSplit: 'val' },
-      train: { scale: ds.scale, ratioRange: [0.5, 2.0], crop: ds.crop, catMaxRatio: 0.75, flipProb: 0.5, photometric: true },
+      train: {
+        scale: ds.scale,
+        ratioRange: [0.5, 2.0],
+        crop: ds.crop,
+        catMaxRatio: 0.75,
+        flipProb: 0.5,
+        photometric: true,
+      },
       test: { scale: ds.testScale },
     },
     train: {
@@ -280,7 +405,9 @@ function mmsegConfig(row: SeedRow): ConfigInput {
       evalInterval: interval,
       logInterval: 50,
     },
-    evaluation: ds.slide ? { mode: 'slide', crop: ds.slide.crop, stride: ds.slide.stride, metric: 'mmseg' } : { mode: 'whole', metric: 'mmseg' },
+    evaluation: ds.slide
+      ? { mode: 'slide', crop: ds.slide.crop, stride: ds.slide.stride, metric: 'mmseg' }
+      : { mode: 'whole', metric: 'mmseg' },
     workDir: `work_dirs/${name}`,
   };
 }
@@ -304,7 +431,11 @@ function v2Config(): ConfigInput {
   );
   return {
     name: V2_NAME,
-    reference: { table: 'Pytorch-Deeplab README (seed 003): VOC12 val, single scale, no CRF', mIoU: 74.0, mIoUmsFlip: null },
+    reference: {
+      table: 'Pytorch-Deeplab README (seed 003): VOC12 val, single scale, no CRF',
+      mIoU: 74.0,
+      mIoUmsFlip: null,
+    },
     model: model as ConfigInput['model'],
     data: {
       dataset: { type: 'voc-aug', root: 'data/VOCdevkit/VOC2012', trainSplit: 'train', valSplit: 'val' },
@@ -353,8 +484,18 @@ export const TV_ITERS_PER_EPOCH = Math.floor(Math.ceil(TV_TRAIN_IMAGES / 8) / 4)
 function torchvisionConfig(): ConfigInput {
   return {
     name: TV_NAME,
-    reference: { table: 'torchvision references/segmentation: no VOC-trained number published', mIoU: null, mIoUmsFlip: null },
-    model: { preset: 'deeplabv3_resnet50', numClasses: 21, aux: true, outputStride: { train: 8, eval: 8 }, batchNorm: 'train' },
+    reference: {
+      table: 'torchvision references/segmentation: no VOC-trained number published',
+      mIoU: null,
+      mIoUmsFlip: null,
+    },
+    model: {
+      preset: 'deeplabv3_resnet50',
+      numClasses: 21,
+      aux: true,
+      outputStride: { train: 8, eval: 8 },
+      batchNorm: 'train',
+    },
     data: {
       dataset: { type: 'voc-aug', root: 'data/VOCdevkit/VOC2012', trainSplit: 'train', valSplit: 'val' },
       train: {
@@ -408,11 +549,19 @@ export function generateConfigs(): GeneratedConfig[] {
     const tableRow = (perTable.get(row.table) ?? 0) + 1;
     perTable.set(row.table, tableRow);
     const raw = mmsegConfig(row);
-    out.push({ path: `deeplabv3/${raw.name}.json`, config: parseConfig(raw, `configs/deeplabv3/${raw.name}.json`), seed: { row, index, tableRow } });
+    out.push({
+      path: `deeplabv3/${raw.name}.json`,
+      config: parseConfig(raw, `configs/deeplabv3/${raw.name}.json`),
+      seed: { row, index, tableRow },
+    });
   });
   for (const row of V3PLUS_ROWS) {
     const raw = mmsegConfig(row);
-    out.push({ path: `deeplabv3plus/${raw.name}.json`, config: parseConfig(raw, `configs/deeplabv3plus/${raw.name}.json`), plus: row });
+    out.push({
+      path: `deeplabv3plus/${raw.name}.json`,
+      config: parseConfig(raw, `configs/deeplabv3plus/${raw.name}.json`),
+      plus: row,
+    });
   }
   const v2 = v2Config();
   out.push({ path: `deeplabv2/${v2.name}.json`, config: parseConfig(v2, `configs/deeplabv2/${v2.name}.json`) });
@@ -434,99 +583,89 @@ export const CONFIG_DIRS = ['deeplabv3', 'deeplabv3plus', 'deeplabv2', 'torchvis
  */
 function demoConfig(): ConfigInput {
   return {
-    "name": "fashion-scenes_deeplabv3_r18-d8",
-    "model": {
-      "preset": "deeplabv3_r18-d8",
-      "numClasses": 11,
-      "aux": true,
-      "outputStride": {
-        "train": 16,
-        "eval": 8
+    name: 'fashion-scenes_deeplabv3_r18-d8',
+    model: {
+      preset: 'deeplabv3_r18-d8',
+      numClasses: 11,
+      aux: true,
+      outputStride: {
+        train: 16,
+        eval: 8,
       },
-      "pretrainedPrefix": "",
-      "alignCorners": false,
-      "batchNorm": "train"
+      pretrainedPrefix: '',
+      alignCorners: false,
+      batchNorm: 'train',
     },
-    "data": {
-      "dataset": {
-        "type": "custom",
-        "root": ".cache/fashion-scenes",
-        "meta": ".cache/fashion-scenes/meta.json",
-        "trainSplit": "train",
-        "valSplit": "val"
+    data: {
+      dataset: {
+        type: 'custom',
+        root: '.cache/fashion-scenes',
+        meta: '.cache/fashion-scenes/meta.json',
+        trainSplit: 'train',
+        valSplit: 'val',
       },
-      "train": {
-        "scale": [
-          128,
-          128
-        ],
-        "ratioRange": [
-          0.75,
-          1.5
-        ],
-        "crop": [
-          128,
-          128
-        ],
-        "catMaxRatio": 0.75,
-        "flipProb": 0.5,
-        "photometric": true
+      train: {
+        scale: [128, 128],
+        ratioRange: [0.75, 1.5],
+        crop: [128, 128],
+        catMaxRatio: 0.75,
+        flipProb: 0.5,
+        photometric: true,
       },
-      "test": {
-        "scale": null
-      }
+      test: {
+        scale: null,
+      },
     },
-    "train": {
-      "iters": 1000,
-      "batchSize": 8,
-      "accumulate": 1,
+    train: {
+      iters: 1000,
+      batchSize: 8,
+      accumulate: 1,
       // AdamW rather than mmseg's SGD: from scratch in 1,000 iterations it reached mIoU 22.50
       // against SGD (lr 0.02, momentum 0.9, wd 5e-4) 20.68, same everything else.
-      "optimizer": {
-        "type": "adamw",
-        "lr": 0.002,
-        "weightDecay": 0.01
+      optimizer: {
+        type: 'adamw',
+        lr: 0.002,
+        weightDecay: 0.01,
       },
-      "schedule": {
-        "type": "poly",
-        "power": 0.9,
-        "minLr": 0.0001,
-        "warmupIters": 50,
-        "warmupRatio": 0.1
+      schedule: {
+        type: 'poly',
+        power: 0.9,
+        minLr: 0.0001,
+        warmupIters: 50,
+        warmupRatio: 0.1,
       },
-      "lrMult": [],
-      "loss": {
-        "avgNonIgnore": false,
-        "auxWeight": 0.4,
-        "ignoreIndex": 255
+      lrMult: [],
+      loss: {
+        avgNonIgnore: false,
+        auxWeight: 0.4,
+        ignoreIndex: 255,
       },
-      "precision": "fp32",
-      "checkpointInterval": 250,
-      "evalInterval": 500,
-      "logInterval": 25,
-      "badSample": "stop",
-      "seed": 0,
-      "workers": 1
+      precision: 'fp32',
+      checkpointInterval: 250,
+      evalInterval: 500,
+      logInterval: 25,
+      badSample: 'stop',
+      seed: 0,
+      workers: 1,
     },
-    "evaluation": {
-      "mode": "whole",
-      "tta": {
-        "scales": [
-          0.75,
-          1.0,
-          1.25
-        ],
-        "flip": true
+    evaluation: {
+      mode: 'whole',
+      tta: {
+        scales: [0.75, 1.0, 1.25],
+        flip: true,
       },
-      "metric": "mmseg"
+      metric: 'mmseg',
     },
-    "workDir": "work_dirs/fashion-scenes_deeplabv3_r18-d8"
+    workDir: 'work_dirs/fashion-scenes_deeplabv3_r18-d8',
   };
 }
 
 /** JSON with two-space indents, arrays of numbers and strings on one line ([512, 1024]). */
 export function configText(c: Config): string {
-  const text = JSON.stringify(c, null, 2).replace(/\[\s*([^[\]{}]*?)\s*\]/g, (_, inner: string) => `[${inner.split(/,\s*/).join(', ')}]`);
+  const text = JSON.stringify(c, null, 2).replace(
+    /\[\s*([^[\]{}]*?)\s*\]/g,
+    (_, inner: string) => `[${inner.split(/,\s*/).join(', ')}]`,
+  );
   return `${text}\n`;
 }
 
@@ -558,15 +697,25 @@ export function readmeText(all: GeneratedConfig[]): string {
   L.push('node node_modules/typescript/bin/tsc -p tsconfig.json && node dist/scripts/make-configs.js');
   L.push('```');
   L.push('');
-  L.push(`${all.length} configs: ${seedRows.length} in \`deeplabv3/\` (one per row of the seed tables, mmseg's DeepLabV3 model zoo),`);
-  L.push(`${plusRows.length} in \`deeplabv3plus/\`, the DeepLab-v2 VOC recipe in \`deeplabv2/\` and torchvision's reference recipe in`);
-  L.push('`torchvision/`, and the README demo in `demo/`. `test/config/configs.test.ts` checks that each parses, that each seed row has exactly one');
-  L.push('config (dataset, backbone preset, crop, iterations, precision) and that the files are what the script writes.');
+  L.push(
+    `${all.length} configs: ${seedRows.length} in \`deeplabv3/\` (one per row of the seed tables, mmseg's DeepLabV3 model zoo),`,
+  );
+  L.push(
+    `${plusRows.length} in \`deeplabv3plus/\`, the DeepLab-v2 VOC recipe in \`deeplabv2/\` and torchvision's reference recipe in`,
+  );
+  L.push(
+    '`torchvision/`, and the README demo in `demo/`. `test/config/configs.test.ts` checks that each parses, that each seed row has exactly one',
+  );
+  L.push(
+    'config (dataset, backbone preset, crop, iterations, precision) and that the files are what the script writes.',
+  );
   L.push('');
   L.push('## Using them');
   L.push('');
   L.push("`data.dataset.root` is mmseg's default root (`data/cityscapes`, `data/ade/ADEChallengeData2016`,");
-  L.push('`data/VOCdevkit/VOC2012`, `data/VOCdevkit/VOC2010`, `data/coco_stuff10k`, `data/coco_stuff164k`), relative to');
+  L.push(
+    '`data/VOCdevkit/VOC2012`, `data/VOCdevkit/VOC2010`, `data/coco_stuff10k`, `data/coco_stuff164k`), relative to',
+  );
   L.push('the working directory, with the dataset in its official layout below it. Either link your copy there');
   L.push('(`mkdir -p data && ln -s /datasets/cityscapes data/cityscapes`) or override the key on the command line;');
   L.push('every command that takes a config takes `--set key=value` (any number of them, applied in order by');
@@ -591,32 +740,37 @@ export function readmeText(all: GeneratedConfig[]): string {
   L.push('');
   L.push('## Conventions of the mmseg configs');
   L.push('');
-  L.push('* `model.outputStride` is the row\'s D value for training **and** evaluation: mmseg trains and tests');
-  L.push('  its D8 models at output stride 8 (and the D16-MG124 ones at 16), unlike the paper\'s train-16 / eval-8.');
+  L.push("* `model.outputStride` is the row's D value for training **and** evaluation: mmseg trains and tests");
+  L.push("  its D8 models at output stride 8 (and the D16-MG124 ones at 16), unlike the paper's train-16 / eval-8.");
   L.push('* `train.batchSize` is the total batch, GPUs x per GPU: 8 for `4xb2` (Cityscapes), 16 for `4xb4`; one');
   L.push('  process here, `accumulate` 1. Lower `batchSize` and raise `accumulate` to fit a smaller GPU.');
   L.push('* SGD lr 0.01, momentum 0.9, weight decay 5e-4 (`schedule_*k.py`); Pascal Context and Context-59 lr 0.004,');
   L.push('  weight decay 1e-4. Poly power 0.9 down to `minLr` 1e-4 (`eta_min`), no warm-up.');
   L.push('* Checkpoint and evaluation every iters/10 (`val_interval`, `CheckpointHook interval`).');
-  L.push('* Loss: cross-entropy averaged over all pixels, ignored ones included (`avgNonIgnore: false`, mmseg\'s');
+  L.push("* Loss: cross-entropy averaged over all pixels, ignored ones included (`avgNonIgnore: false`, mmseg's");
   L.push('  `avg_non_ignore=False`), auxiliary FCN head weight 0.4; D16-MG124 rows add OHEM (`min_kept=100000`).');
   L.push('* FP16 rows (`-amp-`, mmseg\'s `AmpOptimWrapper`) train in bf16 here (`train.precision: "bf16"`).');
   L.push('* Evaluation `whole`, except Cityscapes 769x769 (slide 769, stride 513) and Pascal Context (slide 480,');
   L.push('  stride 320); metric `mmseg` (nanmean of per-class IoU over the dataset).');
-  L.push(`* 769x769 rows: mmseg sets \`align_corners=True\` on both heads. ${HAS_ALIGN_CORNERS ? 'Written as `model.alignCorners: true`.' : 'The config schema has no such key yet, so these files do not carry it; the script writes `model.alignCorners: true` once `ModelConfig` has the key.'}`);
+  L.push(
+    `* 769x769 rows: mmseg sets \`align_corners=True\` on both heads. ${HAS_ALIGN_CORNERS ? 'Written as `model.alignCorners: true`.' : 'The config schema has no such key yet, so these files do not carry it; the script writes `model.alignCorners: true` once `ModelConfig` has the key.'}`,
+  );
   L.push('');
   L.push('## DeepLabV3 (seed tables)');
   L.push('');
   L.push('Seed: `../shared/seeds/000_1dd6f5204d32a33f.txt` (mmseg `configs/deeplabv3/README.md`), tables in the');
-  L.push("README's order; \"row\" counts within the table. mIoU and ms+flip mIoU are the table's.");
+  L.push('README\'s order; "row" counts within the table. mIoU and ms+flip mIoU are the table\'s.');
   L.push('');
   L.push('| config | seed row | method | backbone | crop | iters | batch | eval | init | mIoU | ms+flip |');
   L.push('|---|---|---|---|---|---:|---:|---|---|---:|---:|');
   for (const g of seedRows) {
     const { row, tableRow } = g.seed!;
     const c = g.config;
-    const ev = c.evaluation.mode === 'slide' ? `slide ${pair(c.evaluation.crop)}/${pair(c.evaluation.stride)}` : 'whole';
-    L.push(`| [${c.name}](${g.path}) | ${SEED_TABLE_TITLES[row.table]} #${tableRow} | ${row.method} | ${row.backbone} | ${row.crop} | ${row.iters} | ${c.train.batchSize} | ${ev} | \`${mmsegInit(c.model.preset)}\` | ${fmt(row.mIoU)} | ${fmt(row.mIoUmsFlip)} |`);
+    const ev =
+      c.evaluation.mode === 'slide' ? `slide ${pair(c.evaluation.crop)}/${pair(c.evaluation.stride)}` : 'whole';
+    L.push(
+      `| [${c.name}](${g.path}) | ${SEED_TABLE_TITLES[row.table]} #${tableRow} | ${row.method} | ${row.backbone} | ${row.crop} | ${row.iters} | ${c.train.batchSize} | ${ev} | \`${mmsegInit(c.model.preset)}\` | ${fmt(row.mIoU)} | ${fmt(row.mIoUmsFlip)} |`,
+    );
   }
   L.push('');
   L.push('Notes on single rows:');
@@ -624,52 +778,80 @@ export function readmeText(all: GeneratedConfig[]): string {
   L.push("* `deeplabv3_r101-d8_4xb2-amp-80k_cityscapes-512x1024`: mmseg 1.x's file inherits from the **40k** R-101");
   L.push("  config although its name says 80k; the table's 80000 and the 0.x original (`..._fp16_512x1024_80k_...`,");
   L.push('  based on the 80k config) are followed: 80000 iterations.');
-  L.push("* R-18b-D8 769x769: the seed's 75.63 is used (mmseg's 0.x README once printed 76.63; the 1.x metafile says 75.63).");
+  L.push(
+    "* R-18b-D8 769x769: the seed's 75.63 is used (mmseg's 0.x README once printed 76.63; the 1.x metafile says 75.63).",
+  );
   L.push('');
   L.push('## DeepLabV3+ (mmseg)');
   L.push('');
-  L.push('Reference numbers from mmseg `configs/deeplabv3plus/README.md` / `metafile.yaml`; same conventions as above.');
+  L.push(
+    'Reference numbers from mmseg `configs/deeplabv3plus/README.md` / `metafile.yaml`; same conventions as above.',
+  );
   L.push('');
   L.push('| config | dataset | backbone | crop | iters | batch | init | mIoU | ms+flip |');
   L.push('|---|---|---|---|---:|---:|---|---:|---:|');
   for (const g of plusRows) {
     const row = g.plus!;
-    L.push(`| [${g.config.name}](${g.path}) | ${SEED_TABLE_TITLES[row.table]} | ${row.backbone} | ${row.crop} | ${row.iters} | ${g.config.train.batchSize} | \`${mmsegInit(g.config.model.preset)}\` | ${fmt(row.mIoU)} | ${fmt(row.mIoUmsFlip)} |`);
+    L.push(
+      `| [${g.config.name}](${g.path}) | ${SEED_TABLE_TITLES[row.table]} | ${row.backbone} | ${row.crop} | ${row.iters} | ${g.config.train.batchSize} | \`${mmsegInit(g.config.model.preset)}\` | ${fmt(row.mIoU)} | ${fmt(row.mIoUmsFlip)} |`,
+    );
   }
   L.push('');
   L.push("* R-101-D8 ADE20K 80k: mmseg's metafile files this row under a duplicate `..._4xb4-160k_...` name; its");
-  L.push('  weights are the 80k run, and 44.60 / 46.06 is the README\'s 80k number.');
+  L.push("  weights are the 80k run, and 44.60 / 46.06 is the README's 80k number.");
   L.push('');
   L.push('## DeepLab-v2 (VOC12 aug)');
   L.push('');
   const v = v2.config;
-  L.push(`[${v.name}](${v2.path}): the training recipe of the PyTorch ports (ANCHORS b.10; speedinghzl/Pytorch-Deeplab`);
-  L.push(`\`train.py\`): SGD lr ${v.train.optimizer.lr}, momentum 0.9, weight decay 5e-4, the classifier \`layer5\` at 10x`);
-  L.push(`(\`lrMult\`), poly 0.9 to 0, ${v.train.iters} iterations of batch ${v.train.batchSize}, crop ${pair(v.data.train.crop)}, random scale`);
+  L.push(
+    `[${v.name}](${v2.path}): the training recipe of the PyTorch ports (ANCHORS b.10; speedinghzl/Pytorch-Deeplab`,
+  );
+  L.push(
+    `\`train.py\`): SGD lr ${v.train.optimizer.lr}, momentum 0.9, weight decay 5e-4, the classifier \`layer5\` at 10x`,
+  );
+  L.push(
+    `(\`lrMult\`), poly 0.9 to 0, ${v.train.iters} iterations of batch ${v.train.batchSize}, crop ${pair(v.data.train.crop)}, random scale`,
+  );
   L.push('and mirror, BN frozen, cross-entropy over non-ignored pixels, no auxiliary head, `v2` metric (mean over all');
-  L.push('classes). Reference: the port\'s README, 74.0 mIoU on VOC12 val, single scale, no CRF.');
+  L.push("classes). Reference: the port's README, 74.0 mIoU on VOC12 val, single scale, no CRF.");
   L.push('');
-  L.push('* Random scale: the port draws `0.5 + random.randint(0, 11) / 10` with Python\'s `random`, whose `randint`');
+  L.push("* Random scale: the port draws `0.5 + random.randint(0, 11) / 10` with Python's `random`, whose `randint`");
   L.push('  includes both ends, so 0.5 to **1.6** in steps of 0.1; here `ratioRange [0.5, 1.6]`, continuous, on a');
-  L.push('  (500, 500) keep-ratio target (VOC images have a 500-pixel long side, so this is the image times the ratio).');
+  L.push(
+    '  (500, 500) keep-ratio target (VOC images have a 500-pixel long side, so this is the image times the ratio).',
+  );
   L.push("* `batchNorm: \"frozen\"` is the Caffe original's `use_global_stats` (and isht7's port); speedinghzl's port");
   L.push('  freezes only the affine parameters and lets the running statistics update (`model.train()`).');
   L.push('* Checkpoints every 1000 iterations (`SAVE_PRED_EVERY`); the port does not evaluate while training, the');
   L.push('  evaluation every 2000 is ours.');
-  L.push(`* Logits are upsampled with \`align_corners=True\` in the port. ${HAS_ALIGN_CORNERS ? 'Written as `model.alignCorners: true`.' : 'Not expressible in the schema yet (see above).'}`);
+  L.push(
+    `* Logits are upsampled with \`align_corners=True\` in the port. ${HAS_ALIGN_CORNERS ? 'Written as `model.alignCorners: true`.' : 'Not expressible in the schema yet (see above).'}`,
+  );
   L.push('');
   L.push('## torchvision reference recipe (VOC12 aug)');
   L.push('');
   const t = tv.config;
-  L.push(`[${t.name}](${tv.path}): \`references/segmentation/train.py\` as its README runs deeplabv3_resnet50 (8 GPUs x 4,`);
-  L.push(`lr ${t.train.optimizer.lr}, \`--aux-loss\`, 30 epochs, weight decay 1e-4): total batch ${t.train.batchSize}, aux weight 0.5, the`);
-  L.push("`aux_classifier` at 10x lr (train.py's third param group; backbone and classifier at the base lr), poly 0.9 to 0,");
+  L.push(
+    `[${t.name}](${tv.path}): \`references/segmentation/train.py\` as its README runs deeplabv3_resnet50 (8 GPUs x 4,`,
+  );
+  L.push(
+    `lr ${t.train.optimizer.lr}, \`--aux-loss\`, 30 epochs, weight decay 1e-4): total batch ${t.train.batchSize}, aux weight 0.5, the`,
+  );
+  L.push(
+    "`aux_classifier` at 10x lr (train.py's third param group; backbone and classifier at the base lr), poly 0.9 to 0,",
+  );
   L.push('cross-entropy over non-ignored pixels, train transform short side 520 x U(0.5, 2.0), flip, crop 480; eval');
   L.push('short side 520; `torchvision` metric (plain mean of per-class IoU).');
   L.push('');
-  L.push(`* **Epochs to iterations**: 30 epochs over the ${TV_TRAIN_IMAGES.toLocaleString('en-US')}-image VOC12 train_aug set at batch ${TV_BATCH}`);
-  L.push(`  (DistributedSampler over 8 GPUs, \`drop_last\`): floor(ceil(${TV_TRAIN_IMAGES} / 8) / 4) = ${TV_ITERS_PER_EPOCH} iterations per epoch,`);
-  L.push(`  **${t.train.iters} iterations**; a checkpoint and an evaluation every epoch (${TV_ITERS_PER_EPOCH} iterations).`);
+  L.push(
+    `* **Epochs to iterations**: 30 epochs over the ${TV_TRAIN_IMAGES.toLocaleString('en-US')}-image VOC12 train_aug set at batch ${TV_BATCH}`,
+  );
+  L.push(
+    `  (DistributedSampler over 8 GPUs, \`drop_last\`): floor(ceil(${TV_TRAIN_IMAGES} / 8) / 4) = ${TV_ITERS_PER_EPOCH} iterations per epoch,`,
+  );
+  L.push(
+    `  **${t.train.iters} iterations**; a checkpoint and an evaluation every epoch (${TV_ITERS_PER_EPOCH} iterations).`,
+  );
   L.push("* torchvision's own `--dataset voc_aug` is SBD's `train` split (8,498 images, evaluated on SBD `val`); this");
   L.push("  config uses mmseg's VOC12 aug (10,582 train_aug images, VOC12 val 1,449) like the others.");
   L.push("* No VOC-trained number is published (torchvision's 66.4 mIoU is its COCO-trained weights on COCO val2017");
@@ -682,9 +864,13 @@ export function readmeText(all: GeneratedConfig[]): string {
   L.push('* `data.dataset.trainSplit` / `valSplit`: `train` / `val` everywhere, as logical names; the dataset type');
   L.push("  is what knows mmseg's folders and lists (VOC aug's train + aug lists, COCO-Stuff 10k's test2014,");
   L.push("  COCO-Stuff 164k's val2017, ADE20K's validation).");
-  L.push('* `train.workers` 2, `train.seed` 0, `train.badSample` "stop", `train.logInterval` 50, `evaluation.tta` mmseg\'s');
-  L.push('  ratios 0.5-1.75 with flip: the schema defaults, not the sources\'.');
-  L.push('* DeepLab-v2 `evalInterval` 2000, `catMaxRatio` 1 (off), `photometric` false; torchvision `catMaxRatio` 1 (off),');
+  L.push(
+    '* `train.workers` 2, `train.seed` 0, `train.badSample` "stop", `train.logInterval` 50, `evaluation.tta` mmseg\'s',
+  );
+  L.push("  ratios 0.5-1.75 with flip: the schema defaults, not the sources'.");
+  L.push(
+    '* DeepLab-v2 `evalInterval` 2000, `catMaxRatio` 1 (off), `photometric` false; torchvision `catMaxRatio` 1 (off),',
+  );
   L.push('  `photometric` false: neither source has these transforms, and 1 / false switch them off.');
   L.push('* torchvision and DeepLab-v2 resize targets (2080, 520) and (500, 500): keep-ratio targets that reproduce');
   L.push('  "short side 520 x ratio" and "image x ratio" for VOC\'s image sizes.');

@@ -20,7 +20,10 @@ import { runTraining } from '../training/run.js';
 import { parseIntOption, parseNonNegativeIntOption } from './options.js';
 import { terminal } from './progress.js';
 
-const root = [join(dirname(fileURLToPath(import.meta.url)), '../../..'), join(dirname(fileURLToPath(import.meta.url)), '../..')].find((r) => existsSync(join(r, 'package.json')))!;
+const root = [
+  join(dirname(fileURLToPath(import.meta.url)), '../../..'),
+  join(dirname(fileURLToPath(import.meta.url)), '../..'),
+].find((r) => existsSync(join(r, 'package.json')))!;
 const CONFIG = join(root, 'configs/demo/fashion-scenes_deeplabv3_r18-d8.json');
 
 interface DemoOptions {
@@ -34,9 +37,11 @@ interface DemoOptions {
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('train and evaluate a DeepLabV3 on Fashion-MNIST scenes (about five minutes on 2 cores), then segment samples and write the report')
-    .option('--iters <n>', 'training iterations (default: the demo config\'s)', parseIntOption)
-    .option('--seed <n>', 'training seed, train.seed (default: the demo config\'s, 0)', parseNonNegativeIntOption)
+    .description(
+      'train and evaluate a DeepLabV3 on Fashion-MNIST scenes (about five minutes on 2 cores), then segment samples and write the report',
+    )
+    .option('--iters <n>', "training iterations (default: the demo config's)", parseIntOption)
+    .option('--seed <n>', "training seed, train.seed (default: the demo config's, 0)", parseNonNegativeIntOption)
     .option('--train-scenes <n>', 'training scenes to generate', parseIntOption, 2000)
     .option('--val-scenes <n>', 'validation scenes to generate', parseIntOption, 200)
     .option('--data <dir>', 'where the generated dataset goes', '.cache/fashion-scenes')
@@ -45,8 +50,17 @@ export function demoCommand(): Command {
       const t0 = performance.now();
       console.log(`generating Fashion-MNIST scenes in ${o.data} (${o.trainScenes} train, ${o.valScenes} val, 128x128)`);
       await writeSceneDataset({ root: o.data, trainCount: o.trainScenes, valCount: o.valScenes, size: 128 });
-      const sets = [`data.dataset.root=${o.data}`, `data.dataset.meta=${join(o.data, 'meta.json')}`, `workDir=${o.out}`];
-      if (o.iters) sets.push(`train.iters=${o.iters}`, `train.evalInterval=${o.iters}`, `train.checkpointInterval=${Math.max(1, Math.floor(o.iters / 4))}`);
+      const sets = [
+        `data.dataset.root=${o.data}`,
+        `data.dataset.meta=${join(o.data, 'meta.json')}`,
+        `workDir=${o.out}`,
+      ];
+      if (o.iters)
+        sets.push(
+          `train.iters=${o.iters}`,
+          `train.evalInterval=${o.iters}`,
+          `train.checkpointInterval=${Math.max(1, Math.floor(o.iters / 4))}`,
+        );
       if (o.seed !== undefined) sets.push(`train.seed=${o.seed}`);
       const cfg = loadConfig(CONFIG, sets);
       const run = await runTraining(cfg, terminal);
@@ -82,10 +96,14 @@ export function demoCommand(): Command {
       const sheet = await sampleSheet(seg, val.samples.slice(0, 4));
       const samplesDir = join(cfg.workDir, 'samples');
       ensureDir(samplesDir);
-      await sharp(sheet.data, { raw: { width: sheet.width, height: sheet.height, channels: 3 } }).png().toFile(join(samplesDir, 'samples.png'));
+      await sharp(sheet.data, { raw: { width: sheet.width, height: sheet.height, channels: 3 } })
+        .png()
+        .toFile(join(samplesDir, 'samples.png'));
       writeFileSync(join(cfg.workDir, 'demo.json'), JSON.stringify(figures, null, 2));
       seg.dispose();
-      console.log(`\nFashion-MNIST scenes, ${cfg.model.preset}, ${figures.iterations} iterations: mIoU ${figures.mIoU.toFixed(2)}, mIoU(ms+flip) ${figures.mIoUmsFlip.toFixed(2)}, aAcc ${figures.aAcc.toFixed(2)} (${figures.minutes.toFixed(1)} min)`);
+      console.log(
+        `\nFashion-MNIST scenes, ${cfg.model.preset}, ${figures.iterations} iterations: mIoU ${figures.mIoU.toFixed(2)}, mIoU(ms+flip) ${figures.mIoUmsFlip.toFixed(2)}, aAcc ${figures.aAcc.toFixed(2)} (${figures.minutes.toFixed(1)} min)`,
+      );
       console.log(`pictures: ${join(samplesDir, 'samples.png')}; report: ${join(cfg.workDir, 'report')}`);
     });
 }

@@ -10,7 +10,19 @@ import sharp from 'sharp';
 import { vocColormap, type RGB } from './palettes.js';
 
 export const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
-export const SCENE_CLASSES = ['background', 't-shirt/top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot'];
+export const SCENE_CLASSES = [
+  'background',
+  't-shirt/top',
+  'trouser',
+  'pullover',
+  'dress',
+  'coat',
+  'sandal',
+  'shirt',
+  'sneaker',
+  'bag',
+  'ankle boot',
+];
 
 interface Items {
   count: number;
@@ -19,7 +31,8 @@ interface Items {
 }
 
 function readIdx(file: string): Buffer {
-  if (!existsSync(file)) throw new Error(`${file}: missing; install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)`);
+  if (!existsSync(file))
+    throw new Error(`${file}: missing; install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)`);
   return gunzipSync(readFileSync(file));
 }
 
@@ -27,9 +40,14 @@ export function readFashionMnist(split: 'train' | 't10k', dir = FASHION_DIR): It
   const img = readIdx(join(dir, `${split}-images-idx3-ubyte.gz`));
   const lab = readIdx(join(dir, `${split}-labels-idx1-ubyte.gz`));
   // IDX: big-endian magic (2051 images, 2049 labels), counts, then dimensions.
-  if (img.readUInt32BE(0) !== 2051 || lab.readUInt32BE(0) !== 2049) throw new Error(`${dir}: not Fashion-MNIST IDX files`);
+  if (img.readUInt32BE(0) !== 2051 || lab.readUInt32BE(0) !== 2049)
+    throw new Error(`${dir}: not Fashion-MNIST IDX files`);
   const count = img.readUInt32BE(4);
-  return { count, pixels: new Uint8Array(img.buffer, img.byteOffset + 16, count * 784), labels: new Uint8Array(lab.buffer, lab.byteOffset + 8, count) };
+  return {
+    count,
+    pixels: new Uint8Array(img.buffer, img.byteOffset + 16, count * 784),
+    labels: new Uint8Array(lab.buffer, lab.byteOffset + 8, count),
+  };
 }
 
 /** mulberry32: tiny, fast, and the same numbers on every machine. */
@@ -123,11 +141,20 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     splits: { train: 'train.txt', val: 'val.txt' },
     reduceZeroLabel: false,
   };
-  const generator = JSON.stringify({ name: 'fashion-mnist-scenes', trainCount: o.trainCount, valCount: o.valCount, size: o.size, seed });
+  const generator = JSON.stringify({
+    name: 'fashion-mnist-scenes',
+    trainCount: o.trainCount,
+    valCount: o.valCount,
+    size: o.size,
+    seed,
+  });
   const metaFile = join(o.root, 'meta.json');
   const stamp = join(o.root, 'generator.json');
   if (existsSync(metaFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === generator) return metaFile;
-  for (const [split, count, source, base] of [['train', o.trainCount, 'train', 0], ['val', o.valCount, 't10k', 1_000_000]] as const) {
+  for (const [split, count, source, base] of [
+    ['train', o.trainCount, 'train', 0],
+    ['val', o.valCount, 't10k', 1_000_000],
+  ] as const) {
     const items = readFashionMnist(source, o.fashionDir);
     mkdirSync(join(o.root, 'images', split), { recursive: true });
     mkdirSync(join(o.root, 'masks', split), { recursive: true });
@@ -136,8 +163,13 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
       const name = String(i).padStart(5, '0');
       const s = makeScene(items, o.size, seed * 7_919 + base + i);
       await Promise.all([
-        sharp(s.rgb, { raw: { width: o.size, height: o.size, channels: 3 } }).png().toFile(join(o.root, 'images', split, `${name}.png`)),
-        sharp(s.label, { raw: { width: o.size, height: o.size, channels: 1 } }).toColourspace('b-w').png().toFile(join(o.root, 'masks', split, `${name}.png`)),
+        sharp(s.rgb, { raw: { width: o.size, height: o.size, channels: 3 } })
+          .png()
+          .toFile(join(o.root, 'images', split, `${name}.png`)),
+        sharp(s.label, { raw: { width: o.size, height: o.size, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toFile(join(o.root, 'masks', split, `${name}.png`)),
       ]);
       names.push(`${split}/${name}`);
     }

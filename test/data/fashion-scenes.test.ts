@@ -3,36 +3,57 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeScene, readFashionMnist, writeSceneDataset, SCENE_CLASSES, FASHION_DIR } from '../../src/data/fashion-scenes.js';
+import {
+  makeScene,
+  readFashionMnist,
+  writeSceneDataset,
+  SCENE_CLASSES,
+  FASHION_DIR,
+} from '../../src/data/fashion-scenes.js';
 import { tempDir } from '../helpers/paths.js';
 
-test('Fashion-MNIST is read from Debian\'s package', { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' }, () => {
-  const t = readFashionMnist('t10k');
-  assert.equal(t.count, 10000);
-  assert.ok(t.labels.every((l) => l < 10));
-  assert.equal(SCENE_CLASSES.length, 11);
-});
+test(
+  "Fashion-MNIST is read from Debian's package",
+  { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' },
+  () => {
+    const t = readFashionMnist('t10k');
+    assert.equal(t.count, 10000);
+    assert.ok(t.labels.every((l) => l < 10));
+    assert.equal(SCENE_CLASSES.length, 11);
+  },
+);
 
-test('scenes are deterministic, labelled 0..10, and items change the pixels they label', { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' }, () => {
-  const items = readFashionMnist('t10k');
-  const a = makeScene(items, 96, 5);
-  const b = makeScene(items, 96, 5);
-  const c = makeScene(items, 96, 6);
-  assert.deepEqual(a.label, b.label);
-  assert.deepEqual(a.rgb, b.rgb);
-  assert.notDeepEqual(a.label, c.label);
-  assert.ok(a.label.every((v) => v <= 10));
-  assert.ok(a.label.some((v) => v > 0), 'no item in the scene');
-});
+test(
+  'scenes are deterministic, labelled 0..10, and items change the pixels they label',
+  { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' },
+  () => {
+    const items = readFashionMnist('t10k');
+    const a = makeScene(items, 96, 5);
+    const b = makeScene(items, 96, 5);
+    const c = makeScene(items, 96, 6);
+    assert.deepEqual(a.label, b.label);
+    assert.deepEqual(a.rgb, b.rgb);
+    assert.notDeepEqual(a.label, c.label);
+    assert.ok(a.label.every((v) => v <= 10));
+    assert.ok(
+      a.label.some((v) => v > 0),
+      'no item in the scene',
+    );
+  },
+);
 
-test('the dataset folder is written once and reused', { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' }, async () => {
-  const root = tempDir('scenes-');
-  const meta = await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
-  const m = JSON.parse(readFileSync(meta, 'utf8'));
-  assert.deepEqual(m.classes, SCENE_CLASSES);
-  assert.equal(readFileSync(join(root, 'train.txt'), 'utf8').trim().split('\n').length, 6);
-  assert.ok(existsSync(join(root, 'masks', 'val', '00002.png')));
-  const before = statSync(meta).mtimeMs;
-  await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
-  assert.equal(statSync(meta).mtimeMs, before);
-});
+test(
+  'the dataset folder is written once and reused',
+  { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' },
+  async () => {
+    const root = tempDir('scenes-');
+    const meta = await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
+    const m = JSON.parse(readFileSync(meta, 'utf8'));
+    assert.deepEqual(m.classes, SCENE_CLASSES);
+    assert.equal(readFileSync(join(root, 'train.txt'), 'utf8').trim().split('\n').length, 6);
+    assert.ok(existsSync(join(root, 'masks', 'val', '00002.png')));
+    const before = statSync(meta).mtimeMs;
+    await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
+    assert.equal(statSync(meta).mtimeMs, before);
+  },
+);

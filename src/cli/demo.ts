@@ -78,7 +78,12 @@ export function demoCommand(): Command {
       const multi = await evaluateOnSplit(model, cfg, preset, val, { augTest: true, settings });
       console.log(`multi-scale (${cfg.evaluation.tta.scales.join(', ')}) + flip:`);
       console.log(formatReport(multi.metrics, val.classes));
-      const single = run.lastEval ?? summarize(await evaluateOnSplit(model, cfg, preset, val, { settings }));
+      const single = run.lastEval ?? (await singleScale());
+      async function singleScale() {
+        const r = await evaluateOnSplit(model, cfg, preset, val, { settings });
+        r.confusion.dispose();
+        return summarize(r);
+      }
       const figures = {
         config: cfg.name,
         iterations: run.result.iter,

@@ -3,7 +3,7 @@
 // operator's schema, so a method here is one line that names the ATen operator it runs.
 import { native, type Handle } from './native.js';
 import { track, untrack } from './scope.js';
-import { type DType, type TypedArray, typedArrayFor } from './dtype.js';
+import { DTYPES, type DType, type TypedArray, typedArrayFor } from './dtype.js';
 import { checkAllocation } from './budget.js';
 
 export type Device = string; // 'cpu', 'cuda', 'cuda:1'
@@ -518,18 +518,7 @@ function flat(xs: (number | number[])[]): number[] {
   return xs.length === 1 && Array.isArray(xs[0]) ? xs[0] : xs.flat<(number | number[])[], 1>();
 }
 
-const DTYPE_SET = new Set<string>([
-  'float32',
-  'float64',
-  'float16',
-  'bfloat16',
-  'int64',
-  'int32',
-  'int16',
-  'int8',
-  'uint8',
-  'bool',
-]);
+const DTYPE_SET = new Set<string>(DTYPES);
 export function isDType(s: string): s is DType {
   return DTYPE_SET.has(s);
 }

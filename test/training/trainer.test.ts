@@ -3,7 +3,7 @@
 // bf16 run, and nothing leaks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { findPreset } from '../../src/models/zoo.js';
@@ -12,6 +12,7 @@ import { train, paramGroups, type BatchSource } from '../../src/training/trainer
 import type { Batch } from '../../src/data/loader.js';
 import { polyLr } from '../../src/training/schedule.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { periodicCheckpoints } from '../../src/training/work-dir.js';
 import { tempDir } from '../helpers/paths.js';
 
 const S = 32;
@@ -250,4 +251,48 @@ test("DeepLab-v2 multi-scale input trains with the port's four summed losses", a
   before.dispose();
   bnBefore.dispose();
   m.dispose();
+});
+
+test('a resume after a crash: temps removed, old checkpoints pruned, log lines not repeated; --resume with nothing says so', async () => {
+  const workDir = tempDir('wd-resume-');
+  const cfg = config(workDir, { checkpointInterval: 2 });
+  const notices: string[] = [];
+  // Resumes whatever the work dir holds; what the trainer says goes to notices.
+  const run = (model: ReturnType<typeof build>) => ({
+    config: cfg,
+    model,
+    normalization: findPreset('deeplabv3_r18-d8').normalization,
+    makeSource: (at: { epoch: number; position: number }) => source(at),
+    resume: true,
+    onNotice: (l: string) => notices.push(l),
+  });
+  let m = build();
+  await train({ ...run(m), stopAfter: 4 });
+  m.dispose();
+  assert.match(notices[0], /--resume: no checkpoint in .* \(no last_checkpoint file\): starting from iteration 0/);
+  // What a SIGKILL mid-write and an older process leave: temps, an older checkpoint, log lines past the checkpoint.
+  writeFileSync(join(workDir, '.iter_6.safetensors.999.0123456789ab.tmp'), 'partial');
+  writeFileSync(join(workDir, 'last_checkpoint.tmp'), 'iter_6.safetensors');
+  cpSync(join(workDir, 'iter_2.safetensors'), join(workDir, 'iter_0.safetensors'));
+  writeFileSync(join(workDir, 'log.jsonl'), readFileSync(join(workDir, 'log.jsonl'), 'utf8') + '{"iter":5,"loss":1}\n');
+  notices.length = 0;
+  m = build();
+  await train(run(m));
+  m.dispose();
+  assert.match(notices.join('\n'), /removed 2 temp file\(s\) of interrupted writes/);
+  assert.match(notices.join('\n'), /resumed from .*iter_4\.safetensors at iteration 4/);
+  assert.deepEqual(
+    readdirSync(workDir).filter((f) => f.endsWith('.tmp')),
+    [],
+  );
+  assert.deepEqual(
+    periodicCheckpoints(workDir).map((c) => c.iter),
+    [4, 6],
+  );
+  const iters = readFileSync(join(workDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).iter);
+  assert.deepEqual(iters, [1, 2, 3, 4, 5, 6]);
+  assert.ok(existsSync(join(workDir, 'final.safetensors')));
 });

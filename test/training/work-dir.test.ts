@@ -1,17 +1,15 @@
 // A work dir after crashes: temps of interrupted writes removed, the two newest checkpoints kept
 // whichever process wrote them, one log line per iteration, a pointer that names a file of its
-// own folder (a copied work dir resumes from its own checkpoint), checkpoint metadata checked
-// before anything is restored, and what a resume says.
+// own folder (a copied work dir resumes from its own checkpoint), and checkpoint metadata checked
+// before anything is restored. A whole resume after a crash is in trainer.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { parseConfig } from '../../src/config/load.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { checkBatchFits } from '../../src/training/from-config.js';
-import { train, type BatchSource } from '../../src/training/trainer.js';
-import { findPreset } from '../../src/models/zoo.js';
 import {
   bestMIoUOnDisk,
   periodicCheckpoints,
@@ -185,99 +183,4 @@ test('a crop and batch that cannot fit in memory is a config error naming the ke
   assert.doesNotThrow(() =>
     checkBatchFits({ ...cfg, data: { ...cfg.data, train: { ...cfg.data.train, crop: [512, 1024] } } }, 24 * 2 ** 30),
   );
-});
-
-const S = 32;
-function source(at: { epoch: number; position: number }): BatchSource {
-  let pos = at.position;
-  return {
-    async next() {
-      // a bright square of class 1 or 2 on class 0, moving with the position
-      const labels = new Uint8Array(2 * S * S).map((_, i) => {
-        const [b, y, x] = [Math.floor(i / (S * S)), Math.floor(i / S) % S, i % S];
-        const x0 = ((pos + b) * 7) % 16,
-          y0 = ((pos + b) * 11) % 16;
-        return x >= x0 && x < x0 + 12 && y >= y0 && y < y0 + 12 ? 1 + ((pos + b) % 2) : 0;
-      });
-      const images = new Uint8Array(2 * S * S * 3).map(
-        (_, i) => [90, 220, 40][labels[Math.floor(i / 3)]] + (i % 3) * 10,
-      );
-      pos++;
-      return { images, labels, height: S, width: S, names: [] };
-    },
-    state: () => ({ epoch: 0, position: pos }),
-    close() {},
-  };
-}
-
-test('a resume after a crash: temps removed, old checkpoints pruned, log lines not repeated; --resume with nothing says so', async () => {
-  const workDir = tempDir('wd-resume-');
-  const cfg = parseConfig({
-    name: 'tiny',
-    model: { preset: 'deeplabv3_r18-d8', numClasses: 3, outputStride: { train: 16, eval: 8 } },
-    data: {
-      dataset: { type: 'custom', root: '/nonexistent' },
-      train: { scale: [S, S], crop: [S, S] },
-      test: { scale: null },
-    },
-    train: {
-      iters: 6,
-      batchSize: 2,
-      optimizer: { type: 'sgd', lr: 0.01 },
-      checkpointInterval: 2,
-      evalInterval: 1000,
-      logInterval: 1,
-      workers: 0,
-    },
-    workDir,
-  });
-  const build = () => {
-    torch.manualSeed(0);
-    return findPreset('deeplabv3_r18-d8').build({ numClasses: 3, aux: false });
-  };
-  const notices: string[] = [];
-  let m = build();
-  await train({
-    config: cfg,
-    model: m,
-    normalization: findPreset('deeplabv3_r18-d8').normalization,
-    makeSource: source,
-    resume: true,
-    stopAfter: 4,
-    onNotice: (l) => notices.push(l),
-  });
-  m.dispose();
-  assert.match(notices[0], /--resume: no checkpoint in .* \(no last_checkpoint file\): starting from iteration 0/);
-  // What a SIGKILL mid-write and an older process leave: temps, an older checkpoint, log lines past the checkpoint.
-  writeFileSync(join(workDir, '.iter_6.safetensors.999.0123456789ab.tmp'), 'partial');
-  writeFileSync(join(workDir, 'last_checkpoint.tmp'), 'iter_6.safetensors');
-  cpSync(join(workDir, 'iter_2.safetensors'), join(workDir, 'iter_0.safetensors'));
-  writeFileSync(join(workDir, 'log.jsonl'), readFileSync(join(workDir, 'log.jsonl'), 'utf8') + '{"iter":5,"loss":1}\n');
-  notices.length = 0;
-  m = build();
-  await train({
-    config: cfg,
-    model: m,
-    normalization: findPreset('deeplabv3_r18-d8').normalization,
-    makeSource: source,
-    resume: true,
-    onNotice: (l) => notices.push(l),
-  });
-  m.dispose();
-  assert.match(notices.join('\n'), /removed 2 temp file\(s\) of interrupted writes/);
-  assert.match(notices.join('\n'), /resumed from .*iter_4\.safetensors at iteration 4/);
-  assert.deepEqual(
-    readdirSync(workDir).filter((f) => f.endsWith('.tmp')),
-    [],
-  );
-  assert.deepEqual(
-    periodicCheckpoints(workDir).map((c) => c.iter),
-    [4, 6],
-  );
-  const iters = readFileSync(join(workDir, 'log.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l).iter);
-  assert.deepEqual(iters, [1, 2, 3, 4, 5, 6]);
-  assert.ok(existsSync(join(workDir, 'final.safetensors')));
 });

@@ -3,11 +3,12 @@
 // clothing items pasted at different scales and positions; every pixel is labelled with its
 // item's class (1-10) or background (0). The train split draws items from the 60,000 training
 // images, val from the 10,000 test images, so no item is in both.
-import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { vocColormap, type RGB } from './palettes.js';
+import { ensureDir } from './output-dir.js';
 
 export const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 export const SCENE_CLASSES = [
@@ -156,8 +157,8 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     ['val', o.valCount, 't10k', 1_000_000],
   ] as const) {
     const items = readFashionMnist(source, o.fashionDir);
-    mkdirSync(join(o.root, 'images', split), { recursive: true });
-    mkdirSync(join(o.root, 'masks', split), { recursive: true });
+    ensureDir(join(o.root, 'images', split), 'dataset folder');
+    ensureDir(join(o.root, 'masks', split), 'dataset folder');
     const names: string[] = [];
     for (let i = 0; i < count; i++) {
       const name = String(i).padStart(5, '0');

@@ -33,8 +33,6 @@ export async function readImage(
   input: string | Buffer,
   name = typeof input === 'string' ? input : '<buffer>',
 ): Promise<RgbImage> {
-  if (typeof input === 'string' && statSync(input, { throwIfNoEntry: false })?.isDirectory())
-    throw new ImageError(name, 'is a folder, not an image');
   try {
     const { data, info } = await sharp(input, { failOn: 'error' })
       .rotate() // EXIF orientation: predictions line up with what viewers show
@@ -49,6 +47,10 @@ export async function readImage(
       data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     };
   } catch (e) {
+    // Only on failure: sharp calls a folder an unsupported format, which would mislead.
+    if (typeof input === 'string' && statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new ImageError(name, 'is a folder, not an image');
+    }
     const msg = (e as Error).message;
     if (/ENOENT|no such file|input file is missing/i.test(msg)) throw new ImageError(name, 'no such file');
     if (/unsupported image format/i.test(msg)) throw new ImageError(name, 'unsupported or unrecognised image format');

@@ -9,7 +9,13 @@ export { cat, stack, where, pad } from './functional.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as serialize from './serialize/index.js';
-export { readCheckpoint, readStateDict, readSafetensors, writeSafetensors } from './serialize/index.js';
+export {
+  readCheckpoint,
+  readStateDict,
+  readSafetensors,
+  readSafetensorsMetadata,
+  writeSafetensors,
+} from './serialize/index.js';
 export {
   memoryBudget,
   setMemoryBudget,

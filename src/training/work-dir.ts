@@ -8,18 +8,8 @@
 //    wrote them;
 //  - log.jsonl keeps one line per iteration: a resumed run drops the lines past its checkpoint
 //    before it writes those iterations again.
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readSafetensorsMetadata } from '../torch/index.js';
 import { join } from 'node:path';
 
 const TEMP = /^(\..+\.\d+\.[0-9a-f]{12}\.tmp|last_checkpoint\.tmp)$/;
@@ -94,23 +84,17 @@ export function truncateLog(logFile: string, iter: number): void {
   if (kept.length !== lines.length) writeFileSync(logFile, kept.map((l) => l + '\n').join(''));
 }
 
-/** The mIoU recorded in best_mIoU.safetensors' metadata (its header only), or null. */
+/**
+ * The mIoU recorded in best_mIoU.safetensors' metadata (its header only), or null. Writes are
+ * atomic, so an unreadable file was not written by a run: it takes no part in the comparison.
+ */
 export function bestMIoUOnDisk(workDir: string): number | null {
   const file = join(workDir, 'best_mIoU.safetensors');
   if (!existsSync(file)) return null;
-  const fd = openSync(file, 'r');
   try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) return null;
-    const n = Number(len.readBigUInt64LE());
-    if (n > statSync(file).size) return null;
-    const header = Buffer.alloc(n);
-    readSync(fd, header, 0, n, 8);
-    const v = Number((JSON.parse(header.toString('utf8')) as { __metadata__?: { mIoU?: string } }).__metadata__?.mIoU);
+    const v = Number(readSafetensorsMetadata(file).mIoU);
     return Number.isFinite(v) ? v : null;
   } catch {
     return null;
-  } finally {
-    closeSync(fd);
   }
 }

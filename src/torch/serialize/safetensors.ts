@@ -49,6 +49,15 @@ interface HeaderEntry {
  * piece (header, then one tensor at a time), so it is never held whole next to its tensors.
  */
 export function readSafetensors(src: string | Uint8Array): SafetensorsMap {
+  return withSource(src, (bytes, label) => readTensors(bytes, parseHeader(bytes, label)));
+}
+
+/** A safetensors file's `__metadata__`, its header checked as readSafetensors checks it; no tensor is read. */
+export function readSafetensorsMetadata(src: string | Uint8Array): Record<string, string> {
+  return withSource(src, (bytes, label) => parseHeader(bytes, label).metadata);
+}
+
+function withSource<T>(src: string | Uint8Array, fn: (bytes: ByteSource, label: string) => T): T {
   const label = typeof src === 'string' ? src : '<buffer>';
   let bytes: ByteSource;
   try {
@@ -61,13 +70,21 @@ export function readSafetensors(src: string | Uint8Array): SafetensorsMap {
     );
   }
   try {
-    return parse(bytes, label);
+    return fn(bytes, label);
   } finally {
     bytes.close();
   }
 }
 
-function parse(bytes: ByteSource, label: string): SafetensorsMap {
+interface Header {
+  metadata: Record<string, string>;
+  /** [name, dtype, shape, begin, end], in layout order */
+  entries: [string, DType, number[], number, number][];
+  /** where the data buffer starts */
+  headerEnd: number;
+}
+
+function parseHeader(bytes: ByteSource, label: string): Header {
   function fail(msg: string): never {
     throw new SafetensorsError(`${label}: ${msg}`);
   }
@@ -91,12 +108,12 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('the header is not a JSON object');
   const dataLength = bytes.length - headerEnd;
 
-  const out = new SafetensorsMap();
+  let metadata: Record<string, string> = {};
   const meta = header.__metadata__;
   if (meta !== undefined) {
     if (meta === null || typeof meta !== 'object' || Object.values(meta).some((v) => typeof v !== 'string'))
       fail('__metadata__ must map strings to strings');
-    out.metadata = { ...(meta as Record<string, string>) };
+    metadata = { ...(meta as Record<string, string>) };
   }
 
   // Validate every entry before allocating any tensor, as the reference implementation does:
@@ -139,6 +156,12 @@ function parse(bytes: ByteSource, label: string): SafetensorsMap {
     covered = end;
   }
   if (covered !== dataLength) fail(`bytes ${covered}-${dataLength} at the end of the data buffer belong to no tensor`);
+  return { metadata, entries, headerEnd };
+}
+
+function readTensors(bytes: ByteSource, { metadata, entries, headerEnd }: Header): SafetensorsMap {
+  const out = new SafetensorsMap();
+  out.metadata = metadata;
   // Each tensor is copied into LibTorch; every one is checked before the first is made.
   for (const [name, , , begin, end] of entries) checkBytes(end - begin, `tensor "${name}"`);
   // One tensor at a time through one reusable buffer (tensor() copies it).

@@ -3,8 +3,6 @@
 // fix: values outside the classes, 0/255 binary masks, palette PNGs (read as indices, which is
 // right, but worth knowing), masks of another size than their image, classes that never occur,
 // and a reduceZeroLabel setting the values contradict.
-import { readFile } from 'node:fs/promises';
-import { decode as decodePng, hasPngSignature } from 'fast-png';
 import sharp from 'sharp';
 import type { Dataset } from './datasets/index.js';
 import { labelLookup, readMask, labelHint } from './masks.js';
@@ -49,8 +47,7 @@ export async function lintSplit(
       unreadable.push(`${s.mask} (${(e as Error).message.replace(`${s.mask}: `, '')})`);
       continue;
     }
-    const buf = await readFile(s.mask);
-    if (hasPngSignature(buf) && decodePng(buf).palette) palette.push(s.mask);
+    if (mask.palette) palette.push(s.mask);
     try {
       const meta = await sharp(s.image).metadata();
       if (meta.width !== mask.width || meta.height !== mask.height)

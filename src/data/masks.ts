@@ -12,6 +12,8 @@ export interface LabelMask {
   height: number;
   /** H x W raw label indices */
   data: Uint8Array;
+  /** a palette PNG (its indices were read, not its colours) */
+  palette?: boolean;
 }
 
 export class MaskError extends Error {
@@ -61,10 +63,11 @@ export function decodeMaskPng(buf: Uint8Array, file = '<buffer>'): LabelMask {
   }
   const { width, height, channels, depth } = png;
   const n = width * height;
+  const palette = png.palette !== undefined;
   if (depth < 8) {
     // fast-png leaves 1/2/4-bit rows packed; each row starts on a byte boundary.
     if (channels !== 1) throw new MaskError(file, `unsupported ${depth}-bit PNG with ${channels} channels`);
-    return { width, height, data: unpackBits(png.data as Uint8Array, width, height, depth) };
+    return { width, height, data: unpackBits(png.data as Uint8Array, width, height, depth), palette };
   }
   const src = png.data;
   if (depth === 16) {
@@ -77,7 +80,7 @@ export function decodeMaskPng(buf: Uint8Array, file = '<buffer>'): LabelMask {
       );
     }
   }
-  return { width, height, data: firstChannel(src, n, channels, file) };
+  return { width, height, data: firstChannel(src, n, channels, file), palette };
 }
 
 /** Non-PNG masks (TIFF, BMP, ...) through libvips: no palette handling there, gray only. */

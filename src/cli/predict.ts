@@ -32,14 +32,12 @@ interface PredictOptions {
  */
 export function outputStems(images: readonly string[]): string[] {
   const base = images.map((f) => basename(f, extname(f)));
+  const inputs = new Set(base);
+  // A renamed output never takes a name some input has, so `taken` holding b means b came before.
   const taken = new Set<string>();
-  const firsts = new Set<string>();
   return base.map((b) => {
     let name = b;
-    if (firsts.has(b) || taken.has(b)) {
-      for (let k = 2; taken.has(name) || base.includes(name); k++) name = `${b}-${k}`;
-    }
-    firsts.add(b);
+    for (let k = 2; taken.has(name) || (name !== b && inputs.has(name)); k++) name = `${b}-${k}`;
     taken.add(name);
     return name;
   });

@@ -21,13 +21,15 @@ export const OUTPUT_NAME = 'logits';
 /** a static export's default input size */
 export const DEFAULT_SIZE: [number, number] = [512, 512];
 /**
- * The sizes a dynamic export is traced at: odd and not multiples of 16, height != width, so that
- * no two sizes that differ symbolically (the input, 1/4, 1/8, 1/16 of it with their ceil/floor
- * rounding) coincide by chance in both traces.
+ * The sizes a dynamic export is traced at: the graph comes from the first, the others check it.
+ * Odd and even, multiples of 8 and not of 16 or 32, height != width, so that sizes that differ
+ * symbolically (the input, its 1/4, 1/8, 1/16 with ceil or floor rounding, MSC's scaled inputs)
+ * do not coincide in all three.
  */
 export const DYNAMIC_TRACE_SIZES: readonly [number, number][] = [
   [97, 129],
   [120, 170],
+  [136, 200],
 ];
 
 export interface OnnxExportOptions {
@@ -82,14 +84,18 @@ export function exportOnnx(model: Segmentor, o: OnnxExportOptions = {}): OnnxExp
     logits = traced.logits;
     const trace = traced.trace;
     if (o.dynamic) {
-      const other = sampleInput(DYNAMIC_TRACE_SIZES[1]);
-      try {
-        const second = run(name, () => traceForward(model, forward, other, { dynamic: true, withData: false, inputName: INPUT_NAME }));
-        second.logits.dispose();
-        resolveSizes(name, trace, second.trace);
-      } finally {
-        other.dispose();
+      const others: Trace[] = [];
+      for (const s of DYNAMIC_TRACE_SIZES.slice(1)) {
+        const other = sampleInput(s);
+        try {
+          const t = run(name, () => traceForward(model, forward, other, { dynamic: true, withData: false, inputName: INPUT_NAME }));
+          t.logits.dispose();
+          others.push(t.trace);
+        } finally {
+          other.dispose();
+        }
       }
+      resolveSizes(name, trace, others);
     }
     const graph = trace.graph;
     const foldedBatchNorms = foldBatchNorms(graph, [trace.output]);
@@ -172,20 +178,23 @@ const sameSource = (a: SizeSource, b: SizeSource) =>
 
 /**
  * Picks each dynamic Resize's size source (the first candidate of the first trace that also
- * holds in the second) and puts the nodes computing it before the Resize.
+ * holds in the others) and puts the nodes computing it before the Resize.
  */
-function resolveSizes(name: string, a: Trace, b: Trace): void {
+function resolveSizes(name: string, a: Trace, others: Trace[]): void {
   const ops = (t: Trace) => t.graph.nodes.map((n) => n.op).join(',');
-  if (ops(a) !== ops(b) || a.pendingResizes.length !== b.pendingResizes.length)
-    throw new Error(
-      `ONNX export of ${name}: the forward runs different operators at ${DYNAMIC_TRACE_SIZES.map((s) => s.join('x')).join(' and ')}; it cannot be exported with dynamic sizes (export a fixed --size)`,
-    );
+  for (const b of others)
+    if (ops(a) !== ops(b) || a.pendingResizes.length !== b.pendingResizes.length)
+      throw new Error(
+        `ONNX export of ${name}: the forward runs different operators at ${DYNAMIC_TRACE_SIZES.map((s) => s.join('x')).join(', ')}; it cannot be exported with dynamic sizes (export a fixed --size)`,
+      );
   const chosen = new Map<string, { pending: PendingResize; source: SizeSource }>();
   a.pendingResizes.forEach((p, i) => {
-    const source = p.candidates.find((c) => b.pendingResizes[i].candidates.some((d) => sameSource(c, d)));
+    const source = p.candidates.find((c) =>
+      others.every((b) => b.pendingResizes[i].candidates.some((d) => sameSource(c, d))),
+    );
     if (!source)
       throw new Error(
-        `ONNX export of ${name}: cannot tell where the size of resize #${i + 1} comes from (it matches no tensor's size in both traced sizes); export a fixed --size`,
+        `ONNX export of ${name}: cannot tell where the size of resize #${i + 1} comes from (no tensor has it at every traced size); export a fixed --size`,
       );
     chosen.set(p.sizes, { pending: p, source });
   });

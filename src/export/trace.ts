@@ -109,9 +109,10 @@ export function traceForward(
   const sizeCandidates = (size: [number, number]): SizeSource[] => {
     const same = (s: number[] | undefined) => s !== undefined && s.length === 4 && s[2] === size[0] && s[3] === size[1];
     const found: SizeSource[] = [];
-    // The graph input first (the final resize to the input size), then the most recent values.
-    if (same(shapes.get(input))) found.push({ kind: 'value', value: input });
-    for (const [v, s] of [...shapes].reverse()) if (v !== input && same(s) && !graph.initializers.has(v)) found.push({ kind: 'value', value: v });
+    // Oldest first, the graph input before all: a later value of the same size is more often a
+    // coincidence (DeepLab-v2 MSC's half-scale branch reaches the full branch's 1/8 size at its
+    // own 1/4, at most input sizes); the traces at other sizes sort out the rest.
+    for (const [v, s] of shapes) if (same(s) && !graph.initializers.has(v)) found.push({ kind: 'value', value: v });
     const [h, w] = x.shape.slice(2);
     for (const scale of MSC_SCALES) if (mscSide(h, scale) === size[0] && mscSide(w, scale) === size[1]) found.push({ kind: 'msc', scale });
     return found;

@@ -52,6 +52,10 @@ export interface OnnxExport {
   logits: Tensor;
   /** the traced input (the caller disposes it) */
   input: Tensor;
+  /** whether batch, height and width are symbolic */
+  dynamic: boolean;
+  /** the traced logits' shape */
+  logitsShape: number[];
   nodes: number;
   foldedBatchNorms: number;
   /** ONNX operators in the graph, by type */
@@ -112,7 +116,16 @@ export function exportOnnx(model: Segmentor, o: OnnxExportOptions = {}): OnnxExp
     });
     const onnxOperators: Record<string, number> = {};
     for (const n of graph.nodes) onnxOperators[n.op] = (onnxOperators[n.op] ?? 0) + 1;
-    return { bytes, logits, input, nodes: graph.nodes.length, foldedBatchNorms, onnxOperators };
+    return {
+      bytes,
+      logits,
+      input,
+      dynamic: o.dynamic ?? false,
+      logitsShape: trace.outputShape,
+      nodes: graph.nodes.length,
+      foldedBatchNorms,
+      onnxOperators,
+    };
   } catch (e) {
     logits?.dispose();
     input.dispose();

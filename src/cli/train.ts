@@ -23,6 +23,7 @@ interface TrainFlags {
   masterAddr: string;
   masterPort: number;
   distTimeout: number;
+  rdzvTimeout: number;
 }
 
 /** Ranks other than 0 print nothing but errors: rank 0 reports for the job. */
@@ -41,6 +42,8 @@ function workerArgs(file: string, o: TrainFlags): string[] {
     ...(o.eval ? [] : ['--no-eval']),
     '--dist-timeout',
     String(o.distTimeout),
+    '--rdzv-timeout',
+    String(o.rdzvTimeout),
   ];
 }
 
@@ -51,22 +54,40 @@ export function trainCommand(): Command {
     .option('--set <key=value>', 'override a config key (repeatable), e.g. train.iters=2000', collect, [])
     .option('--resume [checkpoint]', "resume from the work dir's last checkpoint, or this one")
     .option('--no-eval', 'skip the periodic evaluation')
-    .option('--nproc-per-node <n>', 'start n worker processes on this machine (train.batchSize is per process)', parseIntOption)
+    .option(
+      '--nproc-per-node <n>',
+      'start n worker processes on this machine (train.batchSize is per process)',
+      parseIntOption,
+    )
     .option('--nnodes <n>', 'machines in the job', parseIntOption, 1)
-    .option('--node-rank <r>', "this machine's index, 0..nnodes-1 (node 0 serves the rendezvous)", parseNonNegativeIntOption, 0)
+    .option(
+      '--node-rank <r>',
+      "this machine's index, 0..nnodes-1 (node 0 serves the rendezvous)",
+      parseNonNegativeIntOption,
+      0,
+    )
     .option('--master-addr <address>', "node 0's address, reachable from every node", '127.0.0.1')
-    .option('--master-port <port>', "node 0's rendezvous port (0: any free port, one machine only)", parseNonNegativeIntOption, 29500)
+    .option(
+      '--master-port <port>',
+      "node 0's rendezvous port (0: any free port, one machine only)",
+      parseNonNegativeIntOption,
+      29500,
+    )
     .option(
       '--dist-timeout <seconds>',
-      'a rank that dies or hangs stops the others after this long (also the rendezvous limit)',
+      'a collective that a dead or hung rank never completes fails after this long',
       parseIntOption,
       1800,
     )
+    .option('--rdzv-timeout <seconds>', 'every rank must have joined within this long', parseIntOption, 900)
     .action(async (file: string, o: TrainFlags) => {
       const timeoutMs = o.distTimeout * 1000;
+      const rendezvousTimeoutMs = o.rdzvTimeout * 1000;
       if (o.nprocPerNode !== undefined) {
         if (process.env.WORLD_SIZE !== undefined)
-          throw new Error('--nproc-per-node starts the workers itself: unset WORLD_SIZE/RANK, or drop --nproc-per-node');
+          throw new Error(
+            '--nproc-per-node starts the workers itself: unset WORLD_SIZE/RANK, or drop --nproc-per-node',
+          );
         loadConfig(file, o.set); // a bad config is reported once, before any worker starts
         const code = await launch({
           nprocPerNode: o.nprocPerNode,
@@ -75,7 +96,7 @@ export function trainCommand(): Command {
           masterAddr: o.masterAddr,
           masterPort: o.masterPort,
           args: workerArgs(file, o),
-          timeoutMs,
+          timeoutMs: rendezvousTimeoutMs,
           log: (l) => console.error(`deeplab train: ${l}`),
         });
         process.exitCode = code;
@@ -88,7 +109,7 @@ export function trainCommand(): Command {
         await runTraining(cfg, terminal, run);
         return;
       }
-      await runAsRank(env, { timeoutMs }, (dist) =>
+      await runAsRank(env, { timeoutMs, rendezvousTimeoutMs }, (dist) =>
         runTraining(cfg, dist.isMain ? terminal : quiet, { ...run, dist }),
       );
     });

@@ -63,7 +63,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
     `starting ${o.nprocPerNode} worker${o.nprocPerNode > 1 ? 's' : ''} (ranks ${first}-${first + o.nprocPerNode - 1} of ${world}), rendezvous at ${o.masterAddr}:${port}`,
   );
   const workers: Worker[] = [];
-  let failure: string | null = null;
+  let failure = null as string | null; // set from the children's exit handlers
   let killTimer: NodeJS.Timeout | null = null;
   const stopAll = (why: string) => {
     if (failure === null) failure = why;

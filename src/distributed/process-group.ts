@@ -116,9 +116,10 @@ export class Distributed {
    * A collective failed (a peer died, hung past the timeout, or failed itself). Says which rank:
    * each rank that sees a failure posts it in the store; ranks that failed on their own posted
    * their error (reportFailure); whoever posted nothing within a grace period is the one that
-   * died or hangs.
+   * died or hangs. The others see the same failure within moments: a dead peer's sockets close
+   * at once, and a hung peer makes every rank's collective time out together.
    */
-  explain(e: unknown, graceMs = Math.min(5000, this.timeoutMs)): DistributedError {
+  explain(e: unknown, graceMs = Math.min(2000, this.timeoutMs)): DistributedError {
     const why = message(e);
     try {
       this.store.set(`fault/${this.rank}`, why);

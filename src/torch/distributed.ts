@@ -66,11 +66,21 @@ export class ProcessGroup {
 
   /** In place, from `root` (coalesced per dtype). */
   broadcast(tensors: readonly Tensor[], root = 0): void {
-    if (tensors.length) d.pgBroadcast(this.id, tensors.map((t) => t.handle), root);
+    if (tensors.length)
+      d.pgBroadcast(
+        this.id,
+        tensors.map((t) => t.handle),
+        root,
+      );
   }
   /** In place (coalesced per dtype). */
   allreduce(tensors: readonly Tensor[], op: 'sum' | 'max' | 'min' = 'sum'): void {
-    if (tensors.length) d.pgAllreduce(this.id, tensors.map((t) => t.handle), op);
+    if (tensors.length)
+      d.pgAllreduce(
+        this.id,
+        tensors.map((t) => t.handle),
+        op,
+      );
   }
   /** Every rank's `t`, stacked along a new first dimension (rank order). */
   allgather(t: Tensor): Tensor {

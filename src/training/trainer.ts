@@ -252,11 +252,11 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
           state.bestMIoU = summary.mIoU;
           if (main)
             torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), {
-            format: 'deeplab-weights',
-            iter: String(state.iter),
-            mIoU: String(summary.mIoU),
-            config: cfg.name,
-          });
+              format: 'deeplab-weights',
+              iter: String(state.iter),
+              mIoU: String(summary.mIoU),
+              config: cfg.name,
+            });
         }
       }
     }

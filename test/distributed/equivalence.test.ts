@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { DataLoader } from '../../src/data/loader.js';
+import { parseConfig } from '../../src/config/load.js';
 import { openDataset } from '../../src/data/datasets/index.js';
 import { writeCustom } from '../helpers/tiny-datasets.js';
 import { tempDir } from '../helpers/paths.js';
@@ -81,11 +82,24 @@ test('SyncBN: forward, input and parameter gradients, running statistics = Batch
 test('the sampler: shards of one shuffled stream, no overlap, the 1-process batch; resumes across process counts', async () => {
   const root = await writeCustom(tempDir('ddp-sampler-'), { train: 7, val: 1 });
   const ds = openDataset({ type: 'custom', root, meta: join(root, 'meta.yaml') }, 'train');
-  const pipeline = { scale: [60, 40], ratioRange: [1, 1], crop: [40, 60], catMaxRatio: 1, flipProb: 0.5 };
-  const loader = (batchSize: number, shard?: { rank: number; worldSize: number }, start?: { epoch: number; position: number }) =>
+  const pipeline = parseConfig({
+    name: 'sampler',
+    model: { preset: 'deeplabv3_r18-d8', numClasses: 3, outputStride: { train: 16, eval: 16 } },
+    data: {
+      dataset: { type: 'custom', root },
+      train: { scale: [60, 40], ratioRange: [1, 1], crop: [40, 60], catMaxRatio: 1, flipProb: 0.5 },
+      test: { scale: null },
+    },
+    train: { iters: 1, batchSize: 1, checkpointInterval: 1, evalInterval: 1, optimizer: { type: 'sgd', lr: 0.01 } },
+    workDir: root,
+  }).data.train;
+  const loader = (
+    batchSize: number,
+    shard?: { rank: number; worldSize: number },
+    start?: { epoch: number; position: number },
+  ) =>
     new DataLoader(ds, {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      pipeline: pipeline as any,
+      pipeline,
       batchSize,
       seed: 5,
       workers: 0,

@@ -2,7 +2,7 @@
 // timeout with a message naming it, and leaves no process behind; a rendezvous that cannot
 // complete, a port in use, a bad environment, an unreachable master and configs that differ
 // across ranks are clear errors on every rank, with nothing written.
-import { test, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { existsSync, readdirSync } from 'node:fs';
@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { cliMain, repoRoot, tempDir } from '../helpers/paths.js';
 import { closedPort, killAll, rankEnv, runNode, workerScript } from './spawn.js';
+import { readDistEnv } from '../../src/distributed/env.js';
 
 after(killAll);
 
 const config = join(repoRoot, 'configs/deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.json');
-const TIMEOUT = { TEST_DIST_TIMEOUT_MS: '3000' };
+const TIMEOUT = { TEST_DIST_TIMEOUT_MS: '2000' };
 
 /** Processes whose command line contains `marker` (none may outlive a job). */
 function processesWith(marker: string): string[] {
@@ -28,100 +29,149 @@ function agentStore(): torch.distributed.Store {
   return torch.distributed.Store.create('127.0.0.1', 0, { isServer: true, worldSize: 2, timeoutMs: 20000 });
 }
 
-for (const how of ['die', 'hang'] as const) {
-  test(`launcher: rank 1 that ${how}s stops the job, named, non-zero, no process left`, async () => {
-    const out = tempDir(`ddp-${how}-`);
-    const r = await runNode([workerScript, 'launch', '2', '--', 'fault', how, '1'], {
-      env: { ...TIMEOUT, TEST_OUT_DIR: out },
-      timeoutMs: 40000,
-    });
-    assert.equal(r.signal, null, `the launcher itself hung: ${r.out}`);
-    assert.equal(r.code, 1, r.out);
-    if (how === 'die') assert.match(r.out, /stopped: rank 1 \(local rank 1, pid \d+\) exited with code 3/);
-    else {
-      // rank 0's collective timed out; it names rank 1, and the launcher reports rank 0's account
-      assert.match(r.out, /rank 0: a collective failed: rank 1 stopped responding \(died or hangs\)/);
-      assert.match(r.out, /stopped: rank 0 \(local rank 0, pid \d+\) exited with code 1: a collective failed: rank 1 stopped/);
-    }
-    assert.deepEqual(readdirSync(out), [], 'no rank finished');
-    assert.deepEqual(processesWith(out), []);
-  });
-}
-
-test('outside launcher: the surviving rank names the rank that died, within the timeout', async () => {
-  const store = agentStore();
-  try {
-    const out = tempDir('ddp-ext-');
-    const env = (rank: number) => ({ ...rankEnv(rank, 2, store.port), ...TIMEOUT, TEST_OUT_DIR: out });
-    const [r0, r1] = await Promise.all([0, 1].map((k) => runNode([workerScript, 'fault', 'die', '1'], { env: env(k) })));
-    assert.equal(r1.code, 3);
-    assert.equal(r0.code, 1, r0.out);
-    assert.match(r0.out, /rank 0: a collective failed: rank 1 stopped responding \(died or hangs\)/);
-  } finally {
-    store.close();
-  }
-});
-
-test('a rendezvous that cannot complete times out naming the missing rank', async () => {
-  const store = agentStore();
-  try {
-    const r = await runNode([workerScript, 'fault', 'ok', '-1'], { env: { ...rankEnv(0, 2, store.port), ...TIMEOUT } });
-    assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /rank 0: rendezvous timed out after 3 s: rank 1 of WORLD_SIZE=2 never joined/);
-  } finally {
-    store.close();
-  }
-});
-
-test('--master-port in use: a clear error before any worker starts', async () => {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, r));
-  try {
-    const port = (server.address() as { port: number }).port;
-    const r = await runNode([cliMain, 'train', config, '--nproc-per-node', '2', '--master-port', String(port)]);
-    assert.equal(r.code, 1, r.out);
-    assert.match(r.out, new RegExp(`--master-port ${port}: the port is in use`));
-    assert.doesNotMatch(r.out, /starting 2 workers/);
-  } finally {
-    server.close();
-  }
-});
-
-test('bad environments: WORLD_SIZE without RANK, a rank out of range, an unreachable master', async () => {
-  const wd = tempDir('ddp-badenv-');
-  const train = [cliMain, 'train', config, '--set', `workDir=${wd}`, '--dist-timeout', '2'];
-  const cases: [NodeJS.ProcessEnv, RegExp][] = [
-    [{ WORLD_SIZE: '2' }, /WORLD_SIZE=2 is set but RANK is not/],
-    [{ WORLD_SIZE: '2', RANK: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1' }, /RANK="2": expected an integer in \[0, 1\]/],
-    [{ WORLD_SIZE: '2', RANK: '1' }, /WORLD_SIZE=2: MASTER_ADDR is not set/],
-    [
-      { ...rankEnv(1, 2, await closedPort()) },
-      /rank 1: rendezvous failed: could not reach the store at 127\.0\.0\.1:\d+ within 2 s/,
-    ],
-  ];
-  const runs = await Promise.all(cases.map(([env]) => runNode(train, { env })));
-  for (const [i, r] of runs.entries()) {
-    assert.equal(r.code, 1, r.out);
-    assert.match(r.out, cases[i][1]);
-  }
-  assert.deepEqual(readdirSync(wd), [], 'nothing written');
-});
-
-test('configs that differ across ranks: an error on every rank, nothing written', async () => {
-  const store = agentStore();
-  try {
-    const wd = tempDir('ddp-mismatch-');
-    const args = (iters: number) => [cliMain, 'train', config, '--set', `workDir=${wd}`, '--set', `train.iters=${iters}`];
-    const rs = await Promise.all(
-      [0, 1].map((k) => runNode(args(10 + k), { env: rankEnv(k, 2, store.port), timeoutMs: 40000 })),
-    );
-    for (const [k, r] of rs.entries()) {
+// The tests mostly wait (for timeouts, for processes to start): two at a time.
+describe('faults', { concurrency: 2 }, () => {
+  for (const how of ['die', 'hang'] as const) {
+    test(`launcher: rank 1 that ${how}s stops the job, named, non-zero, no process left`, async () => {
+      const out = tempDir(`ddp-${how}-`);
+      const r = await runNode([workerScript, 'launch', '2', '--', 'fault', how, '1'], {
+        env: { ...TIMEOUT, TEST_OUT_DIR: out },
+        timeoutMs: 120000,
+      });
+      assert.equal(r.signal, null, `the launcher itself hung: ${r.out}`);
       assert.equal(r.code, 1, r.out);
-      assert.match(r.out, new RegExp(`rank ${k}: the config differs across ranks: rank 1 has [0-9a-f]{12}, rank 0 has`));
-    }
-    assert.equal(existsSync(join(wd, 'config.json')), false);
-    assert.deepEqual(readdirSync(wd), []);
-  } finally {
-    store.close();
+      if (how === 'die') assert.match(r.out, /stopped: rank 1 \(local rank 1, pid \d+\) exited with code 3/);
+      else {
+        // rank 0's collective timed out; it names rank 1, and the launcher reports rank 0's account
+        assert.match(r.out, /rank 0: a collective failed: rank 1 stopped responding \(died or hangs\)/);
+        assert.match(
+          r.out,
+          /stopped: rank 0 \(local rank 0, pid \d+\) exited with code 1: a collective failed: rank 1 stopped/,
+        );
+      }
+      assert.deepEqual(readdirSync(out), [], 'no rank finished');
+      assert.deepEqual(processesWith(out), []);
+    });
   }
+
+  test('outside launcher: the surviving rank names the rank that died, within the timeout', async () => {
+    const store = agentStore();
+    try {
+      const out = tempDir('ddp-ext-');
+      const env = (rank: number) => ({ ...rankEnv(rank, 2, store.port), ...TIMEOUT, TEST_OUT_DIR: out });
+      const [r0, r1] = await Promise.all(
+        [0, 1].map((k) => runNode([workerScript, 'fault', 'die', '1'], { env: env(k) })),
+      );
+      assert.equal(r1.code, 3);
+      assert.equal(r0.code, 1, r0.out);
+      assert.match(r0.out, /rank 0: a collective failed: rank 1 stopped responding \(died or hangs\)/);
+    } finally {
+      store.close();
+    }
+  });
+
+  test('a rendezvous that cannot complete times out naming the missing rank', async () => {
+    const store = agentStore();
+    try {
+      const r = await runNode([workerScript, 'fault', 'ok', '-1'], {
+        env: { ...rankEnv(0, 2, store.port), TEST_RDZV_TIMEOUT_MS: '2000' },
+      });
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /rank 0: rendezvous timed out after 2 s: rank 1 of WORLD_SIZE=2 never joined/);
+    } finally {
+      store.close();
+    }
+  });
+
+  test('--master-port in use: a clear error before any worker starts', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const r = await runNode([cliMain, 'train', config, '--nproc-per-node', '2', '--master-port', String(port)]);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, new RegExp(`--master-port ${port}: the port is in use`));
+      assert.doesNotMatch(r.out, /starting 2 workers/);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('bad environments: WORLD_SIZE without RANK, an unreachable master (the CLI, nothing written)', async () => {
+    const wd = tempDir('ddp-badenv-');
+    const train = [cliMain, 'train', config, '--set', `workDir=${wd}`, '--rdzv-timeout', '2'];
+    const cases: [NodeJS.ProcessEnv, RegExp][] = [
+      [{ WORLD_SIZE: '2' }, /deeplab: WORLD_SIZE=2 is set but RANK is not/],
+      [
+        { ...rankEnv(1, 2, await closedPort()) },
+        /rank 1: rendezvous failed: could not reach the store at 127\.0\.0\.1:\d+ within 2 s/,
+      ],
+    ];
+    const runs = await Promise.all(cases.map(([env]) => runNode(train, { env })));
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, cases[i][1]);
+    }
+    assert.deepEqual(readdirSync(wd), [], 'nothing written');
+  });
+
+  test('readDistEnv: what torchrun sets, and each bad variable named', () => {
+    assert.equal(readDistEnv({}), null);
+    assert.deepEqual(readDistEnv({ ...rankEnv(1, 2, 29500), DEEPLAB_AGENT_STORE: undefined }), {
+      rank: 1,
+      worldSize: 2,
+      localRank: 1,
+      localWorldSize: 2,
+      masterAddr: '127.0.0.1',
+      masterPort: 29500,
+      agentStore: false,
+    });
+    assert.equal(
+      readDistEnv({ ...rankEnv(0, 2, 1), DEEPLAB_AGENT_STORE: undefined, TORCHELASTIC_USE_AGENT_STORE: 'True' })!
+        .agentStore,
+      true,
+    );
+    const bad: [NodeJS.ProcessEnv, RegExp][] = [
+      [{ RANK: '0' }, /RANK is set but WORLD_SIZE is not/],
+      [{ WORLD_SIZE: '2', RANK: '2', MASTER_ADDR: 'h', MASTER_PORT: '1' }, /RANK="2": expected an integer in \[0, 1\]/],
+      [{ WORLD_SIZE: '0', RANK: '0' }, /WORLD_SIZE="0": expected an integer >= 1/],
+      [{ WORLD_SIZE: '2', RANK: '1' }, /WORLD_SIZE=2: MASTER_ADDR is not set/],
+      [
+        { WORLD_SIZE: '2', RANK: '1', MASTER_ADDR: 'h', MASTER_PORT: '70000' },
+        /MASTER_PORT="70000": expected an integer in \[0, 65535\]/,
+      ],
+      [{ ...rankEnv(0, 2, 1), LOCAL_RANK: '2' }, /LOCAL_RANK="2": expected an integer in \[0, 1\]/],
+    ];
+    for (const [env, msg] of bad) assert.throws(() => readDistEnv(env), msg);
+  });
+
+  test('configs that differ across ranks: an error on every rank, nothing written', async () => {
+    const store = agentStore();
+    try {
+      const wd = tempDir('ddp-mismatch-');
+      const args = (iters: number) => [
+        cliMain,
+        'train',
+        config,
+        '--set',
+        `workDir=${wd}`,
+        '--set',
+        `train.iters=${iters}`,
+      ];
+      const rs = await Promise.all(
+        [0, 1].map((k) => runNode(args(10 + k), { env: rankEnv(k, 2, store.port), timeoutMs: 120000 })),
+      );
+      for (const [k, r] of rs.entries()) {
+        assert.equal(r.code, 1, r.out);
+        assert.match(
+          r.out,
+          new RegExp(`rank ${k}: the config differs across ranks: rank 1 has [0-9a-f]{12}, rank 0 has`),
+        );
+      }
+      assert.equal(existsSync(join(wd, 'config.json')), false);
+      assert.deepEqual(readdirSync(wd), []);
+    } finally {
+      store.close();
+    }
+  });
 });

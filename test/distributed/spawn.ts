@@ -27,8 +27,8 @@ export function runNode(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?
     });
     live.add(child);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);

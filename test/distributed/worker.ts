@@ -21,7 +21,10 @@ import { launch } from '../../src/distributed/launcher.js';
 import { tinyNet, sampleBatch, syncBnInput } from './tiny.js';
 
 const [mode, ...args] = process.argv.slice(2);
+// Collectives time out quickly in the fault tests; ranks may start seconds apart on a loaded
+// machine, so the rendezvous waits longer unless a test is about the rendezvous.
 const TIMEOUT_MS = Number(process.env.TEST_DIST_TIMEOUT_MS ?? 20000);
+const RDZV_TIMEOUT_MS = Number(process.env.TEST_RDZV_TIMEOUT_MS ?? 60000);
 
 /** `iters` SGD steps of the tiny net; the ranks' batches are the sampler's shards of one stream. */
 function trainScenario(dist: Distributed | null, out: string, batch: number, iters: number, bn: string): void {
@@ -65,9 +68,14 @@ function syncBnScenario(dist: Distributed, out: string, batch: number): void {
   });
   convertSyncBatchNorm(bn, dist.pg);
   bn.train();
-  const mine = x.narrow(0, dist.rank * batch, batch).detach().requiresGrad_(true);
+  const mine = x
+    .narrow(0, dist.rank * batch, batch)
+    .detach()
+    .requiresGrad_(true);
   const y = bn.forward(mine);
-  y.mul(g.narrow(0, dist.rank * batch, batch)).sum().backward();
+  y.mul(g.narrow(0, dist.rank * batch, batch))
+    .sum()
+    .backward();
   torch.writeSafetensors(out.replace('RANK', String(dist.rank)), {
     y,
     dx: mine.grad!,
@@ -75,7 +83,7 @@ function syncBnScenario(dist: Distributed, out: string, batch: number): void {
     dbias: bn.bias!.grad!,
     running_mean: bn.running_mean!,
     running_var: bn.running_var!,
-  } as Record<string, torch.Tensor>);
+  });
 }
 
 /** Steps of all-reduce; rank `bad` dies or hangs at the third. */
@@ -99,7 +107,7 @@ async function main(): Promise<void> {
       masterAddr: '127.0.0.1',
       masterPort: Number(process.env.TEST_MASTER_PORT ?? 0),
       args: args.slice(sep + 1),
-      timeoutMs: TIMEOUT_MS,
+      timeoutMs: RDZV_TIMEOUT_MS,
       killGraceMs: 2000,
       log: (l) => console.error(`launcher: ${l}`),
     });
@@ -116,7 +124,7 @@ async function main(): Promise<void> {
     trainScenario(null, args[0], Number(args[1]), Number(args[2]), args[3]);
     return;
   }
-  await runAsRank(env, { timeoutMs: TIMEOUT_MS }, async (dist) => {
+  await runAsRank(env, { timeoutMs: TIMEOUT_MS, rendezvousTimeoutMs: RDZV_TIMEOUT_MS }, async (dist) => {
     if (mode === 'suite') {
       for (const bn of ['frozen', 'sync']) trainScenario(dist, `${args[0]}/two-${bn}.safetensors`, 2, 3, bn);
       syncBnScenario(dist, `${args[0]}/syncbn-RANK.safetensors`, 3);

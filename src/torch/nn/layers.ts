@@ -183,7 +183,16 @@ export class BatchNorm2d extends Module implements Layer {
       if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
     }
     if (this.training && this.syncGroup && this.syncGroup.size > 1)
-      return syncBatchNorm(this.syncGroup, x, this.running_mean, this.running_var, this.weight, this.bias, momentum, this.eps);
+      return syncBatchNorm(
+        this.syncGroup,
+        x,
+        this.running_mean,
+        this.running_var,
+        this.weight,
+        this.bias,
+        momentum,
+        this.eps,
+      );
     // In training, or without running statistics, normalise with the batch's own statistics.
     const useBatchStats = this.training || this.running_mean === null;
     return F.batchNorm(

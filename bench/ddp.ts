@@ -72,7 +72,8 @@ function worker(mode: string, dist: Distributed | null, o: Record<string, string
     opt.step();
     opt.zeroGrad();
     const t4 = performance.now();
-    if (s >= 2) rows.push({ step: t4 - t0, forward: t1 - t0, backward: t2 - t1, allreduce: t3 - t2, optimizer: t4 - t3 });
+    if (s >= 2)
+      rows.push({ step: t4 - t0, forward: t1 - t0, backward: t2 - t1, allreduce: t3 - t2, optimizer: t4 - t3 });
   }
   if (!dist || dist.isMain) {
     const m = (k: keyof (typeof rows)[0]) => median(rows.map((r) => r[k]));
@@ -96,10 +97,7 @@ function worker(mode: string, dist: Distributed | null, o: Record<string, string
 function measure(mode: string, o: Record<string, string>): StepTimes {
   const self = fileURLToPath(import.meta.url);
   const pass = Object.entries(o).flatMap(([k, v]) => [k, v]);
-  const args =
-    mode === 'single'
-      ? [self, 'worker', mode, ...pass]
-      : [self, 'launch', mode, ...pass];
+  const args = mode === 'single' ? [self, 'worker', mode, ...pass] : [self, 'launch', mode, ...pass];
   const r = spawnSync(process.execPath, args, {
     encoding: 'utf8',
     env: { ...process.env, DEEPLAB_THREADS: mode === 'single' ? '2' : '1' },
@@ -142,7 +140,10 @@ async function main(): Promise<void> {
     process.exitCode = code;
     return;
   }
-  const o = benchArgs({ ...defaults, '--rounds': '2', '--out': join(root, 'bench/results/ddp.md') }, process.argv.slice(2));
+  const o = benchArgs(
+    { ...defaults, '--rounds': '2', '--out': join(root, 'bench/results/ddp.md') },
+    process.argv.slice(2),
+  );
   const pass = { '--model': o['--model'], '--size': o['--size'], '--batch': o['--batch'], '--steps': o['--steps'] };
   const modes = ['single', 'ddp', 'syncbn', 'local'];
   const runs = new Map<string, StepTimes[]>(modes.map((m) => [m, []]));

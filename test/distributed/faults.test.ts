@@ -34,8 +34,9 @@ describe('faults', { concurrency: 2 }, () => {
   for (const how of ['die', 'hang'] as const) {
     test(`launcher: rank 1 that ${how}s stops the job, named, non-zero, no process left`, async () => {
       const out = tempDir(`ddp-${how}-`);
-      const r = await runNode([workerScript, 'launch', '2', '--', 'fault', how, '1'], {
-        env: { ...TIMEOUT, TEST_OUT_DIR: out },
+      // `out` is on every command line of the job: no process may carry it once the launcher exits.
+      const r = await runNode([workerScript, 'launch', '2', '--', 'fault', how, '1', out], {
+        env: TIMEOUT,
         timeoutMs: 120000,
       });
       assert.equal(r.signal, null, `the launcher itself hung: ${r.out}`);
@@ -54,13 +55,34 @@ describe('faults', { concurrency: 2 }, () => {
     });
   }
 
+  test('two launchers as two nodes (--nnodes 2) meet at node 0 and run the job', async () => {
+    const out = tempDir('ddp-nodes-');
+    // Node 0 serves on a port both must know in advance; another process may take it between
+    // closedPort() and the bind, which node 0 reports as "in use": then try another.
+    for (let attempt = 0; ; attempt++) {
+      const port = String(await closedPort());
+      const node = (rank: number) =>
+        runNode([workerScript, 'launch', '1', '--', 'fault', 'ok', '-1', out], {
+          env: { TEST_NNODES: '2', TEST_NODE_RANK: String(rank), TEST_MASTER_PORT: port },
+        });
+      const [n0, n1] = await Promise.all([node(0), node(1)]);
+      if (attempt < 3 && /the port is in use/.test(n0.out)) continue;
+      assert.equal(n0.code, 0, n0.out);
+      assert.equal(n1.code, 0, n1.out);
+      assert.match(n0.out, /starting 1 worker \(ranks 0-0 of 2\)/);
+      assert.match(n1.out, /starting 1 worker \(ranks 1-1 of 2\)/);
+      assert.deepEqual(readdirSync(out).sort(), ['done-0', 'done-1']);
+      return;
+    }
+  });
+
   test('outside launcher: the surviving rank names the rank that died, within the timeout', async () => {
     const store = agentStore();
     try {
       const out = tempDir('ddp-ext-');
-      const env = (rank: number) => ({ ...rankEnv(rank, 2, store.port), ...TIMEOUT, TEST_OUT_DIR: out });
+      const env = (rank: number) => ({ ...rankEnv(rank, 2, store.port), ...TIMEOUT });
       const [r0, r1] = await Promise.all(
-        [0, 1].map((k) => runNode([workerScript, 'fault', 'die', '1'], { env: env(k) })),
+        [0, 1].map((k) => runNode([workerScript, 'fault', 'die', '1', out], { env: env(k) })),
       );
       assert.equal(r1.code, 3);
       assert.equal(r0.code, 1, r0.out);

@@ -7,8 +7,10 @@
 //   node worker.js syncbn OUT BATCH              SyncBN forward/backward on this rank's slice
 //   node worker.js suite DIR                     the tests' scenarios in one process per rank
 //                                                (process start-up is most of their time)
-//   node worker.js fault MODE RANK               MODE: die | hang | ok; RANK: the rank that misbehaves
+//   node worker.js fault MODE RANK [DIR]         MODE: die | hang | ok; RANK: the rank that misbehaves;
+//                                                each rank that finishes writes DIR/done-RANK
 //   node worker.js launch NPROC -- ARGS...       our launcher, running this script with ARGS
+//                                                (TEST_NNODES, TEST_NODE_RANK, TEST_MASTER_PORT: one node of several)
 import { writeFileSync } from 'node:fs';
 import * as torch from '../../src/torch/index.js';
 import { readDistEnv } from '../../src/distributed/env.js';
@@ -102,8 +104,8 @@ async function main(): Promise<void> {
     const sep = args.indexOf('--');
     const code = await launch({
       nprocPerNode: Number(args[0]),
-      nnodes: 1,
-      nodeRank: 0,
+      nnodes: Number(process.env.TEST_NNODES ?? 1),
+      nodeRank: Number(process.env.TEST_NODE_RANK ?? 0),
       masterAddr: '127.0.0.1',
       masterPort: Number(process.env.TEST_MASTER_PORT ?? 0),
       args: args.slice(sep + 1),
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
     else if (mode === 'syncbn') syncBnScenario(dist, args[0], Number(args[1]));
     else if (mode === 'fault') faultScenario(dist, args[0], Number(args[1]));
     else throw new Error(`unknown scenario ${mode}`);
-    if (mode === 'fault') writeFileSync(`${process.env.TEST_OUT_DIR}/done-${dist.rank}`, 'ok');
+    if (mode === 'fault' && args[2]) writeFileSync(`${args[2]}/done-${dist.rank}`, 'ok');
   });
 }
 

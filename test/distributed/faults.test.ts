@@ -1,15 +1,16 @@
 // Faults of a data-parallel job on loopback: a rank that dies or hangs stops the others within the
 // timeout with a message naming it, and leaves no process behind; a rendezvous that cannot
-// complete, a port in use, a bad environment, an unreachable master and configs that differ
-// across ranks are clear errors on every rank, with nothing written.
+// complete, a port in use, a bad environment, an unreachable master and configs or checkpoints
+// that differ across ranks are clear errors on every rank, with nothing written.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { cliMain, repoRoot, tempDir } from '../helpers/paths.js';
+import { writeCityscapes } from '../helpers/tiny-datasets.js';
 import { closedPort, killAll, rankEnv, runNode, workerScript } from './spawn.js';
 import { readDistEnv } from '../../src/distributed/env.js';
 
@@ -192,6 +193,38 @@ describe('faults', { concurrency: 2 }, () => {
       }
       assert.equal(existsSync(join(wd, 'config.json')), false);
       assert.deepEqual(readdirSync(wd), []);
+    } finally {
+      store.close();
+    }
+  });
+
+  test('checkpoints that differ across ranks: an error on every rank before anything is restored', async () => {
+    const store = agentStore();
+    try {
+      const root = await writeCityscapes(tempDir('ddp-ckpt-data-'));
+      const wd = tempDir('ddp-ckpt-');
+      const files = [0, 1].map((k) => join(wd, `resume-${k}.safetensors`));
+      files.forEach((f, k) => writeFileSync(f, `not the same bytes ${k}`));
+      const args = (k: number) => [
+        cliMain,
+        'train',
+        config,
+        '--set',
+        `workDir=${wd}`,
+        '--set',
+        `data.dataset.root=${root}`,
+        '--resume',
+        files[k],
+      ];
+      const rs = await Promise.all(
+        [0, 1].map((k) => runNode(args(k), { env: rankEnv(k, 2, store.port), timeoutMs: 120000 })),
+      );
+      for (const [k, r] of rs.entries()) {
+        assert.equal(r.code, 1, r.out);
+        assert.match(r.out, new RegExp(`rank ${k}: the checkpoint to resume differs across ranks: rank 1 has 20:`));
+      }
+      // only what the test put there, and rank 0's resolved config
+      assert.deepEqual(readdirSync(wd).sort(), ['config.json', 'resume-0.safetensors', 'resume-1.safetensors']);
     } finally {
       store.close();
     }

@@ -12,7 +12,7 @@
 // overlapped share = 1 - (ddp backward - local backward) / local all-reduce time.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
@@ -153,6 +153,7 @@ async function main(): Promise<void> {
       runs.get(m)!.push(t);
       console.error(`round ${r + 1} ${m}: ${t.step.toFixed(0)} ms/step, ${t.perSample.toFixed(0)} ms/sample`);
     }
+  const load = loadavg()[1].toFixed(1); // the machine may be shared: say how busy it was
   const med = (m: string, k: keyof StepTimes) => median(runs.get(m)!.map((t) => t[k] as number));
   const comm = med('local', 'allreduce');
   const exposed = Math.max(0, med('ddp', 'backward') - med('local', 'backward'));
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
   const lines = [
     `# Data-parallel training on one machine`,
     '',
-    `\`node dist/bench/ddp.js --model ${o['--model']} --size ${o['--size']} --batch ${o['--batch']} --steps ${o['--steps']} --rounds ${o['--rounds']}\`, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${torch.buildInfo().torchVersion}, Gloo on loopback; medians of ${o['--rounds']} runs of ${o['--steps']} timed steps (after 2 warm-up steps), ${o['--size']}x${o['--size']} crops, SGD. Global batch ${2 * b} in every row.`,
+    `\`node dist/bench/ddp.js --model ${o['--model']} --size ${o['--size']} --batch ${o['--batch']} --steps ${o['--steps']} --rounds ${o['--rounds']}\`, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${torch.buildInfo().torchVersion}, Gloo on loopback; medians of ${o['--rounds']} runs of ${o['--steps']} timed steps (after 2 warm-up steps), ${o['--size']}x${o['--size']} crops, SGD. Global batch ${2 * b} in every row. Load average over the last 5 minutes at the end: ${load}.`,
     '',
     '| run | ms / step | ms / sample | forward | backward (+ waiting for the last buckets) | all-reduce after backward | optimizer |',
     '|---|---|---|---|---|---|---|',

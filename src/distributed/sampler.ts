@@ -23,7 +23,9 @@ export function shardStart(base: number, s: Shard): number {
 
 /**
  * Where the whole job stands in the stream once this rank has consumed `taken` samples since
- * `base`: every rank has taken as many (the same batch size, in lock step), so W x taken.
+ * `base`: every rank has taken as many (the same batch size, in lock step), so W x taken. A bad
+ * sample skipped (train.badSample: skip) moves only its rank's share on by one; checkpoints keep
+ * rank 0's position, so a resume may see a few samples of other ranks again or not at all.
  */
 export function shardPosition(base: number, taken: number, s: Shard): number {
   return base + taken * s.worldSize;

@@ -3,7 +3,14 @@ import { Command, Option } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
-import { exportPresetOnnx, writeOnnxFile, DYNAMIC_TRACE_SIZES, DEFAULT_SIZE, INPUT_NAME, OUTPUT_NAME } from '../export/export.js';
+import {
+  exportPresetOnnx,
+  writeOnnxFile,
+  DYNAMIC_TRACE_SIZES,
+  DEFAULT_SIZE,
+  INPUT_NAME,
+  OUTPUT_NAME,
+} from '../export/export.js';
 import { OPSET, type OnnxPrecision } from '../export/onnx-model.js';
 import { parseIntOption, parseOutputStride, parseSizeOption } from './options.js';
 
@@ -42,13 +49,18 @@ export function exportCommand(): Command {
     .action((o: ExportOptions) => {
       if (o.size && o.dynamic) throw new Error('export: give --size or --dynamic, not both');
       if (!o.weights && !o.randomWeights)
-        throw new Error('export: --weights FILE is required (or --random-weights for a smoke test with seeded random weights)');
+        throw new Error(
+          'export: --weights FILE is required (or --random-weights for a smoke test with seeded random weights)',
+        );
       if (o.weights && o.randomWeights) throw new Error('export: give --weights or --random-weights, not both');
       const out = resolve(o.out);
-      if (existsSync(out) && statSync(out).isDirectory()) throw new Error(`export: --out ${o.out} is a folder; name the .onnx file`);
+      if (existsSync(out) && statSync(out).isDirectory())
+        throw new Error(`export: --out ${o.out} is a folder; name the .onnx file`);
       if (!existsSync(dirname(out))) throw new Error(`export: the folder of --out ${o.out} does not exist`);
       if (o.randomWeights) {
-        console.error('deeplab export: WARNING: --random-weights: the model has seeded random weights, its output means nothing');
+        console.error(
+          'deeplab export: WARNING: --random-weights: the model has seeded random weights, its output means nothing',
+        );
         torch.manualSeed(0);
       }
       const e = exportPresetOnnx(o.model, {

@@ -69,7 +69,9 @@ export function exportOnnx(model: Segmentor, o: OnnxExportOptions = {}): OnnxExp
   if (o.dynamic && o.size) throw new RangeError('ONNX export: give a size or dynamic, not both');
   if (model.training) throw new Error('ONNX export: call model.eval() first (the export records the eval forward)');
   const name = o.name ?? model.constructor.name;
-  const size = o.input ? (o.input.shape.slice(2) as [number, number]) : (o.size ?? (o.dynamic ? DYNAMIC_TRACE_SIZES[0] : DEFAULT_SIZE));
+  const size = o.input
+    ? (o.input.shape.slice(2) as [number, number])
+    : (o.size ?? (o.dynamic ? DYNAMIC_TRACE_SIZES[0] : DEFAULT_SIZE));
   checkSize(size);
   const forward = (x: Tensor) => model.forward(x).out;
   const sampleInput = (s: [number, number]): Tensor => {
@@ -84,7 +86,9 @@ export function exportOnnx(model: Segmentor, o: OnnxExportOptions = {}): OnnxExp
   const input = o.input ? o.input.clone() : sampleInput(size);
   let logits: Tensor | undefined;
   try {
-    const traced = run(name, () => traceForward(model, forward, input, { dynamic: o.dynamic ?? false, withData: true, inputName: INPUT_NAME }));
+    const traced = run(name, () =>
+      traceForward(model, forward, input, { dynamic: o.dynamic ?? false, withData: true, inputName: INPUT_NAME }),
+    );
     logits = traced.logits;
     const trace = traced.trace;
     if (o.dynamic) {
@@ -92,7 +96,9 @@ export function exportOnnx(model: Segmentor, o: OnnxExportOptions = {}): OnnxExp
       for (const s of DYNAMIC_TRACE_SIZES.slice(1)) {
         const other = sampleInput(s);
         try {
-          const t = run(name, () => traceForward(model, forward, other, { dynamic: true, withData: false, inputName: INPUT_NAME }));
+          const t = run(name, () =>
+            traceForward(model, forward, other, { dynamic: true, withData: false, inputName: INPUT_NAME }),
+          );
           t.logits.dispose();
           others.push(t.trace);
         } finally {
@@ -187,7 +193,8 @@ function run<T>(name: string, fn: () => T): T {
 }
 
 const sameSource = (a: SizeSource, b: SizeSource) =>
-  a.kind === b.kind && (a.kind === 'value' ? a.value === (b as typeof a).value : a.scale === (b as { scale: number }).scale);
+  a.kind === b.kind &&
+  (a.kind === 'value' ? a.value === (b as typeof a).value : a.scale === (b as { scale: number }).scale);
 
 /**
  * Picks each dynamic Resize's size source (the first candidate of the first trace that also
@@ -227,7 +234,9 @@ function emitSizes(g: OnnxGraph, input: string, p: PendingResize, s: SizeSource)
   if (s.kind === 'value') spatial = g.add('Shape', [s.value], { start: { int: 2 }, end: { int: 4 } });
   else {
     // floor(side * scale) + 1, in double (exact for any real side)
-    const sides = g.add('Cast', [g.add('Shape', [input], { start: { int: 2 }, end: { int: 4 } })], { to: { int: ELEM.double } });
+    const sides = g.add('Cast', [g.add('Shape', [input], { start: { int: 2 }, end: { int: 4 } })], {
+      to: { int: ELEM.double },
+    });
     const scaled = g.add('Floor', [g.add('Mul', [sides, g.doubles([s.scale])])]);
     spatial = g.add('Add', [g.add('Cast', [scaled], { to: { int: ELEM.int64 } }), g.int64s([1])]);
   }

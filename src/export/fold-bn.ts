@@ -1,10 +1,12 @@
 // Batch norms folded into the convolutions before them, on the ONNX graph: a
 // BatchNormalization whose input is a Conv's output that nothing else reads becomes part of that
 // Conv (W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel,
-// in float64, rounded once to float32), as torch.onnx's eval peephole does. Working on the graph
+// factors in float64, the weight multiplied once in float32 as models/fold.ts does), as
+// torch.onnx's eval peephole does. Working on the graph
 // leaves the model itself untouched (models/fold.ts rewrites a model in place, for the fast path).
 // A weight that several Convs share (DeepLab-v2 MSC runs one network at three scales) is folded
 // when every one of them feeds a BatchNormalization with the same parameters.
+import * as torch from '../torch/index.js';
 import type { Initializer, OnnxGraph, OnnxNode } from './onnx-graph.js';
 
 export function foldBatchNorms(graph: OnnxGraph, outputs: readonly string[]): number {
@@ -42,18 +44,26 @@ export function foldBatchNorms(graph: OnnxGraph, outputs: readonly string[]): nu
     if (!w || !gamma || !beta || !mean || !variance || (conv.inputs[2] && !bias)) continue;
     const eps = 'float' in bn.attrs.epsilon ? bn.attrs.epsilon.float : 1e-5;
     const c = w.dims[0];
-    const per = w.data.length / c;
-    const wData = w.data as Float32Array;
-    const newW = new Float32Array(wData.length);
+    const scale = new Float32Array(c);
     const newB = new Float32Array(c);
     for (let o = 0; o < c; o++) {
       const s = Number(gamma.data[o]) / Math.sqrt(Number(variance.data[o]) + eps);
-      for (let i = o * per; i < (o + 1) * per; i++) newW[i] = wData[i] * s;
+      scale[o] = s;
       newB[o] = ((bias ? Number(bias.data[o]) : 0) - Number(mean.data[o])) * s + Number(beta.data[o]);
     }
+    // The weight times its channel's factor, by LibTorch (a JS loop takes seconds on ResNet-101).
+    const newW = torch.scope(
+      () =>
+        torch
+          .tensor(w.data as Float32Array, { shape: w.dims })
+          .mul(torch.tensor(scale, { shape: [c, ...w.dims.slice(1).map(() => 1)] }))
+          .data() as Float32Array,
+    );
     w.data = newW;
     // The folded bias keeps the conv's bias key, or takes the one its weight key implies.
-    const biasName = conv.inputs[2] || graph.initializer({ dims: [c], data: newB, followsPrecision: true }, biasKey(graph, weightName));
+    const biasName =
+      conv.inputs[2] ||
+      graph.initializer({ dims: [c], data: newB, followsPrecision: true }, biasKey(graph, weightName));
     if (bias) bias.data = newB;
     for (const p of pairs) {
       p.conv.inputs[2] = biasName;

@@ -65,7 +65,13 @@ function valueInfo(t: TensorInfo): Record<string, unknown> {
 
 /** float32 data as IEEE half bit patterns, rounded as LibTorch rounds (to nearest even). */
 function toHalf(data: Float32Array): Uint16Array {
-  return torch.scope(() => torch.tensor(data, { shape: [data.length] }).to('float16').data() as Uint16Array);
+  return torch.scope(
+    () =>
+      torch
+        .tensor(data, { shape: [data.length] })
+        .to('float16')
+        .data() as Uint16Array,
+  );
 }
 
 function tensorProto(t: Initializer, precision: OnnxPrecision): Record<string, unknown> {

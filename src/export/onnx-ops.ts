@@ -44,8 +44,7 @@ export function mapCall(ctx: MapContext, c: RecordedCall): void {
   const a = c.args;
   const result = c.result as Handle;
   const unary = (op: string, attrs = {}) => ctx.define(result, g.add(op, [ctx.value(a[0] as Handle)], attrs));
-  const inplace = (op: string, attrs = {}) =>
-    ctx.update(a[0] as Handle, g.add(op, [ctx.value(a[0] as Handle)], attrs));
+  const inplace = (op: string, attrs = {}) => ctx.update(a[0] as Handle, g.add(op, [ctx.value(a[0] as Handle)], attrs));
   const refuse = (why: string): never => {
     throw new UnsupportedOperatorError(`${c.name}${c.overload ? `.${c.overload}` : ''} ${why}`);
   };
@@ -76,7 +75,16 @@ export function mapCall(ctx: MapContext, c: RecordedCall): void {
     }
     case 'aten::batch_norm': {
       // batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn)
-      const [x, w, b, mean, variance, training, , eps] = a as [Handle, Handle | null, Handle | null, Handle | null, Handle | null, boolean, number, number];
+      const [x, w, b, mean, variance, training, , eps] = a as [
+        Handle,
+        Handle | null,
+        Handle | null,
+        Handle | null,
+        Handle | null,
+        boolean,
+        number,
+        number,
+      ];
       if (training) refuse('in training mode (export an eval model)');
       if (mean === null || variance === null) refuse('without running statistics');
       const c = ctx.shape(x)[1];
@@ -128,7 +136,10 @@ export function mapCall(ctx: MapContext, c: RecordedCall): void {
       const base = c.name.replace(/_$/, '');
       const other = c.overload === 'Scalar' ? g.floats([num(a[1])], []) : ctx.value(a[1] as Handle);
       const alpha = num(a[2]);
-      const scaled = alpha === 1 || base === 'aten::mul' || base === 'aten::div' ? other : g.add('Mul', [other, g.floats([alpha], [])]);
+      const scaled =
+        alpha === 1 || base === 'aten::mul' || base === 'aten::div'
+          ? other
+          : g.add('Mul', [other, g.floats([alpha], [])]);
       const out = g.add(ELEMENTWISE[base], [ctx.value(a[0] as Handle), scaled]);
       if (c.name.endsWith('_')) ctx.update(a[0] as Handle, out);
       else ctx.define(result, out);
@@ -142,7 +153,14 @@ export function mapCall(ctx: MapContext, c: RecordedCall): void {
       const list = a[0] as Handle[];
       const rank = ctx.shape(list[0]).length;
       const dim = num(a[1]);
-      return ctx.define(result, g.add('Concat', list.map((h) => ctx.value(h)), { axis: { int: dim < 0 ? dim + rank : dim } }));
+      return ctx.define(
+        result,
+        g.add(
+          'Concat',
+          list.map((h) => ctx.value(h)),
+          { axis: { int: dim < 0 ? dim + rank : dim } },
+        ),
+      );
     }
     case 'aten::max_pool2d': {
       // max_pool2d(x, kernel, stride, padding, dilation, ceil_mode); an empty stride means the kernel.
@@ -195,8 +213,15 @@ export function mapCall(ctx: MapContext, c: RecordedCall): void {
       const scales = (bilinear ? a[3] : a[2]) as number[] | null;
       // torch.onnx: align_corners -> "align_corners", else "pytorch_half_pixel"; nearest -> "asymmetric", floor.
       const attrs: Record<string, Attr> = bilinear
-        ? { mode: { string: 'linear' }, coordinate_transformation_mode: { string: a[2] ? 'align_corners' : 'pytorch_half_pixel' } }
-        : { mode: { string: 'nearest' }, coordinate_transformation_mode: { string: 'asymmetric' }, nearest_mode: { string: 'floor' } };
+        ? {
+            mode: { string: 'linear' },
+            coordinate_transformation_mode: { string: a[2] ? 'align_corners' : 'pytorch_half_pixel' },
+          }
+        : {
+            mode: { string: 'nearest' },
+            coordinate_transformation_mode: { string: 'asymmetric' },
+            nearest_mode: { string: 'floor' },
+          };
       // Resize-13: X, roi, scales, sizes; unused optional inputs are empty names.
       const inputs =
         size !== null

@@ -93,7 +93,8 @@ export function traceForward(
     const { dtype, shape, data } = withoutRecording(() => handleData(h));
     if (dtype === 'float32' || dtype === 'float64')
       return graph.initializer({ dims: shape, data: Float32Array.from(data as Float32Array), followsPrecision: true });
-    if (dtype === 'int64') return graph.initializer({ dims: shape, data: data as BigInt64Array, followsPrecision: false });
+    if (dtype === 'int64')
+      return graph.initializer({ dims: shape, data: data as BigInt64Array, followsPrecision: false });
     throw new Error(`ONNX export: the forward reads a ${dtype} constant tensor of shape [${shape}]; not supported`);
   };
   const value = (h: Handle): string => {
@@ -114,7 +115,8 @@ export function traceForward(
     // own 1/4, at most input sizes); the traces at other sizes sort out the rest.
     for (const [v, s] of shapes) if (same(s) && !graph.initializers.has(v)) found.push({ kind: 'value', value: v });
     const [h, w] = x.shape.slice(2);
-    for (const scale of MSC_SCALES) if (mscSide(h, scale) === size[0] && mscSide(w, scale) === size[1]) found.push({ kind: 'msc', scale });
+    for (const scale of MSC_SCALES)
+      if (mscSide(h, scale) === size[0] && mscSide(w, scale) === size[1]) found.push({ kind: 'msc', scale });
     return found;
   };
 

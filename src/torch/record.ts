@@ -60,14 +60,15 @@ export function sameTensor(a: Handle, b: Handle): boolean {
  */
 export function recordOps<T>(rec: Recorder, body: () => T): T {
   if (recording) throw new Error('recordOps: already recording');
+  // The addon's own functions (they do not use `this`), put back as they were afterwards.
   const saved = {
-    call: native.call,
-    callVoid: native.callVoid,
-    binary: native.binary,
-    binaryScalar: native.binaryScalar,
+    call: Reflect.get<NativeBinding, 'call'>(native, 'call'),
+    callVoid: Reflect.get<NativeBinding, 'callVoid'>(native, 'callVoid'),
+    binary: Reflect.get<NativeBinding, 'binary'>(native, 'binary'),
+    binaryScalar: Reflect.get<NativeBinding, 'binaryScalar'>(native, 'binaryScalar'),
   };
   const nameOf = (id: number): [string, string] => opName(id) ?? [`<operator id ${id}>`, ''];
-  const b = native as { -readonly [K in keyof NativeBinding]: NativeBinding[K] };
+  const b: NativeBinding = native;
   recording = true;
   try {
     b.call = (id, ...args) => {
@@ -84,13 +85,23 @@ export function recordOps<T>(rec: Recorder, body: () => T): T {
     b.binary = (code, a, o, alpha, inplace) => {
       const result = saved.binary.call(native, code, a, o, alpha, inplace);
       if (!suspended)
-        rec.call({ name: BINARY[code] + (inplace ? '_' : ''), overload: 'Tensor', args: [a, o, alpha], result: inplace ? undefined : result });
+        rec.call({
+          name: BINARY[code] + (inplace ? '_' : ''),
+          overload: 'Tensor',
+          args: [a, o, alpha],
+          result: inplace ? undefined : result,
+        });
       return result;
     };
     b.binaryScalar = (code, a, o, alpha, inplace) => {
       const result = saved.binaryScalar.call(native, code, a, o, alpha, inplace);
       if (!suspended)
-        rec.call({ name: BINARY[code] + (inplace ? '_' : ''), overload: 'Scalar', args: [a, o, alpha], result: inplace ? undefined : result });
+        rec.call({
+          name: BINARY[code] + (inplace ? '_' : ''),
+          overload: 'Scalar',
+          args: [a, o, alpha],
+          result: inplace ? undefined : result,
+        });
       return result;
     };
     return body();

@@ -8,6 +8,7 @@ import { modelsCommand } from './models.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { lintDatasetCommand } from './lint-dataset.js';
+import { serveCommand } from './serve.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -21,6 +22,7 @@ program.addCommand(predictCommand());
 program.addCommand(trainCommand());
 program.addCommand(evalCommand());
 program.addCommand(lintDatasetCommand());
+program.addCommand(serveCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`deeplab: ${e.message}`);

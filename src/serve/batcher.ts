@@ -82,15 +82,17 @@ export class Batcher {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0 || this.timer) return;
+    if (this.running || this.queue.length === 0) return;
     const head = this.queue[0];
     const same = this.queue.filter((j) => sameSize(j.img, head.img)).length;
     const waited = performance.now() - head.queuedAt;
     if (same >= this.o.maxBatch || waited >= this.o.maxWaitMs) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
       this.dispatch();
       return;
     }
-    this.timer = setTimeout(() => {
+    this.timer ??= setTimeout(() => {
       this.timer = null;
       this.schedule();
     }, this.o.maxWaitMs - waited);

@@ -109,6 +109,17 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
     void reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` } satisfies ErrorBody);
   });
 
+  // While closing, each reply ends its connection: a keep-alive client would otherwise hold
+  // close() until its keep-alive timeout (72 s).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('Connection', 'close');
+    return payload;
+  });
+
   // Metrics of the segment route, whatever its outcome (errors included).
   app.addHook('onResponse', async (req, reply) => {
     if (req.routeOptions.url !== SEGMENT_ROUTE) return;

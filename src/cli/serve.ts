@@ -50,7 +50,12 @@ export function serveCommand(): Command {
     .option('--max-queue <n>', 'images allowed to wait; more get 503 with Retry-After', parseNonNegativeIntOption, 32)
     .option('--max-body-mb <mb>', 'largest upload', parseIntOption, DEFAULT_LIMITS.maxBodyBytes / 2 ** 20)
     .option('--max-pixels <n>', 'largest image (width x height)', parseIntOption, DEFAULT_LIMITS.maxPixels)
-    .option('--timeout-ms <ms>', 'per request: queue, forward pass and encoding', parseIntOption, DEFAULT_LIMITS.timeoutMs)
+    .option(
+      '--timeout-ms <ms>',
+      'per request: queue, forward pass and encoding',
+      parseIntOption,
+      DEFAULT_LIMITS.timeoutMs,
+    )
     .option('--body-timeout-ms <ms>', 'how long an upload may take', parseIntOption, DEFAULT_LIMITS.bodyTimeoutMs)
     .option('--onnx <file>', "an ONNX export of the model, for the page's in-browser mode")
     .action(async (o: ServeOptions) => {
@@ -106,6 +111,8 @@ export function serveCommand(): Command {
       console.log(
         `deeplab serve: ${info.preset} (${info.numClasses} classes, ${info.precision}, ${info.loadedTensors} tensors from ${o.weights}) on ${address}`,
       );
-      console.log(`  page ${address}/   segment POST ${address}/v2/models/${info.preset}/segment   metrics ${address}/metrics`);
+      console.log(
+        `  page ${address}/   segment POST ${address}/v2/models/${info.preset}/segment   metrics ${address}/metrics`,
+      );
     });
 }

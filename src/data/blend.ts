@@ -16,7 +16,11 @@ export function colorize(labels: Uint8Array | Uint16Array, colors: readonly RGB[
 }
 
 /** The colour mask blended over the image's H x W x 3 pixels (alpha 0.5: mmseg's show_result). */
-export function overlay(img: { width: number; height: number; data: Uint8Array }, colorMask: Uint8Array, alpha = 0.5): Uint8Array {
+export function overlay(
+  img: { width: number; height: number; data: Uint8Array },
+  colorMask: Uint8Array,
+  alpha = 0.5,
+): Uint8Array {
   const out = new Uint8Array(img.data.length);
   for (let i = 0; i < out.length; i++) out[i] = Math.round(img.data[i] * (1 - alpha) + colorMask[i] * alpha);
   return out;

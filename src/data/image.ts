@@ -99,7 +99,9 @@ function labelPng(labels: Uint8Array | Uint16Array, width: number, height: numbe
       .toColourspace('grey16')
       .png();
   // b-w keeps it one channel (sharp would otherwise widen a single band to sRGB).
-  return sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), { raw: { width, height, channels: 1 } })
+  return sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), {
+    raw: { width, height, channels: 1 },
+  })
     .toColourspace('b-w')
     .png();
 }

@@ -64,7 +64,7 @@ export class Batcher {
    * runs the result is computed but nobody gets it.
    */
   submit(img: RgbImage, signal?: AbortSignal): Promise<BatchedResult> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.queue.length >= this.o.maxQueue) return Promise.reject(new QueueFullError(this.o.maxQueue));
     return new Promise((resolve, reject) => {
       const job: Job = { img, queuedAt: performance.now(), resolve, reject, signal };
@@ -72,7 +72,7 @@ export class Batcher {
         job.onAbort = () => {
           const i = this.queue.indexOf(job);
           if (i >= 0) this.queue.splice(i, 1);
-          reject(signal.reason);
+          reject(abortReason(signal));
         };
         signal.addEventListener('abort', job.onAbort, { once: true });
       }
@@ -138,6 +138,10 @@ export class Batcher {
         this.schedule();
       });
   }
+}
+
+function abortReason(s: AbortSignal): Error {
+  return s.reason instanceof Error ? s.reason : new Error(String(s.reason));
 }
 
 function sameSize(a: RgbImage, b: RgbImage): boolean {

@@ -79,7 +79,10 @@ function serve(init: WorkerInit): void {
         const layout = settings.channelsLast ? 'channels_last' : 'contiguous';
         const x = pixelsToTensor(b.pixels, b.n, b.height, b.width, preset.normalization, layout);
         const out = forwardLogits(model, x, settings);
-        const l = out.argmax(1).to(n <= 256 ? 'uint8' : 'int32').data();
+        const l = out
+          .argmax(1)
+          .to(n <= 256 ? 'uint8' : 'int32')
+          .data();
         return n <= 256 ? (l as Uint8Array) : Uint16Array.from(l as Int32Array);
       }),
     );

@@ -67,7 +67,10 @@ test('a full queue refuses at once; an abort takes an image out of the queue', a
   await tick();
   const ac = new AbortController();
   const waiting = [b.submit(img(2, 2, 2), ac.signal), b.submit(img(2, 2, 3))];
-  await assert.rejects(b.submit(img(2, 2, 4)), (e: Error) => e instanceof QueueFullError && /2 images already wait/.test(e.message));
+  await assert.rejects(
+    b.submit(img(2, 2, 4)),
+    (e: Error) => e instanceof QueueFullError && /2 images already wait/.test(e.message),
+  );
   ac.abort(new Error('client gone'));
   await assert.rejects(waiting[0], /client gone/);
   assert.equal(b.depth, 1);

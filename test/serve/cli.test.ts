@@ -62,9 +62,12 @@ test('SIGTERM: the in-flight upload finishes with its result, new connections ar
 
 test('a weights file that does not exist fails before listening, naming it', async () => {
   const run = promisify(execFile);
-  await assert.rejects(run(process.execPath, [cliMain, 'serve', '-m', PRESET, '-w', '/nonexistent/w.pth', '--port', '0']), (e: any) => {
-    assert.equal(e.code, 1);
-    assert.match(e.stderr, /\/nonexistent\/w\.pth/);
-    return true;
-  });
+  await assert.rejects(
+    run(process.execPath, [cliMain, 'serve', '-m', PRESET, '-w', '/nonexistent/w.pth', '--port', '0']),
+    (e: any) => {
+      assert.equal(e.code, 1);
+      assert.match(e.stderr, /\/nonexistent\/w\.pth/);
+      return true;
+    },
+  );
 });

@@ -62,14 +62,18 @@ test('upload in the page: overlay pixels, legend, pointer, download and screensh
   await page.setInputFiles('#file', file);
   await page.waitForSelector('body[data-state=done]', { timeout: 30_000 });
 
-  const shown = (await page.evaluate(canvasRgb)) as number[];
+  const shown = await page.evaluate<number[]>(canvasRgb);
   assert.deepEqual(Uint8Array.from(shown), overlay({ width: W, height: H, data: rgb }, color));
   await page.fill('#opacity', '100');
   await page.dispatchEvent('#opacity', 'input');
-  assert.deepEqual(Uint8Array.from((await page.evaluate(canvasRgb)) as number[]), color);
+  assert.deepEqual(Uint8Array.from(await page.evaluate<number[]>(canvasRgb)), color);
 
   const legend = await page.$$eval('#legend li', (lis: any[]) =>
-    lis.map((li) => [Number(li.dataset.id), li.querySelector('.name').textContent, li.querySelector('.share').textContent]),
+    lis.map((li) => [
+      Number(li.dataset.id),
+      li.querySelector('.name').textContent,
+      li.querySelector('.share').textContent,
+    ]),
   );
   assert.deepEqual(
     legend,

@@ -253,10 +253,18 @@ test('bad input: a 4xx with a clear JSON error for each, and the server keeps se
     413,
     /^the image is 10000x10000 \(100\.0 megapixels\); this server takes at most 1\.0 megapixels$/,
   );
-  await expect(await post(u, '{"image": 1}', 'application/json'), 415, /^Content-Type application\/json is not accepted/);
+  await expect(
+    await post(u, '{"image": 1}', 'application/json'),
+    415,
+    /^Content-Type application\/json is not accepted/,
+  );
   await expect(await post(u, Buffer.alloc(0)), 400, /^the body is empty/);
   await expect(await post(u, Buffer.alloc(300 * 1024, 1)), 413, /larger than this server's limit of 262144 bytes/);
-  await expect(await post(u, image.png, 'image/png', '?format=svg'), 400, /^format must be one of labels, color, overlay, json; got "svg"$/);
+  await expect(
+    await post(u, image.png, 'image/png', '?format=svg'),
+    400,
+    /^format must be one of labels, color, overlay, json; got "svg"$/,
+  );
   await expect(await fetch(`${u}/v2/models/nope/segment`, { method: 'POST' }), 404, /unknown model "nope"/);
 
   // A slow client: the body does not arrive within the server's bodyTimeoutMs (1 s here).

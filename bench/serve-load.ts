@@ -2,7 +2,8 @@
 // throughput and p50/p99 latency at 1, 4 and 16 clients with batching (--max-batch 4) and without
 // (--max-batch 1); 503s when the queue is full (--max-queue 2); the server's resident memory
 // before and after 10,000 requests. The server runs as users run it (bin/deeplab, its own process).
-//   node dist/bench/serve-load.js [--model P --weights W --size 64 --duration 10 --amount 10000]
+//   node dist/bench/serve-load.js [--model P --weights W --size 64 --duration 10 --rounds 2
+//                                  --amount 10000 --mem-size 32]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import autocannon from 'autocannon';
@@ -15,9 +16,12 @@ const opt = benchArgs({
   '--size': '64',
   '--duration': '10',
   '--amount': '10000',
+  '--mem-size': '32',
+  '--rounds': '2',
 });
 const [H, W] = benchSize(opt['--size']);
 const duration = Number(opt['--duration']);
+const rounds = Number(opt['--rounds']);
 
 interface Server {
   url: string;
@@ -80,21 +84,26 @@ interface Row {
   other: number;
 }
 
-async function main(): Promise<void> {
-  const rgb = Buffer.alloc(W * H * 3);
-  for (let i = 0; i < W * H; i++) rgb.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256], i * 3);
-  const png = await sharp(rgb, { raw: { width: W, height: H, channels: 3 } })
+async function testPng(size: string): Promise<Buffer> {
+  const [h, w] = benchSize(size);
+  const rgb = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < w * h; i++) rgb.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256], i * 3);
+  return sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
     .png()
     .toBuffer();
-  const rows: Row[] = [];
-  const run = async (s: Server, maxBatch: number, clients: number) => {
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+async function main(): Promise<void> {
+  const png = await testPng(opt['--size']);
+  const run = async (s: Server, clients: number): Promise<Row> => {
     const before = await metrics(s.url);
     const r = await hammer(s.url, png, clients, { duration });
     const after = await metrics(s.url);
-    const codes = r.statusCodeStats ?? {};
-    const busy = codes['503']?.count ?? 0;
-    rows.push({
-      maxBatch,
+    const busy = r.statusCodeStats?.['503']?.count ?? 0;
+    return {
+      maxBatch: 0,
       clients,
       rps: r.requests.average,
       p50: r.latency.p50,
@@ -103,44 +112,69 @@ async function main(): Promise<void> {
       ok: r['2xx'],
       busy,
       other: r.non2xx - busy + r.errors + r.timeouts,
-    });
-    console.error(`max batch ${maxBatch}, ${clients} clients: ${r.requests.average} req/s`);
+    };
   };
-  for (const maxBatch of [4, 1]) {
-    const s = await startServe(['--max-batch', String(maxBatch), '--max-queue', '64']);
-    await hammer(s.url, png, 4, { duration: 2 }); // warm-up: first forwards, allocator
-    for (const clients of [1, 4, 16]) await run(s, maxBatch, clients);
-    await stop(s);
+  // Both servers up at once (an idle one costs nothing), rows interleaved round by round, so
+  // a change in the machine's load hits both settings alike.
+  const batches = [4, 1];
+  const servers = await Promise.all(batches.map((b) => startServe(['--max-batch', String(b), '--max-queue', '64'])));
+  for (const s of servers) await hammer(s.url, png, 4, { duration: 2 }); // warm-up: first forwards, allocator
+  const rows: Row[] = [];
+  for (const clients of [1, 4, 16]) {
+    const got: Row[][] = batches.map(() => []);
+    for (let round = 0; round < rounds; round++)
+      for (let k = 0; k < batches.length; k++) got[k].push(await run(servers[k], clients));
+    got.forEach((rs, k) => {
+      const row: Row = {
+        maxBatch: batches[k],
+        clients,
+        rps: mean(rs.map((r) => r.rps)),
+        p50: mean(rs.map((r) => r.p50)),
+        p99: mean(rs.map((r) => r.p99)),
+        meanBatch: mean(rs.map((r) => r.meanBatch)),
+        ok: rs.reduce((a, r) => a + r.ok, 0),
+        busy: rs.reduce((a, r) => a + r.busy, 0),
+        other: rs.reduce((a, r) => a + r.other, 0),
+      };
+      rows.push(row);
+      console.error(`max batch ${row.maxBatch}, ${clients} clients: ${row.rps.toFixed(1)} req/s`);
+    });
   }
+  await Promise.all(servers.map(stop));
+
   // A queue of 2 against 16 clients: the surplus is refused with 503 + Retry-After.
   const tiny = await startServe(['--max-batch', '4', '--max-queue', '2']);
   await hammer(tiny.url, png, 4, { duration: 2 });
-  await run(tiny, 4, 16);
+  const queueRow = await run(tiny, 16);
   await stop(tiny);
-  const queueRow = rows.pop()!;
 
   // Resident memory before and after 10,000 requests.
+  const memPng = await testPng(opt['--mem-size']);
   const s = await startServe(['--max-batch', '4']);
-  await hammer(s.url, png, 4, { duration: 3 });
+  await hammer(s.url, memPng, 4, { duration: 3 });
   const rss0 = (await metrics(s.url)).rss;
-  const big = await hammer(s.url, png, 16, { amount: Number(opt['--amount']) });
+  const big = await hammer(s.url, memPng, 16, { amount: Number(opt['--amount']) });
   const rss1 = (await metrics(s.url)).rss;
   await stop(s);
 
   const cpu = cpus();
-  console.log(`${opt['--model']}, ${W}x${H} PNG, ${duration} s per row, ${cpu.length} x ${cpu[0]?.model ?? '?'}\n`);
+  console.log(
+    `${opt['--model']}, ${W}x${H} PNG, ${rounds} x ${duration} s per row (interleaved), ${cpu.length} x ${cpu[0]?.model ?? '?'}, DEEPLAB_THREADS=${process.env.DEEPLAB_THREADS ?? '(cores)'}\n`,
+  );
   console.log('| max batch | clients | req/s | p50 ms | p99 ms | images per forward | 2xx | 503 | errors |');
   console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const r of [...rows, { ...queueRow, maxBatch: Number.NaN }])
+  const line = (label: string, r: Row) =>
     console.log(
-      `| ${Number.isNaN(r.maxBatch) ? '4, queue 2' : r.maxBatch} | ${r.clients} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.meanBatch.toFixed(2)} | ${r.ok} | ${r.busy} | ${r.other} |`,
+      `| ${label} | ${r.clients} | ${r.rps.toFixed(1)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.meanBatch.toFixed(2)} | ${r.ok} | ${r.busy} | ${r.other} |`,
     );
+  for (const r of rows) line(String(r.maxBatch), r);
+  line('4, queue of 2', queueRow);
   const gain = (c: number) =>
     rows.find((r) => r.maxBatch === 4 && r.clients === c)!.rps /
     rows.find((r) => r.maxBatch === 1 && r.clients === c)!.rps;
   console.log(`\nbatching's gain over batch 1: ${gain(4).toFixed(2)}x at 4 clients, ${gain(16).toFixed(2)}x at 16`);
   console.log(
-    `resident memory: ${(rss0 / 2 ** 20).toFixed(0)} MiB after warm-up, ${(rss1 / 2 ** 20).toFixed(0)} MiB after ${big['2xx']} more requests (${big.non2xx + big.errors} failed)`,
+    `resident memory (${opt['--mem-size']} PNG, 16 clients): ${(rss0 / 2 ** 20).toFixed(0)} MiB after warm-up, ${(rss1 / 2 ** 20).toFixed(0)} MiB after ${big['2xx']} more requests (${big.non2xx + big.errors + big.timeouts} failed)`,
   );
 }
 

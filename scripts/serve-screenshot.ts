@@ -20,7 +20,7 @@ const url = await new Promise<string>((resolve, reject) => {
 });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 620 } });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
   await page.goto(url);
   await page.waitForSelector('body[data-state=ready]');
   await page.setInputFiles('#file', image);
@@ -29,7 +29,7 @@ try {
   await page.dispatchEvent('#opacity', 'input');
   const box = (await page.locator('#canvas').boundingBox())!;
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.55);
-  await page.screenshot({ path: out });
+  await page.screenshot({ path: out, fullPage: true });
 } finally {
   await browser.close();
   child.kill('SIGTERM');

@@ -9,6 +9,8 @@ export type { ModelInfo } from './worker.js';
 
 /** Runs one batch of same-size images; what the batcher needs (tests wrap it). */
 export interface BatchRunner {
+  /** whether it can still run batches (default: yes) */
+  readonly alive?: boolean;
   run(b: Omit<BatchRequest, 'id'>): Promise<{ labels: Uint8Array | Uint16Array; ms: number }>;
 }
 
@@ -61,6 +63,11 @@ export class ModelThread implements BatchRunner {
         }
       });
     });
+  }
+
+  /** false once the thread has died (readiness then answers 503) */
+  get alive(): boolean {
+    return this.exited === null;
   }
 
   run(b: Omit<BatchRequest, 'id'>): Promise<{ labels: Uint8Array | Uint16Array; ms: number }> {

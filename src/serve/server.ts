@@ -135,10 +135,12 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
   };
   app.get('/v2', async () => ({ name: 'deeplab', version: '0.1.0', extensions: [] }));
   app.get('/v2/health/live', async (_req, reply) => reply.code(200).send());
-  app.get('/v2/health/ready', async (_req, reply) => reply.code(200).send());
+  // Ready while the model thread lives; a dead one leaves the process up for a supervisor to see.
+  const ready = () => o.runner.alive !== false;
+  app.get('/v2/health/ready', async (_req, reply) => reply.code(ready() ? 200 : 503).send());
   app.get<{ Params: { model: string } }>('/v2/models/:model/ready', async (req, reply) => {
     checkModel(req);
-    return reply.code(200).send();
+    return reply.code(ready() ? 200 : 503).send();
   });
   app.get<{ Params: { model: string } }>('/v2/models/:model', async (req) => {
     checkModel(req);
@@ -151,14 +153,17 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
     };
   });
   /** What a person or the page wants to know at once: ready, which model, its classes and colours. */
-  app.get('/health', async () => ({
-    status: 'ready',
-    model: model.name,
-    precision: model.precision,
-    maxBatch,
-    classes: model.palette.classes.map((name, id) => ({ id, name, color: model.palette.colors[id] })),
-    onnx: o.onnxFile ? `/v2/models/${model.name}/onnx` : null,
-  }));
+  app.get('/health', async (_req, reply) => {
+    if (!ready()) void reply.code(503);
+    return {
+      status: ready() ? 'ready' : 'the model thread has stopped',
+      model: model.name,
+      precision: model.precision,
+      maxBatch,
+      classes: model.palette.classes.map((name, id) => ({ id, name, color: model.palette.colors[id] })),
+      onnx: o.onnxFile ? `/v2/models/${model.name}/onnx` : null,
+    };
+  });
   app.get('/metrics', async (_req, reply) =>
     reply.header('Content-Type', m.registry.contentType).send(await m.registry.metrics()),
   );

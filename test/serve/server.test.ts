@@ -79,6 +79,26 @@ test('health, readiness and metadata (Open Inference Protocol routes) name the m
   assert.deepEqual(await wrong.json(), { error: `unknown model "resnet"; this server serves "${PRESET}"` });
 });
 
+test('a dead model thread: readiness 503; a failing forward pass: 500 without its internals', async () => {
+  const dead = await startServer({
+    runner: { alive: false, run: () => Promise.reject(new Error('the model thread exited (code 1)')) },
+    model: MODEL,
+  });
+  try {
+    assert.equal((await fetch(`${dead.url}/v2/health/live`)).status, 200);
+    assert.equal((await fetch(`${dead.url}/v2/health/ready`)).status, 503);
+    assert.equal((await fetch(`${dead.url}/v2/models/${PRESET}/ready`)).status, 503);
+    const h = await fetch(`${dead.url}/health`);
+    assert.equal(h.status, 503);
+    assert.equal(((await h.json()) as any).status, 'the model thread has stopped');
+    const r = await post(dead.url, image.png);
+    assert.equal(r.status, 500);
+    assert.deepEqual(await r.json(), { error: 'internal server error' });
+  } finally {
+    await dead.app.close();
+  }
+});
+
 test('each output format equals the library: label PNG, colour mask, overlay, JSON shares', async () => {
   const labels = await post(server.url, image.png);
   assert.equal(labels.status, 200);

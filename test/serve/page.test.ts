@@ -11,7 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { load, type Segmenter } from '../../src/index.js';
 import { colorize, overlay } from '../../src/data/image.js';
 import { ModelThread } from '../../src/serve/model-thread.js';
-import { tempDir } from '../helpers/paths.js';
+import { repoRoot, tempDir } from '../helpers/paths.js';
 import { MODEL, PRESET, startServer, testImage, weights } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -31,7 +31,8 @@ before(async () => {
     // --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start
     chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] }),
   ]);
-  server = await startServer({ runner: thread, model: MODEL });
+  // dist/web is what scripts/setup.sh builds, whichever folder these tests were compiled to
+  server = await startServer({ runner: thread, model: MODEL, webDir: join(repoRoot, 'dist/web') });
 });
 
 after(async () => {

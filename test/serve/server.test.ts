@@ -5,6 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/paths.js';
 import { decode as decodePng } from 'fast-png';
 import { load, type Segmenter } from '../../src/index.js';
 import { colorize, overlay } from '../../src/data/image.js';
@@ -77,6 +80,24 @@ test('health, readiness and metadata (Open Inference Protocol routes) name the m
   const wrong = await fetch(`${u}/v2/models/resnet/ready`);
   assert.equal(wrong.status, 404);
   assert.deepEqual(await wrong.json(), { error: `unknown model "resnet"; this server serves "${PRESET}"` });
+});
+
+test('--onnx: the file is handed out for the page; without it, a 404 that says so', async () => {
+  const file = join(tempDir('deeplab-onnx-'), 'model.onnx');
+  writeFileSync(file, Buffer.from([8, 7, 18, 4]));
+  const s = await startServer({ runner: thread, model: MODEL, onnxFile: file });
+  try {
+    const health = (await (await fetch(`${s.url}/health`)).json()) as any;
+    assert.equal(health.onnx, `/v2/models/${PRESET}/onnx`);
+    const r = await fetch(s.url + health.onnx);
+    assert.equal(r.status, 200);
+    assert.deepEqual(new Uint8Array(await r.arrayBuffer()), Uint8Array.from([8, 7, 18, 4]));
+    const none = await fetch(`${server.url}/v2/models/${PRESET}/onnx`);
+    assert.equal(none.status, 404);
+    assert.deepEqual(await none.json(), { error: 'this server was started without --onnx FILE' });
+  } finally {
+    await s.app.close();
+  }
 });
 
 test('a dead model thread: readiness 503; a failing forward pass: 500 without its internals', async () => {

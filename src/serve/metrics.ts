@@ -11,7 +11,7 @@ export class ServeMetrics {
   readonly batchSize: Histogram;
   readonly inference: Histogram;
 
-  constructor(model: string, maxBatch: number, queueDepth: () => number) {
+  constructor(model: string, maxBatch: number, queueDepth: () => number, liveTensors: () => number | undefined) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ model });
     collectDefaultMetrics({ register: this.registry });
@@ -42,6 +42,15 @@ export class ServeMetrics {
       name: 'deeplab_inference_duration_seconds',
       help: 'forward-pass time of one batch, on the model thread',
       registers,
+    });
+    new Gauge({
+      name: 'deeplab_model_live_tensors',
+      help: 'tensors alive on the model thread after its last batch (its weights; growth would be a leak)',
+      registers,
+      collect() {
+        const n = liveTensors();
+        if (n !== undefined) this.set(n);
+      },
     });
     new Gauge({
       name: 'deeplab_queue_depth',

@@ -11,6 +11,8 @@ export type { ModelInfo } from './worker.js';
 export interface BatchRunner {
   /** whether it can still run batches (default: yes) */
   readonly alive?: boolean;
+  /** the model thread's live tensors after its last batch, when known */
+  readonly liveTensors?: number;
   run(b: Omit<BatchRequest, 'id'>): Promise<{ labels: Uint8Array | Uint16Array; ms: number }>;
 }
 
@@ -23,6 +25,8 @@ export class ModelThread implements BatchRunner {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private exited: Error | null = null;
+  /** the model thread's live tensors after its last batch (a leak check: it must not grow) */
+  liveTensors = 0;
 
   private constructor(
     private readonly worker: Worker,
@@ -33,8 +37,10 @@ export class ModelThread implements BatchRunner {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.type === 'done') p.resolve({ labels: m.labels, ms: m.ms });
-      else p.reject(new Error(m.message));
+      if (m.type === 'done') {
+        this.liveTensors = m.live;
+        p.resolve({ labels: m.labels, ms: m.ms });
+      } else p.reject(new Error(m.message));
     });
     const fail = (e: Error) => {
       this.exited = e;

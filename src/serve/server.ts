@@ -70,7 +70,12 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
       metrics!.inference.observe(ms / 1000);
     },
   });
-  metrics = new ServeMetrics(model.name, maxBatch, () => batcher.depth);
+  metrics = new ServeMetrics(
+    model.name,
+    maxBatch,
+    () => batcher.depth,
+    () => o.runner.liveTensors,
+  );
   const m = metrics;
 
   const app = Fastify({

@@ -36,7 +36,8 @@ export interface BatchRequest {
 export type WorkerMessage =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'load-failed'; message: string }
-  | { type: 'done'; id: number; labels: Uint8Array | Uint16Array; ms: number }
+  /** live: this thread's tensors after the batch (the model's own; more would be a leak) */
+  | { type: 'done'; id: number; labels: Uint8Array | Uint16Array; ms: number; live: number }
   | { type: 'failed'; id: number; message: string };
 
 const init = workerData as WorkerInit | undefined;
@@ -65,7 +66,8 @@ function serve(init: WorkerInit): void {
     try {
       const labels = runBatch(b);
       // Copied (not transferred): the addon's buffers are external memory; labels are 1 byte a pixel.
-      port.postMessage({ type: 'done', id: b.id, labels, ms: performance.now() - t0 } satisfies WorkerMessage);
+      const ms = performance.now() - t0;
+      port.postMessage({ type: 'done', id: b.id, labels, ms, live: torch.liveTensors() } satisfies WorkerMessage);
     } catch (e) {
       port.postMessage({ type: 'failed', id: b.id, message: (e as Error).message } satisfies WorkerMessage);
     }

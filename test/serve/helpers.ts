@@ -49,6 +49,9 @@ export class GatedRunner implements BatchRunner {
   private open!: () => void;
   private gate = new Promise<void>((r) => (this.open = r));
   constructor(private readonly inner: BatchRunner) {}
+  get liveTensors() {
+    return this.inner.liveTensors;
+  }
   async run(b: Parameters<BatchRunner['run']>[0]) {
     this.sizes.push(b.n);
     await this.gate;

@@ -126,6 +126,7 @@ test('each output format equals the library: label PNG, colour mask, overlay, JS
   assert.equal(labels.headers.get('content-type'), 'image/png');
   assert.match(labels.headers.get('server-timing')!, /^queue;dur=[\d.]+, infer;dur=[\d.]+$/);
   const l = await labelsOf(await labels.arrayBuffer());
+  const tensors = thread.liveTensors; // after one batch: the model's weights
   assert.equal(l.channels, 1);
   assert.deepEqual(l.data, reference.labels);
 
@@ -161,6 +162,7 @@ test('each output format equals the library: label PNG, colour mask, overlay, JS
   const mp = await fetch(`${server.url}/v2/models/${PRESET}/segment`, { method: 'POST', body: form });
   assert.equal(mp.status, 200);
   assert.deepEqual((await labelsOf(await mp.arrayBuffer())).data, reference.labels);
+  assert.equal(thread.liveTensors, tensors); // every batch's tensors freed on the model thread
 });
 
 test('same-size requests that wait together run as one batch (metrics), with the library result each', async () => {
@@ -192,6 +194,8 @@ test('same-size requests that wait together run as one batch (metrics), with the
     assert.equal(metric(text, 'deeplab_requests_total', { format: 'labels', code: '200' }), 5);
     assert.equal(metric(text, 'deeplab_request_duration_seconds_count', { format: 'labels' }), 5);
     assert.equal(metric(text, 'deeplab_queue_depth'), 0);
+    assert.equal(metric(text, 'deeplab_model_live_tensors'), thread.liveTensors);
+    assert.ok(thread.liveTensors > 0); // the model's weights
     assert.ok(metric(text, 'process_resident_memory_bytes') > 0);
   } finally {
     await s.app.close();

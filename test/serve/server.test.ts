@@ -311,6 +311,17 @@ test('bad input: a 4xx with a clear JSON error for each, and the server keeps se
     /^format must be one of labels, color, overlay, json; got "svg"$/,
   );
   await expect(await fetch(`${u}/v2/models/nope/segment`, { method: 'POST' }), 404, /unknown model "nope"/);
+  const form = (blob: Blob | string) => {
+    const f = new FormData();
+    f.append('image', blob);
+    return fetch(`${u}/v2/models/${PRESET}/segment`, { method: 'POST', body: f });
+  };
+  await expect(
+    await form(new Blob([Buffer.alloc(300 * 1024, 1)])),
+    413,
+    /larger than this server's limit of 262144 bytes/,
+  );
+  await expect(await form('just a text field'), 400, /^the multipart form has no file/);
 
   // A slow client: the body does not arrive within the server's bodyTimeoutMs (1 s here).
   const slow = await rawRequest(u, segmentHead(image.png.length), [

@@ -82,7 +82,8 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
     bodyLimit: limits.maxBodyBytes,
     // Node's own limit on receiving a request, behind readBody's (which answers in JSON).
     requestTimeout: limits.bodyTimeoutMs + 5000,
-    return503OnClosing: true,
+    // New requests while closing get our own 503 (below), in the JSON shape of every error.
+    return503OnClosing: false,
   });
 
   // Only images are parsed: raw bodies here, multipart by @fastify/multipart. JSON or text on
@@ -123,6 +124,9 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) void reply.header('Connection', 'close');
     return payload;
+  });
+  app.addHook('onRequest', async () => {
+    if (closing) throw new HttpError(503, 'the server is shutting down', { 'Retry-After': '1' });
   });
 
   // Metrics of the segment route, whatever its outcome (errors included).

@@ -125,6 +125,8 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
     if (closing) void reply.header('Connection', 'close');
     return payload;
   });
+  // A request that reaches us after close() began (on a keep-alive connection, before Fastify
+  // closed the idle ones) gets a JSON 503, like every other error.
   app.addHook('onRequest', async () => {
     if (closing) throw new HttpError(503, 'the server is shutting down', { 'Retry-After': '1' });
   });

@@ -29,6 +29,14 @@ export {
 } from './inference/fast-path.js';
 export { foldBatchNorm, isFolded, type FoldOptions, type FoldReport } from './models/fold.js';
 export {
+  exportOnnx,
+  exportPresetOnnx,
+  writeOnnxFile,
+  type OnnxExport,
+  type OnnxExportOptions,
+  type PresetExportOptions,
+} from './export/export.js';
+export {
   readImage,
   writeLabelPng,
   writeRgb,

@@ -9,6 +9,7 @@ import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { lintDatasetCommand } from './lint-dataset.js';
 import { serveCommand } from './serve.js';
+import { exportCommand } from './export.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -23,6 +24,7 @@ program.addCommand(trainCommand());
 program.addCommand(evalCommand());
 program.addCommand(lintDatasetCommand());
 program.addCommand(serveCommand());
+program.addCommand(exportCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`deeplab: ${e.message}`);

@@ -18,3 +18,12 @@ export function parseNonNegativeIntOption(v: string): number {
     throw new InvalidArgumentError(`expected a non-negative integer, got "${v}"`);
   return n;
 }
+
+/** "HxW" (e.g. 512x512) as [height, width]. */
+export function parseSizeOption(v: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  const size = m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null;
+  if (!size || size.some((s) => s < 16 || s > 8192))
+    throw new InvalidArgumentError(`expected HEIGHTxWIDTH, each from 16 to 8192 (e.g. 512x512), got "${v}"`);
+  return size;
+}

@@ -48,12 +48,30 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
+// Off while an exporter records a forward (src/export): the graph must hold the convolution as
+// the model wrote it, for every input size, not the shortcut that suits the size traced.
+let shortcuts = true;
+
+/**
+ * Runs fn with every F.conv2d going to aten::conv2d as written: no depthwise kernel, no taps
+ * narrowed away for this input size.
+ */
+export function withPlainConvolutions<T>(fn: () => T): T {
+  const prev = shortcuts;
+  shortcuts = false;
+  try {
+    return fn();
+  } finally {
+    shortcuts = prev;
+  }
+}
+
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
   const stride = pair(o.stride ?? 1),
     padding = pair(o.padding ?? 0),
     dilation = pair(o.dilation ?? 1),
     groups = o.groups ?? 1;
-  if (Math.max(...dilation) > 1) {
+  if (shortcuts && Math.max(...dilation) > 1) {
     if (groups > 1 && Math.max(...dilation) >= 8 && useOwnDepthwise(x, weight, bias, groups)) {
       return callT(
         op('deeplab::depthwise_conv2d_nhwc'),

@@ -14,6 +14,8 @@ export type Shape = readonly number[];
 // caches, so a lookup costs a few nanoseconds (a joined "name.overload" key would be rebuilt
 // and hashed on every call).
 const opIds = new Map<string, Map<string, number>>();
+// id -> [name, overload], for the recorder (src/torch/record.ts) to name what it sees.
+const opNames = new Map<number, [string, string]>();
 
 /** The id of an ATen operator, looked up once ("aten::add", "Tensor"). */
 export function op(name: string, overload = ''): number {
@@ -23,8 +25,14 @@ export function op(name: string, overload = ''): number {
   if (id === undefined) {
     id = native.op(name, overload);
     byOverload.set(overload, id);
+    opNames.set(id, [name, overload]);
   }
   return id;
+}
+
+/** The [name, overload] of an id that op() handed out. */
+export function opName(id: number): [string, string] | undefined {
+  return opNames.get(id);
 }
 
 /** Calls an operator that returns one tensor and wraps it. */

@@ -10,6 +10,25 @@ interface Health {
   precision: string;
   classes: { id: number; name: string; color: RGB }[];
   onnx: string | null;
+  normalization: { scale: number; mean: number[]; std: number[]; bgr: boolean } | null;
+}
+
+/** The part of onnxruntime-web's API the in-browser mode uses (loaded from /ort/ on demand). */
+interface OrtTensor {
+  dims: readonly number[];
+  data: Float32Array;
+}
+interface Ort {
+  env: { wasm: { wasmPaths: string; numThreads: number } };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
+  InferenceSession: {
+    create(
+      model: Uint8Array,
+      o: { executionProviders: string[] },
+    ): Promise<{
+      run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+    }>;
+  };
 }
 
 /** The segmented image on screen. */
@@ -51,9 +70,56 @@ function channels(rgba: Uint8ClampedArray, count: 1 | 3): Uint8Array {
   return out;
 }
 
+let session: ReturnType<Ort['InferenceSession']['create']> | null = null;
+let ort: Ort | null = null;
+
+/** The model's ONNX export in this browser (onnxruntime-web, WebAssembly): labels for the pixels. */
+async function segmentHere(img: ImageData): Promise<Uint8Array> {
+  if (!session) {
+    const url = '/ort/ort.wasm.min.mjs'; // a variable: served by the server, not bundled
+    ort = (await import(url)) as Ort;
+    ort.env.wasm.wasmPaths = '/ort/';
+    ort.env.wasm.numThreads = 1; // threads need cross-origin isolation (COOP/COEP)
+    const bytes = new Uint8Array(await (await fetch(health.onnx!)).arrayBuffer());
+    session = ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+  }
+  const s = await session;
+  const { width: w, height: h } = img;
+  const n = health.normalization!;
+  // x' = (x * scale - mean) / std per channel, NCHW; BGR for caffe models (data/to-tensor.ts)
+  const x = new Float32Array(3 * w * h);
+  for (let c = 0; c < 3; c++) {
+    const src = n.bgr ? 2 - c : c;
+    for (let i = 0; i < w * h; i++) x[c * w * h + i] = (img.data[i * 4 + src] * n.scale - n.mean[c]) / n.std[c];
+  }
+  const out = await s.run({ input: new ort!.Tensor('float32', x, [1, 3, h, w]) });
+  const logits = out.logits.data;
+  const classes = out.logits.dims[1];
+  const labels = new Uint8Array(w * h);
+  for (let i = 0; i < w * h; i++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (logits[k * w * h + i] > logits[best * w * h + i]) best = k;
+    labels[i] = best;
+  }
+  return labels;
+}
+
 async function segment(file: File): Promise<void> {
   document.body.dataset.state = 'busy';
   say(`segmenting ${file.name}…`);
+  if (el<HTMLSelectElement>('mode').value === 'browser') {
+    const t = performance.now();
+    const img = await pixels(file);
+    const labels = await segmentHere(img);
+    const ms = performance.now() - t;
+    show(img, labels);
+    el<HTMLAnchorElement>('download').hidden = true;
+    say(
+      `${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms in this browser (onnxruntime-web, wasm)`,
+    );
+    document.body.dataset.state = 'done';
+    return;
+  }
   const t0 = performance.now();
   const res = await fetch(`/v2/models/${encodeURIComponent(health.model)}/segment?format=labels`, {
     method: 'POST',
@@ -71,13 +137,7 @@ async function segment(file: File): Promise<void> {
   const [img, lab] = await Promise.all([pixels(file), pixels(labelPng)]);
   if (img.width !== lab.width || img.height !== lab.height)
     throw new Error(`the label mask is ${lab.width}x${lab.height}, the image ${img.width}x${img.height}`);
-  const labels = channels(lab.data, 1); // a gray PNG decodes to R = G = B = the class index
-  const colors = health.classes.map((c) => c.color);
-  shown = { width: img.width, height: img.height, rgb: channels(img.data, 3), labels, color: colorize(labels, colors) };
-  canvas.width = img.width;
-  canvas.height = img.height;
-  draw();
-  showLegend(labels);
+  show(img, channels(lab.data, 1)); // a gray PNG decodes to R = G = B = the class index
   if (downloadUrl) URL.revokeObjectURL(downloadUrl);
   downloadUrl = URL.createObjectURL(labelPng);
   const link = el<HTMLAnchorElement>('download');
@@ -87,6 +147,15 @@ async function segment(file: File): Promise<void> {
   const timing = res.headers.get('Server-Timing') ?? '';
   say(`${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms on the server (${timing})`);
   document.body.dataset.state = 'done';
+}
+
+function show(img: ImageData, labels: Uint8Array): void {
+  const colors = health.classes.map((c) => c.color);
+  shown = { width: img.width, height: img.height, rgb: channels(img.data, 3), labels, color: colorize(labels, colors) };
+  canvas.width = img.width;
+  canvas.height = img.height;
+  draw();
+  showLegend(labels);
 }
 
 function draw(): void {
@@ -148,7 +217,10 @@ async function start(): Promise<void> {
   health = (await res.json()) as Health;
   el('model').textContent = `${health.model} · ${health.precision} · ${health.classes.length} classes`;
   const browser = el<HTMLSelectElement>('mode').querySelector<HTMLOptionElement>('option[value=browser]')!;
-  if (health.onnx) browser.textContent = 'this browser (in-browser mode: not built yet)';
+  if (health.onnx && health.normalization) {
+    browser.disabled = false;
+    browser.textContent = 'this browser (onnxruntime-web)';
+  }
   const input = el<HTMLInputElement>('file');
   input.addEventListener('change', () => run(input.files?.[0]));
   const drop = el('drop');

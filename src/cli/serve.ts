@@ -71,7 +71,13 @@ export function serveCommand(): Command {
       const palette = paletteFor(custom ?? paletteOfDataset(info.dataset), info.numClasses);
       const { app } = buildServer({
         runner: thread,
-        model: { name: info.preset, numClasses: info.numClasses, precision: info.precision, palette },
+        model: {
+          name: info.preset,
+          numClasses: info.numClasses,
+          precision: info.precision,
+          palette,
+          normalization: info.normalization,
+        },
         maxBatch: o.maxBatch,
         maxWaitMs: o.maxWaitMs,
         maxQueue: o.maxQueue,

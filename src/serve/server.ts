@@ -5,12 +5,13 @@
 // the server (in-flight requests finish, new ones get 503), not the model thread.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { readImage, ImageError, encodeLabelPng, encodeRgb, colorize, overlay } from '../data/image.js';
 import type { Palette } from '../data/palettes.js';
+import type { Normalization } from '../models/segmentor.js';
 import { legendOf } from '../inference/legend.js';
 import type { BatchRunner } from './model-thread.js';
 import { Batcher, QueueFullError } from './batcher.js';
@@ -24,7 +25,7 @@ export type OutputFormat = (typeof FORMATS)[number];
 export interface ServerOptions {
   runner: BatchRunner;
   /** the name in the routes (the preset's), its classes and precision */
-  model: { name: string; numClasses: number; precision: string; palette: Palette };
+  model: { name: string; numClasses: number; precision: string; palette: Palette; normalization?: Normalization };
   maxBatch?: number;
   /** images allowed to wait for the model; more get 503 + Retry-After */
   maxQueue?: number;
@@ -173,6 +174,7 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
       maxBatch,
       classes: model.palette.classes.map((name, id) => ({ id, name, color: model.palette.colors[id] })),
       onnx: o.onnxFile ? `/v2/models/${model.name}/onnx` : null,
+      normalization: model.normalization ?? null,
     };
   });
   app.get('/metrics', async (_req, reply) =>
@@ -232,6 +234,18 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
       return reply.type(MIME[file.split('.').pop()!]).send(readFileSync(path));
     });
   }
+  // onnxruntime-web's WebAssembly build, for the in-browser mode: the three files it loads.
+  const ortDir = dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
+  const ORT_FILES: Record<string, string> = {
+    'ort.wasm.min.mjs': 'text/javascript; charset=utf-8',
+    'ort-wasm-simd-threaded.mjs': 'text/javascript; charset=utf-8',
+    'ort-wasm-simd-threaded.wasm': 'application/wasm',
+  };
+  app.get<{ Params: { file: string } }>('/ort/:file', async (req, reply) => {
+    const type = ORT_FILES[req.params.file];
+    if (!type) throw new HttpError(404, `no route GET /ort/${req.params.file}`);
+    return reply.type(type).send(readFileSync(join(ortDir, req.params.file)));
+  });
   app.get<{ Params: { model: string } }>('/v2/models/:model/onnx', async (req, reply) => {
     checkModel(req);
     if (!o.onnxFile) throw new HttpError(404, 'this server was started without --onnx FILE');

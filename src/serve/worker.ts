@@ -7,6 +7,7 @@ import * as torch from '../torch/index.js';
 import { loadForInference, type InferenceModelOptions } from '../inference/load.js';
 import { forwardLogits } from '../inference/fast-path.js';
 import { pixelsToTensor } from '../data/to-tensor.js';
+import type { Normalization } from '../models/segmentor.js';
 
 export interface WorkerInit {
   deeplabServe: true;
@@ -22,6 +23,8 @@ export interface ModelInfo {
   precision: 'fp32' | 'bf16';
   /** tensors loaded from the weights file */
   loadedTensors: number;
+  /** how pixels become the model's input (the page's in-browser mode does the same) */
+  normalization: Normalization;
 }
 
 /** n images of one size, H x W x 3 uint8 each, one after the other. */
@@ -59,6 +62,7 @@ function serve(init: WorkerInit): void {
     numClasses: model.numClasses,
     precision: settings.precision,
     loadedTensors: weights?.loaded ?? 0,
+    normalization: preset.normalization,
   };
   port.postMessage({ type: 'ready', info } satisfies WorkerMessage);
   port.on('message', (b: BatchRequest) => {

@@ -6,12 +6,19 @@ import { crc32 } from 'node:zlib';
 import { buildServer, type ServerOptions } from '../../src/serve/server.js';
 import type { BatchRunner } from '../../src/serve/model-thread.js';
 import { paletteFor } from '../../src/data/palettes.js';
+import { findPreset } from '../../src/models/zoo.js';
 import { generatedFixture } from '../helpers/paths.js';
 
 export const PRESET = 'deeplabv3_mobilenet_v3_large';
 export const weights = () => generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth');
 export const PALETTE = paletteFor('voc', 21);
-export const MODEL = { name: PRESET, numClasses: 21, precision: 'fp32', palette: PALETTE };
+export const MODEL = {
+  name: PRESET,
+  numClasses: 21,
+  precision: 'fp32',
+  palette: PALETTE,
+  normalization: findPreset(PRESET).normalization,
+};
 
 /** A W x H RGB pattern (seeded by `k`), its PNG and its raw pixels. */
 export async function testImage(width: number, height: number, k = 0): Promise<{ png: Buffer; rgb: Uint8Array }> {

@@ -11,6 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { load, type Segmenter } from '../../src/index.js';
 import { colorize, overlay } from '../../src/data/image.js';
 import { ModelThread } from '../../src/serve/model-thread.js';
+import { exportPresetOnnx, writeOnnxFile } from '../../src/export/export.js';
 import { repoRoot, tempDir } from '../helpers/paths.js';
 import { MODEL, PRESET, startServer, testImage, weights } from './helpers.js';
 
@@ -112,4 +113,38 @@ test('a file that is not an image: the page shows the server JSON error', async 
     'notes.png: 415 the body is not an image this server reads (JPEG, PNG, WebP, TIFF or GIF)',
   );
   await page.close();
+});
+
+test('in-browser mode: the ONNX export in onnxruntime-web gives the labels of the server and library', async () => {
+  const onnx = join(dir, 'model.onnx');
+  const exported = exportPresetOnnx(PRESET, { weights: weights(), dynamic: true });
+  exported.logits.dispose();
+  exported.input.dispose();
+  writeOnnxFile(onnx, exported.bytes);
+  const s = await startServer({ runner: thread, model: MODEL, onnxFile: onnx, webDir: join(repoRoot, 'dist/web') });
+  try {
+    const { png } = await testImage(W, H, 5);
+    const file = join(dir, 'here.png');
+    writeFileSync(file, png);
+    const want = colorize((await seg.segment(png)).labels, MODEL.palette.colors);
+    const page = await browser.newPage();
+    await page.goto(s.url);
+    await page.waitForSelector('body[data-state=ready]');
+    await page.selectOption('#mode', 'browser');
+    await page.fill('#opacity', '100');
+    await page.setInputFiles('#file', file);
+    await page.waitForSelector('body[data-state=done], body[data-state=error]', { timeout: 60_000 });
+    const status = (await page.textContent('#status'))!;
+    assert.match(status, /^here\.png: 96x64 segmented in \d+ ms in this browser \(onnxruntime-web, wasm\)$/);
+    const have = await page.evaluate<number[]>(canvasRgb);
+    let same = 0;
+    for (let i = 0; i < W * H; i++)
+      same += Number(
+        have[i * 3] === want[i * 3] && have[i * 3 + 1] === want[i * 3 + 1] && have[i * 3 + 2] === want[i * 3 + 2],
+      );
+    assert.ok(same / (W * H) >= 0.999, `${same} of ${W * H} pixels have the library's class`);
+    await page.close();
+  } finally {
+    await s.app.close();
+  }
 });

@@ -12,6 +12,12 @@ import { load, type Segmenter } from '../../src/index.js';
 import { colorize, overlay } from '../../src/data/image.js';
 import { ModelThread } from '../../src/serve/model-thread.js';
 import { exportPresetOnnx, writeOnnxFile } from '../../src/export/export.js';
+import type { BatchRunner } from '../../src/serve/model-thread.js';
+import { loadForInference } from '../../src/inference/load.js';
+import { findPreset } from '../../src/models/zoo.js';
+import { paletteFor, type Palette } from '../../src/data/palettes.js';
+import { writeSafetensors } from '../../src/torch/serialize/index.js';
+import * as torch from '../../src/torch/index.js';
 import { repoRoot, tempDir } from '../helpers/paths.js';
 import { MODEL, PRESET, startServer, testImage, weights } from './helpers.js';
 
@@ -115,18 +121,35 @@ test('a file that is not an image: the page shows the server JSON error', async 
   await page.close();
 });
 
-test('in-browser mode: the ONNX export in onnxruntime-web gives the labels of the server and library', async () => {
-  const onnx = join(dir, 'model.onnx');
-  const exported = exportPresetOnnx(PRESET, { weights: weights(), dynamic: true });
+/**
+ * Exports a preset's weights and checks the page's in-browser labels against the library's. A
+ * static export at the test image's size: one trace instead of the three a dynamic export takes.
+ */
+async function inBrowser(
+  preset: string,
+  weightsFile: string,
+  runner: BatchRunner,
+  palette: Palette,
+  lib: Segmenter,
+): Promise<void> {
+  const onnx = join(dir, `${preset}.onnx`);
+  const exported = exportPresetOnnx(preset, { weights: weightsFile, size: [H, W] });
   exported.logits.dispose();
   exported.input.dispose();
   writeOnnxFile(onnx, exported.bytes);
-  const s = await startServer({ runner: thread, model: MODEL, onnxFile: onnx, webDir: join(repoRoot, 'dist/web') });
+  const model = {
+    name: preset,
+    numClasses: palette.classes.length,
+    precision: 'fp32',
+    palette,
+    normalization: findPreset(preset).normalization,
+  };
+  const s = await startServer({ runner, model, onnxFile: onnx, webDir: join(repoRoot, 'dist/web') });
   try {
     const { png } = await testImage(W, H, 5);
     const file = join(dir, 'here.png');
     writeFileSync(file, png);
-    const want = colorize((await seg.segment(png)).labels, MODEL.palette.colors);
+    const want = colorize((await lib.segment(png)).labels, palette.colors);
     const page = await browser.newPage();
     await page.goto(s.url);
     await page.waitForSelector('body[data-state=ready]');
@@ -142,9 +165,33 @@ test('in-browser mode: the ONNX export in onnxruntime-web gives the labels of th
       same += Number(
         have[i * 3] === want[i * 3] && have[i * 3 + 1] === want[i * 3 + 1] && have[i * 3 + 2] === want[i * 3 + 2],
       );
-    assert.ok(same / (W * H) >= 0.999, `${same} of ${W * H} pixels have the library's class`);
+    assert.ok(same / (W * H) >= 0.999, `${preset}: ${same} of ${W * H} pixels have the library's class`);
     await page.close();
   } finally {
     await s.app.close();
+  }
+}
+
+test('in-browser mode, deeplabv3_mobilenet_v3_large: the ONNX export in onnxruntime-web labels as the library', async () => {
+  await inBrowser(PRESET, weights(), thread, MODEL.palette, seg);
+});
+
+test('in-browser mode, deeplabv3_r18-d8 (a ResNet, seeded random weights): labels as the library', async () => {
+  const preset = 'deeplabv3_r18-d8';
+  const file = join(dir, 'r18.safetensors');
+  torch.manualSeed(0);
+  const { model } = loadForInference(preset, { fast: false });
+  writeSafetensors(file, model.stateDict());
+  model.dispose();
+  const palette = paletteFor('cityscapes', 19);
+  const [r18, lib] = await Promise.all([
+    ModelThread.start(preset, { weights: file }),
+    load(preset, { weights: file, palette }),
+  ]);
+  try {
+    await inBrowser(preset, file, r18, palette, lib);
+  } finally {
+    lib.dispose();
+    await r18.close();
   }
 });

@@ -2,10 +2,11 @@
   "targets": [
     {
       "target_name": "deeplab_torch",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/depthwise.cc", "src/ops.cc", "src/tensor.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/depthwise.cc", "src/distributed.cc", "src/ops.cc", "src/tensor.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node torch-paths.cjs include)"
+        "<!@(node torch-paths.cjs include)",
+        "shim"
       ],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],

@@ -363,6 +363,8 @@ function mmsegConfig(row: SeedRow): ConfigInput {
       aux: true,
       outputStride: { train: os, eval: os },
       batchNorm: 'train',
+      // mmseg's norm_cfg = dict(type='SyncBN', requires_grad=True)
+      syncBN: true,
     },
     ds.alignCorners ? true : undefined,
   );

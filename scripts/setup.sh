@@ -14,8 +14,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # 1. Debian packages. libtorch-dev is LibTorch 1.13.1 (oneDNN, Gloo); g++/make/python3 build the
 #    addon; a font lets the training report label its charts; bin/deeplab runs the CLI with
 #    jemalloc (libjemalloc2), which made a training step about 20% faster than glibc's malloc;
-#    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist).
-pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
+#    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist);
+#    libgloo-dev has the Gloo headers that LibTorch's c10d headers include (native/src/distributed.cc).
+pkgs=(libtorch-dev libgloo-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
 [[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

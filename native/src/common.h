@@ -52,5 +52,7 @@ void initTensor(Napi::Env env, Napi::Object exports);
 bool installCpuAllocator();
 bool hugePagesInstalled();
 void initOps(Napi::Env env, Napi::Object exports);
+// c10d: store, Gloo process group, DDP Reducer, SyncBatchNorm (distributed.cc).
+void initDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace dl

@@ -24,6 +24,11 @@ export const ModelConfig = z
     alignCorners: z.boolean().default(false),
     /** batch norm: trained (mmseg default), norm_eval (statistics frozen), frozen (statistics and affine) */
     batchNorm: z.enum(['train', 'eval', 'frozen']).default('train'),
+    /**
+     * With several processes, trained batch norms use the statistics of all ranks' batches
+     * (mmseg's norm_cfg SyncBN, torch.nn.SyncBatchNorm); one process: plain batch norm.
+     */
+    syncBN: z.boolean().default(false),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import type { RgbImage } from './image.js';
 import { epochPermutation } from './rng.js';
 import { BadSampleError, runTask, type LoaderContext, type SampleResult, type SampleTask } from './loader-worker.js';
 import type { Dataset } from './datasets/types.js';
+import { type Shard, SINGLE, shardPosition, shardStart } from '../distributed/sampler.js';
 
 export { BadSampleError } from './loader-worker.js';
 
@@ -49,6 +50,13 @@ export interface LoaderOptions {
   prefetch?: number;
   /** resume: start at a position returned by state() */
   start?: LoaderPosition;
+  /**
+   * Data-parallel training: this rank's share of the stream (src/distributed/sampler.ts), as
+   * mmengine's InfiniteSampler: rank r of W takes stream positions r, r + W, r + 2W, ... of the
+   * same shuffled stream, so the ranks' batches never overlap and together are the batch of W x
+   * batchSize one process would take. state() is then a position in the whole stream.
+   */
+  shard?: Shard;
 }
 
 // ---- executors: where tasks run ----
@@ -222,10 +230,13 @@ export class DataLoader {
   private readonly executor: Executor;
   private readonly perms = new Map<number, Int32Array>();
   private readonly inflight = new Map<number, Promise<SampleResult>>();
-  /** next stream index to consume, next to dispatch, and the position of the last returned batch */
+  /** this rank's samples: next to consume, next to dispatch, and the end of the last returned batch */
   private cursor: number;
   private dispatched: number;
   private committed: number;
+  /** the stream position this loader started (or was sought) at */
+  private base: number;
+  private readonly shard: Shard;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -239,7 +250,9 @@ export class DataLoader {
       throw new RangeError(`data loader: batchSize must be a positive integer, got ${o.batchSize}`);
     if (!Number.isInteger(o.workers) || o.workers < 0)
       throw new RangeError(`data loader: workers must be >= 0, got ${o.workers}`);
-    this.cursor = this.dispatched = this.committed = this.streamIndex(o.start ?? { epoch: 0, position: 0 });
+    this.shard = o.shard ?? SINGLE;
+    this.base = this.streamIndex(o.start ?? { epoch: 0, position: 0 });
+    this.cursor = this.dispatched = this.committed = 0;
     this.ahead = Math.max(1, o.prefetch ?? 2) * o.batchSize;
     this.executor = makeExecutor(
       o.workers,
@@ -251,7 +264,8 @@ export class DataLoader {
 
   /** Where the next batch starts: save it with a checkpoint, pass it back as `start` to resume. */
   state(): LoaderPosition {
-    return { epoch: Math.floor(this.committed / this.n), position: this.committed % this.n };
+    const k = shardPosition(this.base, this.committed, this.shard);
+    return { epoch: Math.floor(k / this.n), position: k % this.n };
   }
 
   /** The next batch; calls queue, so batches come back in order even if not awaited one by one. */
@@ -266,7 +280,8 @@ export class DataLoader {
     const k = this.streamIndex(at);
     this.queue = this.queue.then(() => {
       this.inflight.clear();
-      this.cursor = this.dispatched = this.committed = k;
+      this.base = k;
+      this.cursor = this.dispatched = this.committed = 0;
       this.fill();
     });
   }
@@ -305,12 +320,13 @@ export class DataLoader {
 
   private fill(): void {
     while (!this.closed && this.dispatched < this.cursor + this.ahead) {
-      const k = this.dispatched++;
+      const j = this.dispatched++;
+      const k = shardStart(this.base, this.shard) + j * this.shard.worldSize;
       const epoch = Math.floor(k / this.n);
       const index = this.permutation(epoch)[k % this.n];
       const p = this.executor.run({ kind: 'train', id: k, epoch, index, sample: this.dataset.samples[index] });
       p.catch(() => undefined); // observed in take(); dropped ones must not be "unhandled"
-      this.inflight.set(k, p);
+      this.inflight.set(j, p);
     }
   }
 
@@ -370,6 +386,8 @@ export interface EvalOptions {
   workers?: number;
   badSample?: 'skip' | 'stop';
   onBadSample?: (file: string, err: BadSampleError) => void;
+  /** data-parallel evaluation: rank r of W reads samples r, r + W, ... (every sample once in all) */
+  shard?: Shard;
 }
 
 /** The split's samples in dataset order, each read while the previous one is being evaluated. */
@@ -382,11 +400,13 @@ export async function* iterateEval(
   const executor = makeExecutor(workers, contextFor(dataset, o.numClasses ?? dataset.classes.length, 0, { test }));
   const ahead = Math.max(1, workers);
   const inflight: Promise<SampleResult>[] = [];
+  const { rank, worldSize } = o.shard ?? SINGLE;
   const n = dataset.samples.length;
-  let dispatched = 0;
+  let dispatched = rank;
   const fill = () => {
     while (dispatched < n && inflight.length < ahead) {
-      const i = dispatched++;
+      const i = dispatched;
+      dispatched += worldSize;
       const p = executor.run({ kind: 'eval', id: i, index: i, sample: dataset.samples[i] });
       p.catch(() => undefined);
       inflight.push(p);

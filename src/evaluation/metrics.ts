@@ -89,6 +89,12 @@ export class ConfusionMatrix {
     return this;
   }
 
+  /** Sums the counts of every rank of a data-parallel job (each evaluated its shard), in place. */
+  sumAcrossRanks(group: torch.distributed.ProcessGroup): this {
+    torch.inferenceMode(() => group.allreduce([this.#counts]));
+    return this;
+  }
+
   /** The counts, row-major (C+1) x (C+1); index C is "outside 0..C-1". Exact below 2^53 pixels. */
   counts(): Float64Array {
     return Float64Array.from(this.#counts.data() as BigInt64Array, Number);

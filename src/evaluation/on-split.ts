@@ -8,6 +8,8 @@ import type { Dataset } from '../data/datasets/index.js';
 import { iterateEval, type BadSampleError } from '../data/loader.js';
 import type { InferenceSettings } from '../inference/fast-path.js';
 import { evaluate, type EvaluateResult } from './evaluate.js';
+import { computeMetrics } from './metrics.js';
+import type * as torch from '../torch/index.js';
 
 export interface EvalRunOptions {
   augTest?: boolean;
@@ -17,6 +19,12 @@ export interface EvalRunOptions {
   settings?: InferenceSettings;
   /** with the config's train.badSample = 'skip', each validation sample skipped is reported here */
   onBadSample?: (file: string, err: BadSampleError) => void;
+  /**
+   * Data-parallel evaluation: each rank evaluates its shard of the split and the confusion
+   * matrices are summed, so every rank gets the metrics of the whole split (exactly the
+   * one-process figures: the counts are integers).
+   */
+  group?: torch.distributed.ProcessGroup;
 }
 
 /** The figures the trainer logs and keeps (percent, NaN for classes with no IoU). */
@@ -35,7 +43,9 @@ export async function evaluateOnSplit(
   ds: Dataset,
   o: EvalRunOptions = {},
 ): Promise<EvaluateResult> {
-  const total = ds.samples.length;
+  const group = o.group && o.group.size > 1 ? o.group : undefined;
+  const shard = group ? { rank: group.rank, worldSize: group.size } : undefined;
+  const total = shard ? Math.ceil((ds.samples.length - shard.rank) / shard.worldSize) : ds.samples.length;
   const augTest = o.augTest ?? false;
   // Test-time augmentation resizes the original image per scale; otherwise the workers apply the
   // test pipeline's resize while the model runs.
@@ -47,9 +57,10 @@ export async function evaluateOnSplit(
       numClasses: cfg.model.numClasses,
       badSample: cfg.train.badSample,
       onBadSample: o.onBadSample,
+      shard,
     },
   );
-  return evaluate(model, samples, {
+  const r = await evaluate(model, samples, {
     norm: preset.normalization,
     numClasses: cfg.model.numClasses,
     ignoreIndex: cfg.train.loss.ignoreIndex,
@@ -59,6 +70,9 @@ export async function evaluateOnSplit(
     onProgress: o.onProgress ? (p) => o.onProgress!(p.done, total) : undefined,
     settings: o.settings,
   });
+  if (!group) return r;
+  r.confusion.sumAcrossRanks(group);
+  return { ...r, metrics: computeMetrics(r.confusion, cfg.evaluation.metric) };
 }
 
 export function summarize(r: EvaluateResult): EvalSummary {

@@ -8,6 +8,7 @@ export * as F from './functional.js';
 export { cat, stack, where, pad } from './functional.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as distributed from './distributed.js';
 export * as serialize from './serialize/index.js';
 export {
   readCheckpoint,

@@ -58,6 +58,37 @@ export interface NativeBinding {
   getRngState(): Handle;
   setRngState(h: Handle): void;
   buildInfo(): BuildInfo;
+  distributed: DistributedBinding;
+}
+
+/** LibTorch's c10d (native/src/distributed.cc); ids are entries of a process-wide table. */
+export interface DistributedBinding {
+  storeCreate(host: string, port: number, isServer: boolean, worldSize: number, timeoutMs: number): [number, number];
+  storeSet(id: number, key: string, value: string): void;
+  storeGet(id: number, key: string): string;
+  storeAdd(id: number, key: string, value: number): number;
+  storeCheck(id: number, keys: string[]): boolean;
+  storeClose(id: number): void;
+  pgCreate(store: number, rank: number, size: number, timeoutMs: number, ifnames: string[], hostname: string): number;
+  pgBroadcast(id: number, tensors: Handle[], root: number): void;
+  pgAllreduce(id: number, tensors: Handle[], op: 'sum' | 'max' | 'min'): void;
+  pgAllgather(id: number, t: Handle): Handle;
+  pgBarrier(id: number): void;
+  pgClose(id: number): void;
+  reducerCreate(pg: number, params: Handle[], bucketCapBytes: number, firstBucketBytes: number): [number, number];
+  reducerPrepare(id: number, sync: boolean): void;
+  reducerClose(id: number): void;
+  syncBatchNorm(
+    pg: number,
+    x: Handle,
+    weight: Handle | null,
+    bias: Handle | null,
+    runningMean: Handle | null,
+    runningVar: Handle | null,
+    momentum: number,
+    eps: number,
+  ): Handle;
+  setParentDeathSignal(parentPid: number): boolean;
 }
 
 function load(): NativeBinding {

@@ -12,6 +12,7 @@ import type { Dataset } from '../data/datasets/index.js';
 import { DataLoader, type BadSampleError } from '../data/loader.js';
 import { readWeights } from '../inference/weights.js';
 import type { BatchSource } from './trainer.js';
+import type { Shard } from '../distributed/sampler.js';
 
 export interface TrainingModel {
   preset: Preset;
@@ -86,7 +87,13 @@ export function checkBatchFits(cfg: Config, memory = totalmem()): void {
   }
 }
 
-export function makeBatchSource(cfg: Config, ds: Dataset, onBadSample?: (file: string, err: BadSampleError) => void) {
+/** Batches of `cfg.train.batchSize` (per process, as mmseg's 4xb2), of this rank's shard if given. */
+export function makeBatchSource(
+  cfg: Config,
+  ds: Dataset,
+  onBadSample?: (file: string, err: BadSampleError) => void,
+  shard?: Shard,
+) {
   checkBatchFits(cfg);
   return (at: { epoch: number; position: number }): BatchSource =>
     new DataLoader(ds, {
@@ -98,6 +105,7 @@ export function makeBatchSource(cfg: Config, ds: Dataset, onBadSample?: (file: s
       badSample: cfg.train.badSample,
       onBadSample,
       start: at,
+      shard,
     });
 }
 

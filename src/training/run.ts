@@ -8,6 +8,8 @@ import { buildForTraining, makeBatchSource, writeResolvedConfig } from './from-c
 import { evaluateOnSplit, summarize, type EvalSummary } from '../evaluation/on-split.js';
 import { formatReport } from '../evaluation/report-table.js';
 import { writeReport } from './report.js';
+import type { Distributed } from '../distributed/process-group.js';
+import { createHash } from 'node:crypto';
 
 /** Where a run reports: lines of text, and a progress bar over the iterations (the CLI's terminal). */
 export interface RunOutput {
@@ -35,16 +37,23 @@ export interface RunOptions {
   resume?: boolean | string;
   /** false: no periodic evaluation */
   evaluate?: boolean;
+  /** one rank of a data-parallel job (src/distributed): rank 0 writes and reports, all train */
+  dist?: Distributed;
 }
 
 /** Trains a validated config as `deeplab train` does (the demo runs this too). */
 export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {}): Promise<TrainingRun> {
-  writeResolvedConfig(cfg);
+  const dist = o.dist;
+  const main = !dist || dist.isMain;
+  // Every rank must run the same config (the same file and --set options): checked before
+  // anything is written.
+  dist?.agree('config', createHash('sha256').update(JSON.stringify(cfg)).digest('hex'));
+  if (main) writeResolvedConfig(cfg);
   const { preset, model } = buildForTraining(cfg, { log: (l) => out.log(l) });
   const trainSet = openSplit(cfg, 'train');
   const valSet = o.evaluate === false ? null : openSplit(cfg, 'val');
   out.log(
-    `${cfg.name}: ${preset.name} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), ${trainSet.samples.length} training samples, ${cfg.train.iters} iterations of batch ${cfg.train.batchSize}${cfg.train.accumulate > 1 ? ` x ${cfg.train.accumulate}` : ''}, ${cfg.train.precision}, work dir ${cfg.workDir}`,
+    `${cfg.name}: ${preset.name} (${(model.numParameters() / 1e6).toFixed(1)}M parameters), ${trainSet.samples.length} training samples, ${cfg.train.iters} iterations of batch ${dist ? `${dist.worldSize} x ` : ''}${cfg.train.batchSize}${cfg.train.accumulate > 1 ? ` x ${cfg.train.accumulate}` : ''}, ${cfg.train.precision}, work dir ${cfg.workDir}`,
   );
   let lastEval: EvalSummary | null = null;
   const bar = out.progress('train', cfg.train.iters, 'loss {loss} lr {lr}');
@@ -53,14 +62,21 @@ export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {
       config: cfg,
       model,
       normalization: preset.normalization,
-      makeSource: makeBatchSource(cfg, trainSet, (f, e) => bar.log(`skipped bad sample ${f}: ${e.message}`)),
+      makeSource: makeBatchSource(
+        cfg,
+        trainSet,
+        (f, e) => bar.log(`skipped bad sample ${f}: ${e.message}`),
+        dist ? { rank: dist.rank, worldSize: dist.worldSize } : undefined,
+      ),
       resume: o.resume,
+      dist,
       onNotice: (line) => bar.log(line),
       onLog: (e) => bar.update(e.iter, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2) }),
       evaluate: valSet
         ? async (m) => {
             const r = await evaluateOnSplit(m, cfg, preset, valSet, {
               onBadSample: (f, e) => bar.log(`skipped bad validation sample ${f}: ${e.message}`),
+              group: dist?.pg,
             });
             r.confusion.dispose();
             bar.log(formatReport(r.metrics, valSet.classes));
@@ -74,9 +90,9 @@ export async function runTraining(cfg: Config, out: RunOutput, o: RunOptions = {
       `done: ${result.iter} iterations, last loss ${result.lastLoss.toFixed(4)}${result.bestMIoU !== null ? `, best mIoU ${result.bestMIoU.toFixed(2)}` : ''}; waiting for data took ${(100 * result.dataWaitShare).toFixed(1)}% of the time`,
     );
     const classes = (valSet ?? trainSet).classes;
-    const report = await writeReport(cfg.workDir, classes);
-    out.log(`report: ${report.charts.join(', ')}`);
-    return { result, classes, reportCharts: report.charts, lastEval };
+    const charts = main ? (await writeReport(cfg.workDir, classes)).charts : [];
+    if (main) out.log(`report: ${charts.join(', ')}`);
+    return { result, classes, reportCharts: charts, lastEval };
   } finally {
     bar.stop();
     model.dispose();

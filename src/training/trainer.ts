@@ -1,7 +1,8 @@
 // The training loop: SGD (or AdamW) with poly LR, per-prefix LR multipliers, the auxiliary loss,
 // gradient accumulation, optional bf16 autocast, batch-norm policies, periodic evaluation at
 // the evaluation output stride, atomic checkpoints and exact resume.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import type { Config } from '../config/schema.js';
@@ -14,6 +15,9 @@ import type { EvalSummary } from '../evaluation/on-split.js';
 import { saveCheckpoint, loadCheckpoint, lastCheckpoint, type TrainState } from './checkpoint.js';
 import { bestMIoUOnDisk, POINTER, prunePeriodic, removeStaleTemps, truncateLog } from './work-dir.js';
 import { ensureDir } from '../data/output-dir.js';
+import type { Distributed } from '../distributed/process-group.js';
+import { DataParallel } from '../distributed/ddp.js';
+import { convertSyncBatchNorm } from '../distributed/sync-bn.js';
 
 export interface BatchSource {
   next(): Promise<Batch>;
@@ -38,6 +42,12 @@ export interface TrainerOptions {
   onNotice?: (line: string) => void;
   /** stop after this many iterations in this process (tests kill runs this way) */
   stopAfter?: number;
+  /**
+   * Data-parallel training (src/distributed): gradients averaged across ranks by DDP's Reducer,
+   * model.syncBN's batch norms synchronised, losses logged as the ranks' mean; rank 0 alone
+   * writes the work dir. The batch source must be this rank's shard.
+   */
+  dist?: Distributed;
 }
 
 export interface LogEntry {
@@ -92,12 +102,15 @@ function applyBatchNormPolicy(model: Segmentor, policy: Config['model']['batchNo
 }
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
-  const { config: cfg, model } = o;
-  const workDir = ensureDir(cfg.workDir, 'work dir');
+  const { config: cfg, model, dist } = o;
+  // Rank 0 alone writes: checkpoints, log, best and final weights.
+  const main = !dist || dist.isMain;
+  const workDir = main ? ensureDir(cfg.workDir, 'work dir') : cfg.workDir;
   torch.manualSeed(cfg.train.seed);
   // What a crashed run left half-written is of no use to anyone: gone before this run writes.
-  const stale = removeStaleTemps(workDir);
+  const stale = main ? removeStaleTemps(workDir) : [];
   if (stale.length) o.onNotice?.(`removed ${stale.length} temp file(s) of interrupted writes in ${workDir}`);
+  if (dist && cfg.model.syncBN) convertSyncBatchNorm(model, dist.pg);
 
   if (cfg.model.batchNorm === 'frozen') {
     for (const [, m] of model.namedModules())
@@ -121,19 +134,25 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   let state: TrainState = { iter: 0, bestMIoU: null, loader: { epoch: 0, position: 0 }, config: cfg.name };
   const logFile = join(workDir, 'log.jsonl');
+  const file = o.resume ? (typeof o.resume === 'string' ? o.resume : lastCheckpoint(workDir)) : null;
+  // Every rank must start from the same bytes (one shared work dir, or identical copies), before
+  // anything is restored or written.
+  dist?.agree('checkpoint to resume', file ? fileDigest(file) : 'none');
   if (o.resume) {
-    const file = typeof o.resume === 'string' ? o.resume : lastCheckpoint(workDir);
     if (file) {
       state = loadCheckpoint(file, model, opt, cfg.train.iters);
       // best_mIoU may be newer than the checkpoint (evaluation runs after the checkpoint is saved).
       const best = bestMIoUOnDisk(workDir);
       if (best !== null && (state.bestMIoU === null || best > state.bestMIoU)) state.bestMIoU = best;
-      truncateLog(logFile, state.iter);
+      if (main) truncateLog(logFile, state.iter);
       o.onNotice?.(`resumed from ${file} at iteration ${state.iter}`);
     } else {
       o.onNotice?.(`--resume: no checkpoint in ${workDir} (no ${POINTER} file): starting from iteration 0`);
     }
   }
+  // After the layout change and the resume: rank 0's weights are everyone's, and the Reducer
+  // takes the parameters as they will be trained.
+  const ddp = dist ? new DataParallel(model, dist.pg) : null;
   const source = o.makeSource(state.loader);
   const classWeights = cfg.train.loss.classWeights ? torch.keep(torch.tensor(cfg.train.loss.classWeights)) : null;
   let lastLoss = NaN;
@@ -156,6 +175,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         const d0 = performance.now();
         const batch = await source.next();
         dataTime += performance.now() - d0;
+        // Gradients are all-reduced in the last accumulation step only (DDP's no_sync before).
+        ddp?.beforeForward(a === cfg.train.accumulate - 1);
         const parts = torch.scope(() => {
           const x = batchToTensor(batch, o.normalization, cfg.train.channelsLast);
           const y = torch
@@ -192,6 +213,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       waited += dataTime / 1000;
       total += dt;
       const k = cfg.train.accumulate;
+      if (dist) sums = meanAcrossRanks(sums, dist);
       lastLoss = sums.loss / k;
       if (!Number.isFinite(lastLoss))
         throw new Error(`loss is ${lastLoss} at iteration ${state.iter}: lower the learning rate or check the labels`);
@@ -204,7 +226,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         time: dt,
         dataTime: dataTime / 1000,
       };
-      if (state.iter % cfg.train.logInterval === 0 || state.iter === stopAt) {
+      if (main && (state.iter % cfg.train.logInterval === 0 || state.iter === stopAt)) {
         appendFileSync(logFile, JSON.stringify(entry) + '\n');
         o.onLog?.(entry);
       }
@@ -212,9 +234,11 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       // The checkpoint first: an evaluation that fails (a bad validation image) loses no training.
       if (state.iter % cfg.train.checkpointInterval === 0 || state.iter === stopAt) {
         checkpoint = join(workDir, `iter_${state.iter}.safetensors`);
-        saveCheckpoint(checkpoint, model, opt, state);
-        // The two newest periodic checkpoints (and best_mIoU) are kept: enough to survive a crash mid-write.
-        prunePeriodic(workDir, 2);
+        if (main) {
+          saveCheckpoint(checkpoint, model, opt, state);
+          // The two newest periodic checkpoints (and best_mIoU) are kept: enough to survive a crash mid-write.
+          prunePeriodic(workDir, 2);
+        }
       }
       const evalNow = o.evaluate && (state.iter % cfg.train.evalInterval === 0 || state.iter === cfg.train.iters);
       if (evalNow) {
@@ -222,25 +246,27 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         model.setOutputStride(cfg.model.outputStride.eval);
         const summary = await o.evaluate!(model);
         model.setOutputStride(cfg.model.outputStride.train);
-        appendFileSync(logFile, JSON.stringify({ iter: state.iter, eval: summary }) + '\n');
+        if (main) appendFileSync(logFile, JSON.stringify({ iter: state.iter, eval: summary }) + '\n');
         o.onEval?.(state.iter, summary);
         if (state.bestMIoU === null || summary.mIoU > state.bestMIoU) {
           state.bestMIoU = summary.mIoU;
-          torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), {
-            format: 'deeplab-weights',
-            iter: String(state.iter),
-            mIoU: String(summary.mIoU),
-            config: cfg.name,
-          });
+          if (main)
+            torch.writeSafetensors(join(workDir, 'best_mIoU.safetensors'), model.stateDict(), {
+              format: 'deeplab-weights',
+              iter: String(state.iter),
+              mIoU: String(summary.mIoU),
+              config: cfg.name,
+            });
         }
       }
     }
   } finally {
     await source.close();
+    ddp?.[Symbol.dispose]();
     classWeights?.dispose();
     opt.dispose();
   }
-  if (state.iter >= cfg.train.iters) {
+  if (main && state.iter >= cfg.train.iters) {
     torch.writeSafetensors(join(workDir, 'final.safetensors'), model.stateDict(), {
       format: 'deeplab-weights',
       iter: String(state.iter),
@@ -254,4 +280,24 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     checkpoint,
     dataWaitShare: total > 0 ? waited / total : 0,
   };
+}
+
+/** The step's losses as the mean over ranks (what one process on the whole batch would log). */
+function meanAcrossRanks(
+  sums: { loss: number; decode: number; aux: number },
+  dist: Distributed,
+): { loss: number; decode: number; aux: number } {
+  return torch.scope(() => {
+    const t = torch.tensor([sums.loss, sums.decode, sums.aux], { dtype: 'float64' });
+    torch.noGrad(() => dist.pg.allreduce([t]));
+    const [loss, decode, aux] = t.div(dist.worldSize).data() as Float64Array;
+    return { loss, decode, aux };
+  });
+}
+
+/** A checkpoint's identity for the ranks to compare: size and SHA-256 of its bytes. */
+function fileDigest(file: string): string {
+  const h = createHash('sha256');
+  h.update(readFileSync(file));
+  return `${statSync(file).size}:${h.digest('hex')}`;
 }

@@ -6,6 +6,7 @@ import * as F from '../functional.js';
 import { noGrad } from '../autograd.js';
 import { Module, type Layer } from './module.js';
 import * as init from './init.js';
+import { syncBatchNorm, type ProcessGroup } from '../distributed.js';
 
 type Pair = number | [number, number];
 
@@ -144,6 +145,12 @@ export class BatchNorm2d extends Module implements Layer {
    * folded model is for inference only).
    */
   folded = false;
+  /**
+   * Set by convertSyncBatchNorm (src/distributed/sync-bn.ts): in training, the statistics are
+   * those of every rank's batch together (torch.nn.SyncBatchNorm). Not state: checkpoints keep
+   * BatchNorm2d's keys.
+   */
+  syncGroup: ProcessGroup | null = null;
 
   constructor(
     readonly numFeatures: number,
@@ -175,6 +182,17 @@ export class BatchNorm2d extends Module implements Layer {
       noGrad(() => this.num_batches_tracked!.add_(1));
       if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
     }
+    if (this.training && this.syncGroup && this.syncGroup.size > 1)
+      return syncBatchNorm(
+        this.syncGroup,
+        x,
+        this.running_mean,
+        this.running_var,
+        this.weight,
+        this.bias,
+        momentum,
+        this.eps,
+      );
     // In training, or without running statistics, normalise with the batch's own statistics.
     const useBatchStats = this.training || this.running_mean === null;
     return F.batchNorm(

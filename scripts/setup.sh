@@ -3,7 +3,8 @@
 # and the `deeplab` command on the PATH.
 # Each step is skipped when its inputs have not changed, so a second run takes seconds.
 #   scripts/setup.sh            what the library, CLI and tests need
-#   scripts/setup.sh --python   also Debian's PyTorch, for bench/ and regenerating fixtures
+#   scripts/setup.sh --python   also Debian's PyTorch, for bench/ and regenerating fixtures, and
+#                               Chromium, for the test of `deeplab serve`'s page (scripts/test.sh uses this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .stamps
@@ -16,7 +17,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 #    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist);
 #    libgloo-dev has the Gloo headers that LibTorch's c10d headers include (native/src/distributed.cc).
 pkgs=(libtorch-dev libgloo-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
-[[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision)
+[[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -44,8 +45,9 @@ if [[ ! -f $addon || "$(cat .stamps/addon 2>/dev/null)" != "$target" || -n "$(fi
   echo "$target" > .stamps/addon
 fi
 
-# 4. TypeScript (incremental).
+# 4. TypeScript (incremental), and the web page of `deeplab serve` bundled into dist/web (esbuild).
 node node_modules/typescript/bin/tsc -p tsconfig.json
+bash scripts/build-web.sh
 
 # 5. `deeplab` on the PATH: /usr/local/bin/deeplab -> this clone's bin/deeplab (a later set-up in
 #    another clone points it there). Without root, say how to call it.

@@ -6,7 +6,7 @@ import type { Precision } from './inference/fast-path.js';
 import { loadForInference } from './inference/load.js';
 import { findPreset } from './models/zoo.js';
 import { Segmenter } from './inference/segmenter.js';
-import { paletteFor, type Palette, type PaletteName } from './data/palettes.js';
+import { paletteFor, paletteOfDataset, type Palette, type PaletteName } from './data/palettes.js';
 
 export {
   Segmenter,
@@ -54,11 +54,6 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     precision: o.precision,
     strictFinite: o.strictFinite,
   });
-  const palette = paletteFor(
-    o.palette ?? (preset.dataset in PALETTE_OF_DATASET ? PALETTE_OF_DATASET[preset.dataset] : undefined),
-    model.numClasses,
-  );
+  const palette = paletteFor(o.palette ?? paletteOfDataset(preset.dataset), model.numClasses);
   return new Segmenter(preset, model, palette, weights, settings);
 }
-
-const PALETTE_OF_DATASET: Record<string, PaletteName> = { voc: 'voc', cityscapes: 'cityscapes', ade20k: 'ade20k' };

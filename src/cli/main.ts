@@ -8,6 +8,7 @@ import { modelsCommand } from './models.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { lintDatasetCommand } from './lint-dataset.js';
+import { serveCommand } from './serve.js';
 import { exportCommand } from './export.js';
 
 const program = new Command('deeplab')
@@ -22,6 +23,7 @@ program.addCommand(predictCommand());
 program.addCommand(trainCommand());
 program.addCommand(evalCommand());
 program.addCommand(lintDatasetCommand());
+program.addCommand(serveCommand());
 program.addCommand(exportCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {

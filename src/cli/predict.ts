@@ -51,7 +51,7 @@ function logitsPath(pattern: string, stem: string, many: boolean): string {
 }
 
 /** A custom dataset's class names and colours (its meta file), as predict's palette. */
-function classesPalette(file: string): Palette {
+export function classesPalette(file: string): Palette {
   const meta = readCustomMeta(file);
   const colors = meta.palette ?? paletteFor(undefined, meta.classes.length).colors;
   return { name: basename(file), classes: meta.classes, colors };

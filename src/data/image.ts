@@ -2,7 +2,7 @@
 // alpha, palette and 16-bit inputs all come out as 8-bit RGB; EXIF orientation is applied.
 import { statSync } from 'node:fs';
 import sharp from 'sharp';
-import type { RGB } from './palettes.js';
+export { colorize, overlay } from './blend.js';
 
 export interface RgbImage {
   width: number;
@@ -84,41 +84,38 @@ export async function writeLabelPng(
   width: number,
   height: number,
 ): Promise<void> {
-  if (labels instanceof Uint16Array) {
-    // sharp takes the sample depth of raw input from the typed array's type (ushort here).
-    await sharp(labels, { raw: { width, height, channels: 1 } })
+  await labelPng(labels, width, height).toFile(file);
+}
+
+/** The same PNG in memory (what the server sends). */
+export function encodeLabelPng(labels: Uint8Array | Uint16Array, width: number, height: number): Promise<Buffer> {
+  return labelPng(labels, width, height).toBuffer();
+}
+
+function labelPng(labels: Uint8Array | Uint16Array, width: number, height: number): sharp.Sharp {
+  // sharp takes the sample depth of raw input from the typed array's type (ushort here).
+  if (labels instanceof Uint16Array)
+    return sharp(labels, { raw: { width, height, channels: 1 } })
       .toColourspace('grey16')
-      .png()
-      .toFile(file);
-    return;
-  }
+      .png();
   // b-w keeps it one channel (sharp would otherwise widen a single band to sRGB).
-  await sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), { raw: { width, height, channels: 1 } })
+  return sharp(Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength), {
+    raw: { width, height, channels: 1 },
+  })
     .toColourspace('b-w')
-    .png()
-    .toFile(file);
-}
-
-/** Class indices to RGB colours. */
-export function colorize(labels: Uint8Array | Uint16Array, colors: readonly RGB[]): Uint8Array {
-  const out = new Uint8Array(labels.length * 3);
-  for (let i = 0; i < labels.length; i++) {
-    const c = colors[labels[i]] ?? [0, 0, 0];
-    out[i * 3] = c[0];
-    out[i * 3 + 1] = c[1];
-    out[i * 3 + 2] = c[2];
-  }
-  return out;
-}
-
-/** The colour mask blended over the image (alpha 0.5), as seen in mmseg's show_result. */
-export function overlay(img: RgbImage, colorMask: Uint8Array, alpha = 0.5): Uint8Array {
-  const out = new Uint8Array(img.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(img.data[i] * (1 - alpha) + colorMask[i] * alpha);
-  return out;
+    .png();
 }
 
 export async function writeRgb(file: string, rgb: Uint8Array, width: number, height: number): Promise<void> {
+  await rgbImage(rgb, width, height, file.endsWith('.jpg') || file.endsWith('.jpeg') ? 'jpeg' : 'png').toFile(file);
+}
+
+/** RGB pixels encoded in memory (what the server sends): PNG is lossless, JPEG quality 90 as predict's. */
+export function encodeRgb(rgb: Uint8Array, width: number, height: number, format: 'png' | 'jpeg'): Promise<Buffer> {
+  return rgbImage(rgb, width, height, format).toBuffer();
+}
+
+function rgbImage(rgb: Uint8Array, width: number, height: number, format: 'png' | 'jpeg'): sharp.Sharp {
   const img = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } });
-  await (file.endsWith('.jpg') || file.endsWith('.jpeg') ? img.jpeg({ quality: 90 }) : img.png()).toFile(file);
+  return format === 'jpeg' ? img.jpeg({ quality: 90 }) : img.png();
 }

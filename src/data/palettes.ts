@@ -417,3 +417,8 @@ export function paletteFor(name: PaletteName | Palette | undefined, numClasses: 
   const colors = Array.from({ length: numClasses }, (_, i) => base.colors[i] ?? extra[i]);
   return { name: base.name, classes, colors };
 }
+
+/** The named palette of a preset's dataset (voc, cityscapes, ade20k), or undefined for the others. */
+export function paletteOfDataset(dataset: string): PaletteName | undefined {
+  return Object.hasOwn(PALETTES, dataset) ? (dataset as PaletteName) : undefined;
+}

@@ -6,7 +6,10 @@ import type { WeightsReport } from './weights.js';
 import { toInputTensor } from '../data/to-tensor.js';
 import { forwardLogits, type InferenceSettings } from './fast-path.js';
 import { colorize, fromRawPixels, readImage, type RawPixels, type RgbImage } from '../data/image.js';
-import type { Palette, RGB } from '../data/palettes.js';
+import type { Palette } from '../data/palettes.js';
+import { legendOf, type LegendEntry } from './legend.js';
+
+export type { LegendEntry } from './legend.js';
 
 export interface SegmentOptions {
   /** also return softmax probabilities, C x H x W */
@@ -15,14 +18,6 @@ export interface SegmentOptions {
   logits?: boolean;
   /** also return the colourised mask (H x W x 3 RGB) */
   colorMask?: boolean;
-}
-
-export interface LegendEntry {
-  id: number;
-  name: string;
-  color: RGB;
-  /** pixels labelled with this class */
-  pixels: number;
 }
 
 export interface Segmentation {
@@ -80,13 +75,6 @@ export class Segmenter {
         };
       }),
     );
-    // A typed-array histogram: a Map is slow at one entry per pixel.
-    const counts = new Float64Array(n);
-    for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
-    const legend = [...counts.keys()]
-      .filter((id) => counts[id] > 0)
-      .sort((a, b) => counts[b] - counts[a] || a - b)
-      .map((id) => ({ id, name: this.palette.classes[id], color: this.palette.colors[id], pixels: counts[id] }));
     return {
       width: img.width,
       height: img.height,
@@ -95,7 +83,7 @@ export class Segmenter {
       probabilities: probs,
       logits,
       colorMask: o.colorMask ? colorize(labels, this.palette.colors) : undefined,
-      legend,
+      legend: legendOf(labels, n, this.palette),
     };
   }
 

@@ -5,6 +5,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   dl::installCpuAllocator();
   dl::initTensor(env, exports);
   dl::initOps(env, exports);
+  dl::initFusedConv(env, exports);
   return exports;
 }
 

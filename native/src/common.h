@@ -52,5 +52,7 @@ void initTensor(Napi::Env env, Napi::Object exports);
 bool installCpuAllocator();
 bool hugePagesInstalled();
 void initOps(Napi::Env env, Napi::Object exports);
+// Fused, prepacked oneDNN convolutions (fused_conv.cc); exports.fusedConvAvailable says if built.
+void initFusedConv(Napi::Env env, Napi::Object exports);
 
 }  // namespace dl

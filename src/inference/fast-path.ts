@@ -8,12 +8,15 @@
 //    logits, which resizeLogits makes NCHW fp32 before the final resize. The one convolution oneDNN runs
 //    badly in NHWC (depthwise, dilation >= 8: DeepLabV3+'s separable ASPP) goes to our own kernel
 //    (F.conv2d -> native/src/depthwise.cc), so every model takes this path;
+//  - in fp32, convolutions prepacked for oneDNN with their activation and residual add fused in
+//    (src/inference/fuse.ts, native/src/fused_conv.cc);
 //  - optionally bf16 autocast (for CPUs with AVX512-BF16), logits back to fp32.
 // What each step gains is measured in bench/ (bench/README.md).
 // A prepared model is for inference only (folding is not undone): train an unprepared one.
 import * as torch from '../torch/index.js';
 import type { Segmentor } from '../models/segmentor.js';
 import { foldBatchNorm, type FoldReport } from '../models/fold.js';
+import { fuseForInference, type FuseReport } from './fuse.js';
 
 export type Precision = 'fp32' | 'bf16';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
@@ -34,8 +37,13 @@ export interface PrepareOptions {
   /** default 'fp32' */
   precision?: Precision;
   /**
-   * run foldBatchNorm's check (a second traced forward with random statistics). Default true;
-   * the presets pass false: test/models/fold.test.ts checks every one.
+   * fp32 only: prepack the convolutions and fuse their activations and residual adds
+   * (src/inference/fuse.ts; default true where the addon has the fused conv)
+   */
+  fuse?: boolean;
+  /**
+   * run foldBatchNorm's and fuseForInference's checks (a second traced forward with random statistics). Default true;
+   * the presets pass false: test/models/fold.test.ts and test/inference/fused.test.ts check every one.
    */
   verifyFold?: boolean;
 }
@@ -44,6 +52,8 @@ export interface Prepared {
   settings: InferenceSettings;
   /** the folding report (null when fast is off) */
   fold: FoldReport | null;
+  /** the fusion report (null when fast or fuse is off, or in bf16) */
+  fuse: FuseReport | null;
 }
 
 /**
@@ -55,10 +65,12 @@ export function prepareForInference(model: Segmentor, o: PrepareOptions = {}): P
   if (!PRECISIONS.includes(precision))
     throw new RangeError(`Expected precision to be one of ${PRECISIONS.join(', ')} but received "${precision}"`);
   model.eval();
-  if (o.fast === false) return { settings: { precision, channelsLast: false }, fold: null };
+  if (o.fast === false) return { settings: { precision, channelsLast: false }, fold: null, fuse: null };
   const fold = foldBatchNorm(model, { verify: o.verifyFold ?? true });
   model.to({ memoryFormat: 'channels_last' });
-  return { settings: { precision, channelsLast: true }, fold };
+  const fuse =
+    precision === 'fp32' && o.fuse !== false ? fuseForInference(model, { verify: o.verifyFold ?? true }) : null;
+  return { settings: { precision, channelsLast: true }, fold, fuse };
 }
 
 /**

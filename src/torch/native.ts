@@ -58,7 +58,25 @@ export interface NativeBinding {
   getRngState(): Handle;
   setRngState(h: Handle): void;
   buildInfo(): BuildInfo;
+  /** whether native/src/fused_conv.cc was built with oneDNN (the next three exist only then) */
+  fusedConvAvailable: boolean;
+  /** act: 0 none, 1 relu, 2 relu6, 3 hardswish */
+  convPack?(
+    weight: Handle,
+    bias: Handle | null,
+    stride: number[],
+    padding: number[],
+    dilation: number[],
+    groups: number,
+    act: number,
+  ): PackedConvHandle;
+  /** undefined when the input is not one it runs (grad wanted, autocast on, not fp32 4-D CPU) */
+  convRun?(p: PackedConvHandle, x: Handle, residual: Handle | null, residualInPlace: boolean): Handle | undefined;
+  convRelease?(p: PackedConvHandle): boolean;
 }
+
+/** A packed convolution (native/src/fused_conv.cc): opaque to JS. */
+export type PackedConvHandle = { readonly __packedConv: unique symbol };
 
 function load(): NativeBinding {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -16,6 +16,7 @@ import { nn, type Tensor } from '../torch/index.js';
 import { Bottleneck, BasicBlock, ResNet } from '../models/backbones/resnet.js';
 import { InvertedResidual, ConvBNAct } from '../models/backbones/mobilenetv3.js';
 import { ConvModule } from '../models/heads/mmseg.js';
+import { int8InputOf, type Calibration } from './calibration.js';
 
 export interface FuseReport {
   /** convolutions prepacked */
@@ -28,6 +29,8 @@ export interface FuseReport {
   unavailable: string | null;
   /** the check's max abs difference over max abs logit (NaN when verify is false) */
   verifyError: number;
+  /** convolutions packed int8 (the rest of `packed` are fp32) */
+  int8: number;
 }
 
 export interface FuseOptions {
@@ -35,6 +38,11 @@ export interface FuseOptions {
   verify?: boolean;
   /** how to run the model for the check (default: model.forward(x)); tensors in the result are compared */
   run?: (x: Tensor) => unknown;
+  /**
+   * int8: the calibrated convolutions are packed int8 (src/inference/calibration.ts), the others
+   * fp32. No check then: int8 changes the logits by design (test/inference/int8.test.ts measures it).
+   */
+  int8?: Calibration;
 }
 
 /** Largest relative change of the outputs the check accepts (fp32 rounding is ~1e-6 here). */
@@ -50,7 +58,7 @@ const folded = (bn: nn.Module | null | undefined): boolean => bn instanceof nn.B
 /** Fuses the model's convolutions in place (it must be in eval mode, its BNs folded). */
 export function fuseForInference(model: nn.Module, o: FuseOptions = {}): FuseReport {
   if (model.training) throw new Error('fuseForInference: call model.eval() first (a fused model is for inference)');
-  const report: FuseReport = { packed: 0, activations: 0, residuals: 0, unavailable: null, verifyError: NaN };
+  const report: FuseReport = { packed: 0, activations: 0, residuals: 0, unavailable: null, verifyError: NaN, int8: 0 };
   if (!torch.packedConvAvailable()) {
     report.unavailable =
       'this build of the addon has no fused convolution (it needs the oneDNN LibTorch links and its headers: libdnnl-dev)';
@@ -61,23 +69,27 @@ export function fuseForInference(model: nn.Module, o: FuseOptions = {}): FuseRep
   try {
     torch.scope(() =>
       torch.inferenceMode(() => {
+        unfuse(model); // start from plain convolutions (a second call repacks)
         const device = model.parameters()[0]?.device ?? 'cpu';
-        const x = (o.verify ?? true) ? torch.randn([1, 3, 128, 128], { device }).contiguous('channels_last') : null;
+        const x = (o.verify ?? true) && !o.int8 ? torch.randn([1, 3, 128, 128], { device }).contiguous('channels_last') : null;
         const reference = x ? tensorsIn(run(x)).map((t) => t.to('float32')) : [];
 
         const modules = modulesOf(model);
         for (const m of modules) markEpilogues(m, report);
-        for (const m of modules) {
+        for (const [name, m] of model.namedModules()) {
           if (!(m instanceof nn.Conv2d) || m.weight.dtype !== 'float32' || m.weight.device !== 'cpu') continue;
-          m.packed?.dispose();
+          if (m.packed) continue; // shared module, met under another name
+          const int8 = o.int8 ? int8InputOf(o.int8, name, m) : null;
           m.packed = new torch.PackedConv2d(m.weight, m.bias, {
             stride: pair(m.stride),
             padding: pair(m.padding),
             dilation: pair(m.dilation),
             groups: m.groups,
             act: m.epilogue,
+            ...(int8 ? { int8 } : {}),
           });
           report.packed++;
+          if (int8) report.int8++;
         }
 
         if (x) {

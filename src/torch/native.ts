@@ -69,6 +69,11 @@ export interface NativeBinding {
     dilation: number[],
     groups: number,
     act: number,
+    /** int8: the input's quantization scale (0: fp32), and whether it is signed (s8, else u8) */
+    inScale?: number,
+    signed?: boolean,
+    /** int8: the input's per-channel mean, for bias correction */
+    inputMean?: Handle | null,
   ): PackedConvHandle;
   /** undefined when the input is not one it runs (grad wanted, autocast on, not fp32 4-D CPU) */
   convRun?(p: PackedConvHandle, x: Handle, residual: Handle | null, residualInPlace: boolean): Handle | undefined;

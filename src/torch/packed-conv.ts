@@ -1,5 +1,5 @@
-// A convolution prepacked for inference on oneDNN (native/src/fused_conv.cc): the weights are
-// reordered once into the blocked layout oneDNN computes in, and the epilogue (bias, an optional
+// A convolution prepacked for inference on oneDNN (native/src/fused_conv.cc), fp32 or int8: the
+// weights are reordered (and quantized) once into the blocked layout oneDNN computes in, and the epilogue (bias, an optional
 // residual add, an optional ReLU / ReLU6 / hardswish) runs inside the conv. fp32, CPU, no autograd;
 // run() returns null for any input it does not take (a gradient wanted, bf16 autocast, another
 // dtype or device), and the caller takes the plain path. Released by dispose(), deterministically.
@@ -15,6 +15,17 @@ export interface PackedConvSpec {
   dilation: [number, number];
   groups: number;
   act: ConvActivation | null;
+  /**
+   * int8 (post-training static quantization, on the CPU's VNNI instructions): the input is
+   * quantized with this calibrated scale (x / scale rounded; u8, or s8 when signed) and the
+   * weights per output channel, symmetric; the output, bias, residual and activation stay fp32.
+   */
+  int8?: {
+    inputScale: number;
+    signed: boolean;
+    /** the input's per-channel mean (float32, in channels): the bias absorbs the mean shift rounding the weights causes */
+    inputMean?: Tensor;
+  };
 }
 
 /** Whether this build has the fused convolution (Debian's LibTorch with libdnnl-dev's headers). */
@@ -36,6 +47,9 @@ export class PackedConv2d {
       spec.dilation,
       spec.groups,
       ACT_CODES[spec.act ?? 'none'],
+      spec.int8?.inputScale ?? 0,
+      spec.int8?.signed ?? false,
+      spec.int8?.inputMean?.handle ?? null,
     );
   }
 

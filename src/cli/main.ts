@@ -8,6 +8,7 @@ import { modelsCommand } from './models.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { lintDatasetCommand } from './lint-dataset.js';
+import { calibrateCommand } from './calibrate.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -20,6 +21,7 @@ program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
 program.addCommand(trainCommand());
 program.addCommand(evalCommand());
+program.addCommand(calibrateCommand());
 program.addCommand(lintDatasetCommand());
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -13,8 +13,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # 1. Debian packages. libtorch-dev is LibTorch 1.13.1 (oneDNN, Gloo); g++/make/python3 build the
 #    addon; a font lets the training report label its charts; bin/deeplab runs the CLI with
 #    jemalloc (libjemalloc2), which made a training step about 20% faster than glibc's malloc;
-#    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist).
-pkgs=(libtorch-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
+#    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist);
+#    libdnnl-dev is the headers of the oneDNN (2.6.3) libtorch links, for the fused, prepacked and
+#    int8 convolutions of native/src/fused_conv.cc (without it the addon builds without them).
+pkgs=(libtorch-dev libdnnl-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
 [[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
@@ -29,7 +31,9 @@ fi
 lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
 if [[ ! -d node_modules || "$(cat .stamps/npm 2>/dev/null)" != "$lock_sum" ]]; then
   log "npm ci"
-  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  # onnxruntime-node (a devDependency: the bench's ORT peer) ships its CPU binaries; skip its
+  # optional download of GPU ones (its install script does not run with --ignore-scripts anyway).
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > .stamps/npm
 fi
 

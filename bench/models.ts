@@ -12,7 +12,8 @@
 //    convs, channels_last weights) and forwardLogits (channels_last input, bf16 autocast with
 //    --precision bf16, fp32 contiguous logits); --layout is then always cl. fp32 prepacks the
 //    convs with their activations and residual adds fused (src/inference/fuse.ts); --precision
-//    int8 first calibrates (untimed) on 2 other random inputs, then runs the int8 packed convs.
+//    int8 first calibrates (untimed) on 2 other random inputs, then runs the int8 packed convs;
+//    --fuse 0 keeps fp32 unfused (folded + channels_last only: what the fast path was before).
 // GFLOP is countFlops (2 x MACs of convs, before folding) x batch, as bench/py/models.py counts.
 import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
@@ -33,6 +34,7 @@ const opt = benchArgs({
   '--precision': 'fp32',
   '--aux': '0',
   '--seed': '0',
+  '--fuse': '1',
 });
 const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
@@ -71,7 +73,11 @@ if (fast) {
     calibration = calibrate(ref, opt['--model'], xs, (x) => forwardLogits(ref, x, p.settings));
     xs.forEach((x) => x.dispose());
   }
-  const { settings, fold } = prepareForInference(model, { precision: precision as Precision, calibration });
+  const { settings, fold } = prepareForInference(model, {
+    precision: precision as Precision,
+    calibration,
+    fuse: opt['--fuse'] !== '0',
+  });
   layoutNote = `fast: ${fold ? `${fold.folded.length} BNs folded, ${fold.skipped.length} left` : 'no folding'}, ${settings.channelsLast ? 'cl' : 'nchw'}`;
   const x = torch.randn([batch, 3, h, w]).contiguous(settings.channelsLast ? 'channels_last' : 'contiguous');
   call = () =>

@@ -39,36 +39,46 @@ export function calibrateCommand(): Command {
     .description('calibrate int8 inference on a few representative images: writes <weights>.calib.json')
     .requiredOption('-m, --model <preset>', 'model preset (see `deeplab models`)')
     .option('-w, --weights <file>', ".pth or .safetensors checkpoint in the preset's key layout")
+    .option('--num-classes <n>', "classes of the checkpoint (default: the preset's)", parseIntOption)
     .requiredOption('--images <dir>', 'a folder of representative images (JPEG, PNG, WebP, TIFF)')
     .option('--count <n>', 'images to use, the first by name', parseIntOption, 16)
     .option('-o, --out <file>', 'where to write it (default: <weights>.calib.json; required without --weights)')
-    .action(async (o: { model: string; weights?: string; images: string; count: number; out?: string }) => {
-      const out = o.out ?? (o.weights ? calibrationPathFor(o.weights) : null);
-      if (!out) throw new Error('calibrate: give --out FILE when there are no --weights to write it beside');
-      const files = calibrationImages(o.images, o.count);
-      const seg = await load(o.model, { weights: o.weights, precision: 'fp32' });
-      try {
-        const decoded = await Promise.all(files.map((f) => readImage(f)));
-        const norm = seg.preset.normalization;
-        function* batches(): Generator<torch.Tensor> {
-          for (const img of decoded) {
-            const x = toInputTensor(img, norm, 'channels_last');
-            try {
-              yield x;
-            } finally {
-              x.dispose();
+    .action(
+      async (o: {
+        model: string;
+        weights?: string;
+        numClasses?: number;
+        images: string;
+        count: number;
+        out?: string;
+      }) => {
+        const out = o.out ?? (o.weights ? calibrationPathFor(o.weights) : null);
+        if (!out) throw new Error('calibrate: give --out FILE when there are no --weights to write it beside');
+        const files = calibrationImages(o.images, o.count);
+        const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, precision: 'fp32' });
+        try {
+          const decoded = await Promise.all(files.map((f) => readImage(f)));
+          const norm = seg.preset.normalization;
+          function* batches(): Generator<torch.Tensor> {
+            for (const img of decoded) {
+              const x = toInputTensor(img, norm, 'channels_last');
+              try {
+                yield x;
+              } finally {
+                x.dispose();
+              }
             }
           }
+          const c = calibrate(seg.model, seg.preset.name, batches(), (x) => forwardLogits(seg.model, x, seg.settings));
+          saveCalibration(out, c);
+          const kept = Object.entries(c.fp32).map(([name, why]) => `${name} (${why})`);
+          console.log(
+            `calibrated ${Object.keys(c.convs).length - kept.length} convolutions for int8 on ${c.images} images; kept fp32: ${kept.join(', ') || 'none'}`,
+          );
+          console.log(`wrote ${out}`);
+        } finally {
+          seg.dispose();
         }
-        const c = calibrate(seg.model, seg.preset.name, batches(), (x) => forwardLogits(seg.model, x, seg.settings));
-        saveCalibration(out, c);
-        const kept = Object.entries(c.fp32).map(([name, why]) => `${name} (${why})`);
-        console.log(
-          `calibrated ${Object.keys(c.convs).length - kept.length} convolutions for int8 on ${c.images} images; kept fp32: ${kept.join(', ') || 'none'}`,
-        );
-        console.log(`wrote ${out}`);
-      } finally {
-        seg.dispose();
-      }
-    });
+      },
+    );
 }

@@ -49,7 +49,7 @@ export function evalCommand(): Command {
           json?: string;
           set: string[];
           precision: 'fp32' | 'bf16' | 'int8';
-  calibration?: string;
+          calibration?: string;
           fast: boolean;
           strictFinite?: boolean;
         },

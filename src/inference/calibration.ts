@@ -86,7 +86,12 @@ export function calibrate(
         writable: true,
         value: (x: Tensor, residual: Tensor | null, inPlace?: boolean) => {
           const [lo, hi, mean] = torch.scope(
-            () => [x.min().item(), x.max().item(), x.to('float64').mean([0, 2, 3]).data()] as [number, number, Float64Array],
+            () =>
+              [x.min().item(), x.max().item(), x.to('float64').mean([0, 2, 3]).data()] as [
+                number,
+                number,
+                Float64Array,
+              ],
           );
           const r = ranges.get(name) ?? { min: lo, max: hi, sum: new Float64Array(mean.length) };
           r.min = Math.min(r.min, lo);

@@ -71,7 +71,8 @@ export function fuseForInference(model: nn.Module, o: FuseOptions = {}): FuseRep
       torch.inferenceMode(() => {
         unfuse(model); // start from plain convolutions (a second call repacks)
         const device = model.parameters()[0]?.device ?? 'cpu';
-        const x = (o.verify ?? true) && !o.int8 ? torch.randn([1, 3, 128, 128], { device }).contiguous('channels_last') : null;
+        const x =
+          (o.verify ?? true) && !o.int8 ? torch.randn([1, 3, 128, 128], { device }).contiguous('channels_last') : null;
         const reference = x ? tensorsIn(run(x)).map((t) => t.to('float32')) : [];
 
         const modules = modulesOf(model);
@@ -119,7 +120,8 @@ export function unfuse(model: nn.Module): void {
       m.packed = null;
       m.epilogue = null;
     } else if (isActivation(m)) m.absorbed = false;
-    else if (m instanceof Bottleneck || m instanceof BasicBlock || m instanceof InvertedResidual) m.fusedResidual = false;
+    else if (m instanceof Bottleneck || m instanceof BasicBlock || m instanceof InvertedResidual)
+      m.fusedResidual = false;
   }
 }
 

@@ -37,7 +37,11 @@ export class PackedConv2d {
   private handle: PackedConvHandle | null;
 
   /** Copies weight (OC, IC/groups, KH, KW) and bias (fp32) into a packed convolution. */
-  constructor(weight: Tensor, bias: Tensor | null, readonly spec: PackedConvSpec) {
+  constructor(
+    weight: Tensor,
+    bias: Tensor | null,
+    readonly spec: PackedConvSpec,
+  ) {
     if (!native.convPack) throw new Error('PackedConv2d: this build of the addon has no fused convolution');
     this.handle = native.convPack(
       weight.handle,

@@ -29,7 +29,11 @@ function picture(width: number, height: number, seed: number): RgbImage {
     for (let x = 0; x < width; x++) {
       const inDisc = (x - width / 2) ** 2 + (y - height / 3) ** 2 < (width / 5) ** 2;
       const inBox = x > width / 8 && x < width / 3 && y > height / 2;
-      const base = [128 + 100 * Math.sin(x / 9 + seed), 128 + 100 * Math.cos(y / 7 + seed), 128 + 60 * Math.sin((x + y) / 13)];
+      const base = [
+        128 + 100 * Math.sin(x / 9 + seed),
+        128 + 100 * Math.cos(y / 7 + seed),
+        128 + 60 * Math.sin((x + y) / 13),
+      ];
       const px = inDisc ? [220, 40 + 20 * seed, 40] : inBox ? [30, 60, 200 - 10 * seed] : base;
       data.set(
         px.map((v) => Math.max(0, Math.min(255, Math.round(v)))),
@@ -68,46 +72,74 @@ for (const [preset, minAgree] of [
   });
 }
 
-test('deeplab calibrate writes <weights>.calib.json, which load(int8) reads; a bad file is refused by name', { skip }, async () => {
-  const dir = tempDir();
-  const weights = join(dir, 'mbv3.pth');
-  copyFileSync(generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth'), weights);
-  const images = join(dir, 'images');
-  mkdirSync(images);
-  for (const seed of [1, 2]) {
-    const img = picture(96, 80, seed);
-    await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
-      .png()
-      .toFile(join(images, `img${seed}.png`));
-  }
-  const preset = 'deeplabv3_mobilenet_v3_large';
-  const { stdout } = await run(process.execPath, [cliMain, 'calibrate', '--model', preset, '--weights', weights, '--images', images]);
-  assert.match(stdout, /on 2 images/);
-  const file = `${weights}.calib.json`;
-  const c = loadCalibration(file, preset);
-  assert.equal(c.images, 2);
-  const seg = await load(preset, { weights, precision: 'int8' });
-  const fp = await load(preset, { weights });
-  const img = picture(96, 80, 3);
-  const [a, b] = [seg.segmentImage(img), fp.segmentImage(img)];
-  let same = 0;
-  for (let i = 0; i < a.labels.length; i++) same += a.labels[i] === b.labels[i] ? 1 : 0;
-  assert.ok(same / a.labels.length >= 0.95, `agreement ${same / a.labels.length}`);
-  seg.dispose();
-  fp.dispose();
+test(
+  'deeplab calibrate writes <weights>.calib.json, which load(int8) reads; a bad file is refused by name',
+  { skip },
+  async () => {
+    const dir = tempDir();
+    const weights = join(dir, 'mbv3.pth');
+    copyFileSync(generatedFixture('torchvision', 'deeplabv3_mobilenet_v3_large.pth'), weights);
+    const images = join(dir, 'images');
+    mkdirSync(images);
+    for (const seed of [1, 2]) {
+      const img = picture(96, 80, seed);
+      await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
+        .png()
+        .toFile(join(images, `img${seed}.png`));
+    }
+    const preset = 'deeplabv3_mobilenet_v3_large';
+    const { stdout } = await run(process.execPath, [
+      cliMain,
+      'calibrate',
+      '--model',
+      preset,
+      '--weights',
+      weights,
+      '--images',
+      images,
+    ]);
+    assert.match(stdout, /on 2 images/);
+    const file = `${weights}.calib.json`;
+    const c = loadCalibration(file, preset);
+    assert.equal(c.images, 2);
+    const seg = await load(preset, { weights, precision: 'int8' });
+    const fp = await load(preset, { weights });
+    const img = picture(96, 80, 3);
+    const [a, b] = [seg.segmentImage(img), fp.segmentImage(img)];
+    let same = 0;
+    for (let i = 0; i < a.labels.length; i++) same += a.labels[i] === b.labels[i] ? 1 : 0;
+    assert.ok(same / a.labels.length >= 0.95, `agreement ${same / a.labels.length}`);
+    seg.dispose();
+    fp.dispose();
 
-  // A damaged file: the error names the file and the field; a missing one says how to make it.
-  const bad = JSON.parse(readFileSync(file, 'utf8')) as { convs: Record<string, { max: unknown }> };
-  const first = Object.keys(bad.convs)[0];
-  bad.convs[first].max = 'big';
-  writeFileSync(file, JSON.stringify(bad));
-  await assert.rejects(load(preset, { weights, precision: 'int8' }), (e: Error) => {
-    assert.ok(e.message.includes(file) && e.message.includes(`convs.${first}.max`), e.message);
-    return true;
-  });
-  await assert.rejects(load(preset, { weights, precision: 'int8', calibration: join(dir, 'none.json') }), /does not exist: run `deeplab calibrate/);
-  await assert.rejects(
-    run(process.execPath, [cliMain, 'predict', '--model', preset, '--weights', weights, '--precision', 'int8', '--out', join(dir, 'o'), join(images, 'img1.png')]),
-    (e: Error & { stderr: string }) => e.stderr.includes(file),
-  );
-});
+    // A damaged file: the error names the file and the field; a missing one says how to make it.
+    const bad = JSON.parse(readFileSync(file, 'utf8')) as { convs: Record<string, { max: unknown }> };
+    const first = Object.keys(bad.convs)[0];
+    bad.convs[first].max = 'big';
+    writeFileSync(file, JSON.stringify(bad));
+    await assert.rejects(load(preset, { weights, precision: 'int8' }), (e: Error) => {
+      assert.ok(e.message.includes(file) && e.message.includes(`convs.${first}.max`), e.message);
+      return true;
+    });
+    await assert.rejects(
+      load(preset, { weights, precision: 'int8', calibration: join(dir, 'none.json') }),
+      /does not exist: run `deeplab calibrate/,
+    );
+    await assert.rejects(
+      run(process.execPath, [
+        cliMain,
+        'predict',
+        '--model',
+        preset,
+        '--weights',
+        weights,
+        '--precision',
+        'int8',
+        '--out',
+        join(dir, 'o'),
+        join(images, 'img1.png'),
+      ]),
+      (e: Error & { stderr: string }) => e.stderr.includes(file),
+    );
+  },
+);

@@ -137,7 +137,7 @@ export class InvertedResidual extends nn.Module implements nn.Layer {
   forward(x: Tensor): Tensor {
     if (this.fusedResidual) {
       const n = this.block.length;
-      const first = Array.from({ length: n - 1 }, (_, i) => this.block.at(i)!);
+      const first = Array.from({ length: n - 1 }, (_, i) => this.block.at(i));
       return (this.block.at(n - 1) as ConvBNAct).conv.forwardAdd(nn.pipe(x, ...first), x);
     }
     const y = this.block.forward(x);

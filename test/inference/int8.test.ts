@@ -47,6 +47,8 @@ function picture(width: number, height: number, seed: number): RgbImage {
 // The issue's target is 98%; on seeded random weights (logits with small margins) we measure
 // 96-97% on the ResNets (README, int8 section). The test holds the line at what we reach, with room
 // for the machine's rounding: 95%. ResNet-101 is left to the bench (the same blocks, 2x the time).
+// MobileNetV3's int8 logits came out equal to fp32 on this input (not yet understood), so its
+// check holds 98% but proves little; p.fuse.int8 shows its convs are packed int8.
 for (const [preset, minAgree] of [
   ['deeplabv3_resnet50', 0.95],
   ['deeplabv3_mobilenet_v3_large', 0.98],

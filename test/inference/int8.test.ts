@@ -60,7 +60,7 @@ for (const [preset, minAgree] of [
     };
     using ref = build();
     const { settings } = prepareForInference(ref, { verifyFold: false });
-    const inputs = [1, 2, 3].map((seed) => toInputTensor(picture(128, 96, seed), NORM, 'channels_last'));
+    const inputs = [1, 2, 3].map((seed) => toInputTensor(picture(112, 80, seed), NORM, 'channels_last'));
     const calibration = calibrate(ref, preset, inputs.slice(0, 2), (x) => forwardLogits(ref, x, settings));
     assert.deepEqual(Object.values(calibration.fp32).includes('the classifier'), true);
     using q = build();
@@ -126,22 +126,6 @@ test(
     await assert.rejects(
       load(preset, { weights, precision: 'int8', calibration: join(dir, 'none.json') }),
       /does not exist: run `deeplab calibrate/,
-    );
-    await assert.rejects(
-      run(process.execPath, [
-        cliMain,
-        'predict',
-        '--model',
-        preset,
-        '--weights',
-        weights,
-        '--precision',
-        'int8',
-        '--out',
-        join(dir, 'o'),
-        join(images, 'img1.png'),
-      ]),
-      (e: Error & { stderr: string }) => e.stderr.includes(file),
     );
   },
 );

@@ -1,7 +1,7 @@
 // Our side of the model benchmarks (bench/py/models.py is PyTorch's): inference latency of one
 // preset at one size, one JSON line last.
 //   node dist/bench/models.js --model deeplabv3_resnet50 --size 512x1024 --batch 1 --warmup 1 --iters 3
-//        --threads 2 --fast 0|1 --layout nchw|cl --precision fp32|bf16 --aux 0|1
+//        --threads 2 --fast 0|1 --layout nchw|cl --precision fp32|bf16|int8 --aux 0|1
 // The model is findPreset(name).build({ aux }) in eval mode (random weights, seed 0), the input
 // randn(batch, 3, H, W). --aux 0 (default) builds no auxiliary head, as load() does.
 //  --fast 0 (default): the plain eager model, like for like with PyTorch eager: each call is
@@ -10,12 +10,16 @@
 //    call under torch.autocast('cpu', 'bfloat16').
 //  --fast 1: what load() / `deeplab predict` run: prepareForInference (batch norms folded into the
 //    convs, channels_last weights) and forwardLogits (channels_last input, bf16 autocast with
-//    --precision bf16, fp32 contiguous logits); --layout is then always cl.
+//    --precision bf16, fp32 contiguous logits); --layout is then always cl. fp32 prepacks the
+//    convs with their activations and residual adds fused (src/inference/fuse.ts); --precision
+//    int8 first calibrates (untimed) on 2 other random inputs, then runs the int8 packed convs;
+//    --fuse 0 keeps fp32 unfused (folded + channels_last only: what the fast path was before).
 // GFLOP is countFlops (2 x MACs of convs, before folding) x batch, as bench/py/models.py counts.
 import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
 import { countFlops } from '../src/models/flops.js';
-import { forwardLogits, prepareForInference } from '../src/inference/fast-path.js';
+import { forwardLogits, prepareForInference, type Precision } from '../src/inference/fast-path.js';
+import { calibrate, type Calibration } from '../src/inference/calibration.js';
 import { benchArgs, benchSize } from './args.js';
 
 const opt = benchArgs({
@@ -30,6 +34,7 @@ const opt = benchArgs({
   '--precision': 'fp32',
   '--aux': '0',
   '--seed': '0',
+  '--fuse': '1',
 });
 const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
@@ -37,8 +42,9 @@ const warmup = Math.max(1, Number(opt['--warmup']));
 const iters = Number(opt['--iters']);
 const layout = opt['--layout'];
 const precision = opt['--precision'];
-if (!['nchw', 'cl'].includes(layout) || !['fp32', 'bf16'].includes(precision))
-  throw new Error('--layout nchw|cl, --precision fp32|bf16');
+if (!['nchw', 'cl'].includes(layout) || !['fp32', 'bf16', 'int8'].includes(precision))
+  throw new Error('--layout nchw|cl, --precision fp32|bf16|int8');
+if (precision === 'int8' && opt['--fast'] !== '1') throw new Error('--precision int8 needs --fast 1');
 torch.setNumThreads(Number(opt['--threads']));
 torch.manualSeed(Number(opt['--seed']));
 
@@ -56,7 +62,22 @@ let outShape: number[] = [];
 let outDtype = '';
 t0 = performance.now();
 if (fast) {
-  const { settings, fold } = prepareForInference(model, { precision: precision as 'fp32' | 'bf16' });
+  // int8: calibrated first (untimed) on 2 other random inputs of the same size, on an fp32 copy.
+  let calibration: Calibration | undefined;
+  if (precision === 'int8') {
+    torch.manualSeed(Number(opt['--seed']));
+    using ref = findPreset(opt['--model']).build({ aux: false }).eval();
+    const p = prepareForInference(ref, { verifyFold: false });
+    torch.manualSeed(Number(opt['--seed']) + 1);
+    const xs = [0, 1].map(() => torch.randn([batch, 3, h, w]));
+    calibration = calibrate(ref, opt['--model'], xs, (x) => forwardLogits(ref, x, p.settings));
+    xs.forEach((x) => x.dispose());
+  }
+  const { settings, fold } = prepareForInference(model, {
+    precision: precision as Precision,
+    calibration,
+    fuse: opt['--fuse'] !== '0',
+  });
   layoutNote = `fast: ${fold ? `${fold.folded.length} BNs folded, ${fold.skipped.length} left` : 'no folding'}, ${settings.channelsLast ? 'cl' : 'nchw'}`;
   const x = torch.randn([batch, 3, h, w]).contiguous(settings.channelsLast ? 'channels_last' : 'contiguous');
   call = () =>

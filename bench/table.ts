@@ -4,10 +4,12 @@
 // process prints one JSON line last. Per row: the median over rounds of each side's in-process
 // median, and the median of the per-round ratios ours / PyTorch.
 //   node dist/bench/table.js [--quick] [--only NAME[,NAME]] [--all] [--rounds 3] [--threads 2] [--size 512]
-//        [--limit-fp32 G --limit-bf16 G] [--out bench/results/models.md] [--plan]
+//        [--limit-fp32 G --limit-bf16 G] [--out bench/results/models.md] [--plan] [--onnx-dir DIR]
+// The torchvision presets also run onnxruntime-node (bench/ort.ts) each round, on ONNX files from
+// --onnx-dir (exported there by bench/py/export_onnx.py when missing): the ORT columns.
 // --quick: 1 round, 1 warm-up + 1 timed call, 4 predict images: a smoke test. --size S scales every
 // input size by S/512 (smoke tests: --size 128). --only keeps the cases whose name contains NAME
-// (optional cases included); --all adds the optional cases (predict --no-fast, predict bf16).
+// (optional cases included; NAME$ only the case named exactly NAME); --all adds the optional cases (predict --no-fast, predict bf16).
 // --plan prints the cases and a time estimate (from the conv limit) and stops. Writes
 // bench/results/models.md (tables) and models.jsonl (every JSON line, both sides); --only to
 // bench/results/models-NAME.md; --quick to $TMPDIR/deeplab-bench-quick/.
@@ -74,6 +76,8 @@ interface Case {
   gflop: number;
   /** run PyTorch under jemalloc too (the same allocator on both sides) */
   theirsJemalloc?: boolean;
+  /** also run onnxruntime-node (bench/ort.ts) on the model exported to ONNX, in every round */
+  ort?: boolean;
 }
 
 // jemalloc as bin/deeplab sets it up (Debian's libjemalloc2, never returning memory): the
@@ -114,6 +118,11 @@ const FAST_BF16: Variant = {
   argv: ['--fast', '1', '--precision', 'bf16'],
   precision: 'bf16',
 };
+const FAST_INT8: Variant = {
+  label: 'ours fast path int8 (calibrated on 2 random inputs) vs PyTorch eager fp32 NCHW',
+  argv: ['--fast', '1', '--precision', 'int8'],
+};
+const TORCHVISION = ['deeplabv3_resnet50', 'deeplabv3_resnet101', 'deeplabv3_mobilenet_v3_large'];
 const inf = (
   model: string,
   label: string,
@@ -132,9 +141,10 @@ const inf = (
   kind: 'models',
   argv: ['--model', model, '--size', sz(h, w)],
   theirs: [],
-  ours: [PLAIN, FAST, FAST_BF16],
+  ours: [PLAIN, FAST, FAST_BF16, FAST_INT8],
   warmup,
   iters,
+  ort: TORCHVISION.includes(model) && !o.name,
   gflop: (GFLOP_512[model] * h * w * scale * scale) / (512 * 512),
   ...o,
 });
@@ -304,7 +314,9 @@ const CASES: Case[] = [
   },
 ];
 
-const cases = CASES.filter((c) => (only.length ? only.some((o) => c.name.includes(o)) : flag('--all') || !c.optional));
+// NAME$ matches that case alone (v3-resnet50-512x512$ without its -cl, -bf16 ... siblings).
+const matches = (name: string, o: string) => (o.endsWith('$') ? name === o.slice(0, -1) : name.includes(o));
+const cases = CASES.filter((c) => (only.length ? only.some((o) => matches(c.name, o)) : flag('--all') || !c.optional));
 if (!cases.length) throw new Error(`--only ${only.join(',')} matches none of: ${CASES.map((c) => c.name).join(', ')}`);
 
 function runJson(cmd: string, argv: string[], env?: NodeJS.ProcessEnv): Json {
@@ -387,9 +399,25 @@ if (cases.some((c) => c.kind === 'predict')) {
   if (!existsSync(weightsFile)) runJson(python, [join(root, 'bench/py/predict.py'), '--save-weights', weightsFile]);
 }
 
+// The ORT peer's models: <model>-<H>x<W>.onnx in --onnx-dir (default $TMPDIR/deeplab-bench-onnx),
+// exported once by bench/py/export_onnx.py (Debian's torch.onnx, opset 13, the same seeded weights
+// as bench/py/models.py) unless the file is there: any exporter can fill the folder instead.
+const onnxDir = get('--onnx-dir', join(tmpdir(), 'deeplab-bench-onnx'));
+function onnxFile(c: Case): string {
+  const model = c.argv[c.argv.indexOf('--model') + 1];
+  const size = c.argv[c.argv.indexOf('--size') + 1];
+  const file = join(onnxDir, `${model}-${size}.onnx`);
+  if (!existsSync(file)) {
+    console.log(`exporting ${model} ${size} to ${file} (torch.onnx) ...`);
+    runJson(python, [join(root, 'bench/py/export_onnx.py'), '--model', model, '--size', size, '--out', file]);
+  }
+  return file;
+}
+
 interface Commands {
   ours: string[][];
   theirs: string[];
+  ort?: string[];
   outDirs?: [string, string];
 }
 
@@ -401,6 +429,7 @@ function commands(c: Case): Commands {
     return {
       ours: c.ours.map((v) => [join(root, 'dist/bench', ts), ...c.argv, ...v.argv, ...it, ...th]),
       theirs: [join(root, 'bench/py', py), ...c.argv, ...c.theirs, ...it, ...th],
+      ...(c.ort ? { ort: [join(root, 'dist/bench/ort.js'), '--onnx', onnxFile(c), ...c.argv, ...it, ...th] } : {}),
     };
   }
   const common = ['--images', imgDir, '--weights', weightsFile, ...th];
@@ -428,7 +457,7 @@ function estimateS(c: Case): number {
   const startup = 3;
   const n = quick || c.once ? 1 : rounds;
   const [w, i] = quick ? [1, 1] : [c.warmup, c.iters];
-  if (c.kind === 'models') return n * (1 + c.ours.length) * (startup + (w + i) * call);
+  if (c.kind === 'models') return n * (1 + c.ours.length + (c.ort ? 1 : 0)) * (startup + (w + i) * call);
   if (c.kind === 'train') return n * (1 + c.ours.length) * (startup + (w + i) * 3 * call * 1.3);
   return n * (2 * startup + (2 + 3 * nImages) * call);
 }
@@ -462,13 +491,16 @@ interface Row {
   ours: Json[];
   theirs: Json[];
   ratios: number[];
+  /** onnxruntime-node's runs and ours / ORT per round (cases with `ort`) */
+  ort: Json[];
+  ortRatios: number[];
   agreement?: number | null;
   error?: string;
 }
 const rows: Row[] = [];
 for (const c of cases) {
   const n = c.once ? 1 : rounds;
-  const mine: Row[] = c.ours.map((v) => ({ c, v, ours: [], theirs: [], ratios: [] }));
+  const mine: Row[] = c.ours.map((v) => ({ c, v, ours: [], theirs: [], ratios: [], ort: [], ortRatios: [] }));
   const cmd = commands(c);
   const key = c.kind === 'predict' ? 'total_ms' : 'median_ms';
   try {
@@ -477,14 +509,22 @@ for (const c of cases) {
       const a0 = runJson(process.execPath, cmd.ours[0], oursEnv(c.ours[0]));
       const b = runJson(python, cmd.theirs, allocEnv(c.theirsJemalloc));
       const as = [a0, ...cmd.ours.slice(1).map((o, i) => runJson(process.execPath, o, oursEnv(c.ours[i + 1])))];
+      const o = cmd.ort ? runJson(process.execPath, cmd.ort) : null;
       as.forEach((a, i) => {
         mine[i].ours.push(a);
         mine[i].theirs.push(b);
         mine[i].ratios.push((a[key] as number) / (b[key] as number));
+        if (o) {
+          mine[i].ort.push(o);
+          mine[i].ortRatios.push((a[key] as number) / (o[key] as number));
+        }
       });
       const ms = as.map((a) => (a[key] as number).toFixed(1)).join(' / ');
+      const ortNote = o
+        ? `, ORT ${(o[key] as number).toFixed(1)} ms, vs ORT ${mine.map((m) => m.ortRatios[r].toFixed(3)).join(' / ')}`
+        : '';
       console.log(
-        `[${elapsed()}] ${c.name} round ${r + 1}/${n}: ours ${ms} ms, PyTorch ${(b[key] as number).toFixed(1)} ms, ratio ${mine.map((m) => m.ratios[r].toFixed(3)).join(' / ')}`,
+        `[${elapsed()}] ${c.name} round ${r + 1}/${n}: ours ${ms} ms, PyTorch ${(b[key] as number).toFixed(1)} ms, ratio ${mine.map((m) => m.ratios[r].toFixed(3)).join(' / ')}${ortNote}`,
       );
     }
     if (cmd.outDirs) {
@@ -524,8 +564,8 @@ const lines: string[] = [
     'Random weights, eval, batch 1, no auxiliary head; PyTorch under inference_mode. ' +
     `GFLOP/s = conv FLOPs (2 x MACs, unfolded) / ms; conv limit fp32 ${f(limit.fp32)} GFLOP/s, bf16 ${f(limit.bf16)} GFLOP/s (${limitNote}).`,
   '',
-  '| workload | ours vs PyTorch | ours ms | PyTorch ms | ratio | GFLOP/s ours / PyTorch | of conv limit ours / PyTorch | peak RSS MiB ours / PyTorch | RSS ratio |',
-  '|---|---|---|---|---|---|---|---|---|',
+  '| workload | ours vs PyTorch | ours ms | PyTorch ms | ratio | ORT ms | ours / ORT | GFLOP/s ours / PyTorch | of conv limit ours / PyTorch | peak RSS MiB ours / PyTorch | RSS ratio |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const notes: string[] = [];
 const byName = new Map<string, Row[]>();
@@ -533,7 +573,7 @@ for (const r of rows) {
   byName.set(r.c.name, [...(byName.get(r.c.name) ?? []), r]);
   const once = r.c.once && rounds > 1 ? '*' : '';
   if (r.error || !r.ours.length) {
-    lines.push(`| ${r.c.label}${once} | ${r.v.label} | error | error | - | - | - | - | - |`);
+    lines.push(`| ${r.c.label}${once} | ${r.v.label} | error | error | - | - | - | - | - | - | - |`);
     if (r === byName.get(r.c.name)![0]) notes.push(`${r.c.name}: ${r.error?.split('\n').slice(0, 3).join(' / ')}`);
     continue;
   }
@@ -548,7 +588,7 @@ for (const r of rows) {
   const gcol = go === null ? '-' : `${f(go)} / ${f(gt)}`;
   const lcol = go === null ? '-' : `${pct(go, lim)} / ${pct(gt, lim)}`;
   lines.push(
-    `| ${r.c.label}${once} | ${r.v.label} | ${f(mo, 1)} | ${f(mt, 1)} | **${f(median(r.ratios), 3)}x** | ${gcol} | ${lcol} | ${f(ro)} / ${f(rt)} | ${ro && rt ? f(ro / rt, 2) + 'x' : '-'} |`,
+    `| ${r.c.label}${once} | ${r.v.label} | ${f(mo, 1)} | ${f(mt, 1)} | **${f(median(r.ratios), 3)}x** | ${r.ort.length ? f(med(r.ort, key), 1) : '-'} | ${r.ortRatios.length ? `**${f(median(r.ortRatios), 3)}x**` : '-'} | ${gcol} | ${lcol} | ${f(ro)} / ${f(rt)} | ${ro && rt ? f(ro / rt, 2) + 'x' : '-'} |`,
   );
   if (r.c.kind === 'models' && gflop[0] && gflop[1] && Math.abs(gflop[0] / gflop[1] - 1) > 1e-6) {
     notes.push(
@@ -559,6 +599,26 @@ for (const r of rows) {
 lines.push('');
 if (rows.some((r) => r.c.kind === 'train' && r.ours.length))
   lines.push('(train: GFLOP/s from 3 x the forward conv FLOPs with the aux head, batch 2.)', '');
+
+// int8 against our own fp32 fast path, round by round (the issue's target: <= 0.50x).
+const int8Rows = rows.filter((r) => r.v === FAST_INT8 && r.ours.length);
+if (int8Rows.length) {
+  lines.push(
+    'int8 against our fp32 fast path (same rounds; target <= 0.50x on ResNet-50 and R-50-D8 at 512x1024):',
+    '',
+    '| workload | fp32 fast ms | int8 ms | int8 / fp32 |',
+    '|---|---|---|---|',
+  );
+  for (const r of int8Rows) {
+    const fp = rows.find((x) => x.c === r.c && x.v === FAST);
+    if (!fp || fp.ours.length !== r.ours.length) continue;
+    const ratios = r.ours.map((j, i) => (j.median_ms as number) / (fp.ours[i].median_ms as number));
+    lines.push(
+      `| ${r.c.label} | ${f(med(fp.ours, 'median_ms'), 1)} | ${f(med(r.ours, 'median_ms'), 1)} | **${f(median(ratios), 3)}x** |`,
+    );
+  }
+  lines.push('');
+}
 
 const trains = rows.filter((r) => r.c.kind === 'train' && r.ours.length);
 if (trains.length) {

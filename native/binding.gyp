@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "deeplab_torch",
-      "sources": ["src/addon.cc", "src/allocator.cc", "src/depthwise.cc", "src/distributed.cc", "src/ops.cc", "src/tensor.cc"],
+      "sources": ["src/addon.cc", "src/allocator.cc", "src/depthwise.cc", "src/distributed.cc", "src/fused_conv.cc", "src/ops.cc", "src/tensor.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node torch-paths.cjs include)",

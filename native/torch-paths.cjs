@@ -10,11 +10,14 @@ const what = process.argv[2];
 
 function debian() {
   const lib = '/usr/lib/x86_64-linux-gnu';
+  // Debian's libtorch links the shared oneDNN (libdnnl.so.2); with its headers (libdnnl-dev, the
+  // same 2.6.3) native/src/fused_conv.cc calls that very library for fused, prepacked convs.
+  const dnnl = fs.existsSync('/usr/include/oneapi/dnnl/dnnl.hpp') && fs.existsSync(path.join(lib, 'libdnnl.so'));
   return {
     include: ['/usr/include/torch/csrc/api/include'],
     libdir: lib,
-    cflags: ['-D_GLIBCXX_USE_CXX11_ABI=1'],
-    libs: ['-ltorch', '-ltorch_cpu', '-lc10'],
+    cflags: ['-D_GLIBCXX_USE_CXX11_ABI=1', ...(dnnl ? ['-DDL_HAVE_DNNL=1'] : [])],
+    libs: ['-ltorch', '-ltorch_cpu', '-lc10', ...(dnnl ? ['-ldnnl'] : [])],
   };
 }
 

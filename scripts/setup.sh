@@ -15,8 +15,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 #    addon; a font lets the training report label its charts; bin/deeplab runs the CLI with
 #    jemalloc (libjemalloc2), which made a training step about 20% faster than glibc's malloc;
 #    dataset-fashion-mnist is what the demo's scenes are made of (/usr/share/datasets/fashion-mnist);
-#    libgloo-dev has the Gloo headers that LibTorch's c10d headers include (native/src/distributed.cc).
-pkgs=(libtorch-dev libgloo-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
+#    libgloo-dev has the Gloo headers that LibTorch's c10d headers include (native/src/distributed.cc);
+#    libdnnl-dev is the headers of the oneDNN (2.6.3) libtorch links, for the fused, prepacked and
+#    int8 convolutions of native/src/fused_conv.cc (without it the addon builds without them).
+pkgs=(libtorch-dev libgloo-dev libdnnl-dev g++ make python3 fonts-dejavu-core libjemalloc2 dataset-fashion-mnist)
 [[ "${1:-}" == "--python" ]] && pkgs+=(python3-torch python3-torchvision chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
@@ -31,7 +33,7 @@ fi
 lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
 if [[ ! -d node_modules || "$(cat .stamps/npm 2>/dev/null)" != "$lock_sum" ]]; then
   log "npm ci"
-  # onnxruntime-node (tests of the ONNX export) ships its CPU binary; skip its GPU download.
+  # onnxruntime-node (ONNX export tests, the bench's ORT peer) ships its CPU binary; skip its GPU download.
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > .stamps/npm
 fi

@@ -35,8 +35,13 @@ export interface LoadOptions {
   fast?: boolean;
   /** refuse a checkpoint with NaN/Inf weights or negative BatchNorm variances (default: load it; segmenter.weights.suspicious names them) */
   strictFinite?: boolean;
-  /** 'bf16' runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16; logits agree to about 1%); default 'fp32' */
+  /** 'bf16' runs the network under bfloat16 autocast (faster on CPUs with AVX512-BF16; logits agree to about 1%); 'int8' needs a calibration; default 'fp32' */
   precision?: Precision;
+  /**
+   * precision 'int8' (post-training static quantization on the CPU's VNNI instructions): the
+   * calibration file `deeplab calibrate` wrote; default `<weights>.calib.json`
+   */
+  calibration?: string;
 }
 
 /**
@@ -52,6 +57,7 @@ export async function load(presetName: string, o: LoadOptions = {}): Promise<Seg
     outputStride: o.outputStride,
     fast: o.fast,
     precision: o.precision,
+    calibration: o.calibration,
     strictFinite: o.strictFinite,
   });
   const palette = paletteFor(o.palette ?? paletteOfDataset(preset.dataset), model.numClasses);

@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   dl::initTensor(env, exports);
   dl::initOps(env, exports);
   dl::initDistributed(env, exports);
+  dl::initFusedConv(env, exports);
   return exports;
 }
 

@@ -54,5 +54,7 @@ bool hugePagesInstalled();
 void initOps(Napi::Env env, Napi::Object exports);
 // c10d: store, Gloo process group, DDP Reducer, SyncBatchNorm (distributed.cc).
 void initDistributed(Napi::Env env, Napi::Object exports);
+// Fused, prepacked oneDNN convolutions (fused_conv.cc); exports.fusedConvAvailable says if built.
+void initFusedConv(Napi::Env env, Napi::Object exports);
 
 }  // namespace dl

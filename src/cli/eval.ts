@@ -27,10 +27,14 @@ export function evalCommand(): Command {
     )
     .option('--json <file>', 'also write the figures as JSON')
     .addOption(
-      new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)')
-        .choices(['fp32', 'bf16'])
+      new Option(
+        '--precision <p>',
+        'fp32, bf16 autocast (faster where the CPU has AVX512-BF16), or int8 (needs `deeplab calibrate`; VNNI CPUs)',
+      )
+        .choices(['fp32', 'bf16', 'int8'])
         .default('fp32'),
     )
+    .option('--calibration <file>', 'int8: the calibration file (default: <weights>.calib.json)')
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .option('--strict-finite', 'refuse weights holding NaN/Inf or negative BatchNorm variances (default: warn)')
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
@@ -44,7 +48,8 @@ export function evalCommand(): Command {
           metric?: 'mmseg' | 'torchvision' | 'tf' | 'v2';
           json?: string;
           set: string[];
-          precision: 'fp32' | 'bf16';
+          precision: 'fp32' | 'bf16' | 'int8';
+          calibration?: string;
           fast: boolean;
           strictFinite?: boolean;
         },
@@ -57,6 +62,7 @@ export function evalCommand(): Command {
           alignCorners: cfg.model.alignCorners,
           fast: o.fast,
           precision: o.precision,
+          calibration: o.calibration,
           strictFinite: o.strictFinite,
         });
         try {

@@ -10,6 +10,7 @@ import { evalCommand } from './eval.js';
 import { lintDatasetCommand } from './lint-dataset.js';
 import { serveCommand } from './serve.js';
 import { exportCommand } from './export.js';
+import { calibrateCommand } from './calibrate.js';
 
 const program = new Command('deeplab')
   .description('DeepLab semantic segmentation on LibTorch, from TypeScript')
@@ -22,6 +23,7 @@ program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
 program.addCommand(trainCommand());
 program.addCommand(evalCommand());
+program.addCommand(calibrateCommand());
 program.addCommand(lintDatasetCommand());
 program.addCommand(serveCommand());
 program.addCommand(exportCommand());

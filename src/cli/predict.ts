@@ -19,7 +19,8 @@ interface PredictOptions {
   palette?: 'voc' | 'cityscapes' | 'ade20k';
   classes?: string;
   saveLogits?: string;
-  precision: 'fp32' | 'bf16';
+  precision: 'fp32' | 'bf16' | 'int8';
+  calibration?: string;
   fast: boolean;
   strictFinite?: boolean;
 }
@@ -81,10 +82,14 @@ export function predictCommand(): Command {
     )
     .option('--save-logits <file.npy>', 'write float32 logits N x C x H x W (one file per image when several)')
     .addOption(
-      new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)')
-        .choices(['fp32', 'bf16'])
+      new Option(
+        '--precision <p>',
+        'fp32, bf16 autocast (faster where the CPU has AVX512-BF16), or int8 (needs `deeplab calibrate`; VNNI CPUs)',
+      )
+        .choices(['fp32', 'bf16', 'int8'])
         .default('fp32'),
     )
+    .option('--calibration <file>', 'int8: the calibration file (default: <weights>.calib.json)')
     .option('--no-fast', 'run the plain eager model (no batch-norm folding, NCHW layout)')
     .option('--strict-finite', 'refuse weights holding NaN/Inf or negative BatchNorm variances (default: warn)')
     .action(async (images: string[], o: PredictOptions) => {
@@ -95,6 +100,7 @@ export function predictCommand(): Command {
         outputStride: o.os,
         palette,
         precision: o.precision,
+        calibration: o.calibration,
         fast: o.fast,
         strictFinite: o.strictFinite,
       });

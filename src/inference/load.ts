@@ -6,6 +6,7 @@ import { findPreset } from '../models/zoo.js';
 import type { OutputStride, Preset, Segmentor } from '../models/segmentor.js';
 import { loadWeights, type WeightsReport } from './weights.js';
 import { prepareForInference, type InferenceSettings, type Precision } from './fast-path.js';
+import { calibrationPathFor, loadCalibration, type Calibration } from './calibration.js';
 
 export interface InferenceModelOptions {
   /** a .pth (torch.save) or .safetensors checkpoint in the preset's own key layout */
@@ -22,6 +23,8 @@ export interface InferenceModelOptions {
   /** fold batch norms and run channels_last (default true); false keeps a plain eager model */
   fast?: boolean;
   precision?: Precision;
+  /** int8: the calibration file (default `<weights>.calib.json`, written by `deeplab calibrate`) */
+  calibration?: string;
 }
 
 export interface InferenceModel {
@@ -50,7 +53,21 @@ export function loadForInference(presetName: string, o: InferenceModelOptions = 
       init();
     }
     // The presets' folding is checked by the test suite (test/models/fold.test.ts), not at each load.
-    const { settings } = prepareForInference(model, { fast: o.fast, precision: o.precision, verifyFold: false });
+    let calibration: Calibration | undefined;
+    if (o.precision === 'int8') {
+      const file = o.calibration ?? (o.weights ? calibrationPathFor(o.weights) : null);
+      if (!file)
+        throw new Error(
+          'precision int8 needs a calibration file: pass weights (their <weights>.calib.json is read) or calibration',
+        );
+      calibration = loadCalibration(file, preset.name);
+    }
+    const { settings } = prepareForInference(model, {
+      fast: o.fast,
+      precision: o.precision,
+      calibration,
+      verifyFold: false,
+    });
     return { preset, model, settings, weights };
   } catch (e) {
     model.dispose();

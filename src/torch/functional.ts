@@ -102,6 +102,25 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
 }
 
 /**
+ * Whether conv2d would take one of its own paths for this input (our depthwise kernel, or a
+ * kernel trimmed of its padding-only taps) rather than LibTorch's plain conv: a prepacked
+ * convolution (Conv2d.packed) must then step aside, or it would lose what those paths gain.
+ */
+export function convTakesOwnPath(x: Tensor, weight: Tensor, o: Conv2dOptions = {}): boolean {
+  const dilation = pair(o.dilation ?? 1);
+  if (Math.max(...dilation) <= 1) return false;
+  if ((o.groups ?? 1) > 1 && Math.max(...dilation) >= 8) return true;
+  const [kh, kw] = weight.shape.slice(2),
+    [h, w] = x.shape.slice(2);
+  const stride = pair(o.stride ?? 1),
+    padding = pair(o.padding ?? 0);
+  if (stride[0] !== 1 || stride[1] !== 1 || x.ndim !== 4) return false;
+  const trims = (k: number, size: number, pad: number, d: number) =>
+    k % 2 === 1 && pad === (d * (k - 1)) / 2 && 2 * Math.floor((size - 1) / d) + 1 < k;
+  return trims(kh, h, padding[0], dilation[0]) || trims(kw, w, padding[1], dilation[1]);
+}
+
+/**
  * A "same" atrous convolution (stride 1, odd kernel, padding = dilation x half the kernel) whose
  * dilation reaches past the input keeps taps that only ever read padding: with rate 36 on a 32x32
  * map (torchvision's MobileNetV3 ASPP at 512x512) eight of nine taps multiply zeros. Returns the

@@ -147,7 +147,7 @@ test('bf16 autocast: float32 logits close to fp32, most labels equal', async () 
   assert.ok(agreement(a.labels, b.labels) > 0.9, `label agreement ${agreement(a.labels, b.labels)}`);
   await assert.rejects(
     load(PRESET, { precision: 'fp16' as 'bf16' }),
-    /Expected precision to be one of fp32, bf16 but received "fp16"/,
+    /Expected precision to be one of fp32, bf16, int8 but received "fp16"/,
   );
   fp32.dispose();
   bf16.dispose();

@@ -58,7 +58,7 @@ const bn = (c: number) => new nn.BatchNorm2d(c, { eps: 0.001, momentum: 0.01 });
 const activation = (a: Activation) => (a === 'relu' ? new nn.ReLU(true) : new nn.Hardswish());
 
 /** torchvision's Conv2dNormActivation: conv (no bias), BN, optional activation; `N.0`, `N.1`. */
-class ConvBNAct extends nn.Sequential {
+export class ConvBNAct extends nn.Sequential {
   constructor(
     inC: number,
     outC: number,
@@ -100,7 +100,7 @@ class SqueezeExcitation extends nn.Module implements nn.Layer {
 }
 
 /** Expand 1x1 (when widening), depthwise kxk, optional SE, project 1x1; residual when shapes allow. */
-class InvertedResidual extends nn.Module implements nn.Layer {
+export class InvertedResidual extends nn.Module implements nn.Layer {
   block: nn.Sequential;
   readonly nativeStride: 1 | 2;
   // Decided by the native stride, like torchvision's, so dilating a stage never adds a shortcut.
@@ -131,7 +131,15 @@ class InvertedResidual extends nn.Module implements nn.Layer {
     return this.#depthwise.rate;
   }
 
+  /** set by src/inference/fuse.ts: the projection conv adds the residual itself (its BN folded) */
+  fusedResidual = false;
+
   forward(x: Tensor): Tensor {
+    if (this.fusedResidual) {
+      const n = this.block.length;
+      const first = Array.from({ length: n - 1 }, (_, i) => this.block.at(i));
+      return (this.block.at(n - 1) as ConvBNAct).conv.forwardAdd(nn.pipe(x, ...first), x);
+    }
     const y = this.block.forward(x);
     return this.residual ? y.add_(x) : y;
   }

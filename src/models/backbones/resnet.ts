@@ -75,7 +75,14 @@ export class BasicBlock extends nn.Module implements Block {
     if (this.downsample) (this.downsample.at(0) as nn.Conv2d).stride = stride;
   }
 
+  /** set by src/inference/fuse.ts: conv1 applies its ReLU, conv2 the residual add and ReLU (BNs folded) */
+  fusedResidual = false;
+
   forward(x: Tensor): Tensor {
+    if (this.fusedResidual) {
+      const identity = this.downsample ? this.downsample.forward(x) : x;
+      return this.conv2.forwardAdd(this.conv1.forward(x), identity, identity !== x);
+    }
     const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2);
     const identity = this.downsample ? this.downsample.forward(x) : x;
     return F.relu_(out.add_(identity));
@@ -114,7 +121,17 @@ export class Bottleneck extends nn.Module implements Block {
     if (this.downsample) (this.downsample.at(0) as nn.Conv2d).stride = stride;
   }
 
+  /**
+   * Set by src/inference/fuse.ts: conv1 and conv2 apply their ReLU, conv3 the residual add and
+   * ReLU (the BNs are folded). The downsample's output, read by nothing else, takes the result.
+   */
+  fusedResidual = false;
+
   forward(x: Tensor): Tensor {
+    if (this.fusedResidual) {
+      const identity = this.downsample ? this.downsample.forward(x) : x;
+      return this.conv3.forwardAdd(nn.pipe(x, this.conv1, this.conv2), identity, identity !== x);
+    }
     const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2, F.relu_, this.conv3, this.bn3);
     const identity = this.downsample ? this.downsample.forward(x) : x;
     return F.relu_(out.add_(identity));
@@ -260,7 +277,10 @@ export class ResNet extends nn.Module implements Backbone {
   forward(x: Tensor): Features {
     let y: Tensor;
     if (this.stem) y = this.stem.forward(x);
-    else y = F.relu_(this.bn1!.forward(this.conv1!.forward(x)));
+    else {
+      y = this.bn1!.forward(this.conv1!.forward(x));
+      if (!this.conv1!.epilogue) y = F.relu_(y); // src/inference/fuse.ts may have put it in the conv
+    }
     y = F.maxPool2d(y, 3, { stride: 2, padding: 1, ceilMode: this.opts.ceilPool });
     const outs: (Tensor | undefined)[] = [];
     [this.layer1, this.layer2, this.layer3, this.layer4].forEach((layer, i) => {

@@ -7,6 +7,7 @@ import { noGrad } from '../autograd.js';
 import { Module, type Layer } from './module.js';
 import * as init from './init.js';
 import { syncBatchNorm, type ProcessGroup } from '../distributed.js';
+import { type ConvActivation, type PackedConv2d } from '../packed-conv.js';
 
 type Pair = number | [number, number];
 
@@ -89,13 +90,39 @@ export class Conv2d extends Module implements Layer {
     });
   }
 
+  /**
+   * An activation this conv applies to its own output (set by src/inference/fuse.ts, which marks
+   * the activation module after it `absorbed`): part of what forward() computes on every path.
+   */
+  epilogue: ConvActivation | null = null;
+  /** The weights prepacked for fp32 inference (src/inference/fuse.ts); null: the plain path. */
+  packed: PackedConv2d | null = null;
+
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, {
-      stride: this.stride,
-      padding: this.padding,
-      dilation: this.dilation,
-      groups: this.groups,
-    });
+    return this.forwardAdd(x, null);
+  }
+
+  /**
+   * epilogue(conv(x) + residual), the residual add of a ResNet block inside the conv when it is
+   * prepacked. residualInPlace: the result may be written into residual (nothing else reads it).
+   */
+  forwardAdd(x: Tensor, residual: Tensor | null, residualInPlace = false): Tensor {
+    const o = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
+    if (this.packed && !F.convTakesOwnPath(x, this.weight, o)) {
+      const y = this.packed.run(x, residual, residualInPlace);
+      if (y) return y;
+    }
+    let y = F.conv2d(x, this.weight, this.bias, o);
+    if (residual) y = y.add_(residual);
+    if (this.epilogue === 'relu') return F.relu_(y);
+    if (this.epilogue === 'relu6') return F.relu6(y);
+    if (this.epilogue === 'hardswish') return F.hardswish(y);
+    return y;
+  }
+
+  protected override releaseNative(): void {
+    this.packed?.dispose();
+    this.packed = null;
   }
 }
 
@@ -212,19 +239,28 @@ export class ReLU extends Module implements Layer {
   constructor(readonly inplace = false) {
     super();
   }
+  /** the conv before it applies it (Conv2d.epilogue, src/inference/fuse.ts): pass through */
+  absorbed = false;
   forward(x: Tensor): Tensor {
+    if (this.absorbed) return x;
     return this.inplace ? F.relu_(x) : F.relu(x);
   }
 }
 
 export class ReLU6 extends Module implements Layer {
+  /** the conv before it applies it (Conv2d.epilogue, src/inference/fuse.ts): pass through */
+  absorbed = false;
   forward(x: Tensor): Tensor {
+    if (this.absorbed) return x;
     return F.relu6(x);
   }
 }
 
 export class Hardswish extends Module implements Layer {
+  /** the conv before it applies it (Conv2d.epilogue, src/inference/fuse.ts): pass through */
+  absorbed = false;
   forward(x: Tensor): Tensor {
+    if (this.absorbed) return x;
     return F.hardswish(x);
   }
 }

@@ -238,9 +238,12 @@ export abstract class Module {
   /** Frees every parameter and buffer of this module and its children. */
   dispose(): void {
     for (const [, m] of this.namedModules()) {
+      m.releaseNative();
       for (const [, t] of m.ownTensors()) t.dispose();
     }
   }
+  /** Frees native state a module holds besides its tensors (Conv2d's prepacked weights). */
+  protected releaseNative(): void {}
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -1,0 +1,84 @@
+// `deeplab calibrate --model PRESET --weights FILE --images DIR`: the int8 calibration (each
+// convolution's input range and channel means over a few representative images, at their own
+// size), written beside the weights as <weights>.calib.json, where load(..., { precision: 'int8' })
+// and `deeplab predict --precision int8` look for it.
+import { Command } from 'commander';
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { load } from '../api.js';
+import { readImage } from '../data/image.js';
+import { toInputTensor } from '../data/to-tensor.js';
+import { forwardLogits } from '../inference/fast-path.js';
+import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
+import { parseIntOption } from './options.js';
+import type * as torch from '../torch/index.js';
+
+const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff']);
+
+/** The first `count` images of a folder, by name. */
+export function calibrationImages(dir: string, count: number): string[] {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error(`--images ${dir} is not a folder`);
+    names = readdirSync(dir);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(err.code === 'ENOENT' ? `--images ${dir} does not exist` : err.message);
+  }
+  const files = names
+    .filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase()))
+    .sort()
+    .slice(0, count)
+    .map((f) => join(dir, f));
+  if (!files.length) throw new Error(`--images ${dir} holds no JPEG, PNG, WebP or TIFF images`);
+  return files;
+}
+
+export function calibrateCommand(): Command {
+  return new Command('calibrate')
+    .description('calibrate int8 inference on a few representative images: writes <weights>.calib.json')
+    .requiredOption('-m, --model <preset>', 'model preset (see `deeplab models`)')
+    .option('-w, --weights <file>', ".pth or .safetensors checkpoint in the preset's key layout")
+    .option('--num-classes <n>', "classes of the checkpoint (default: the preset's)", parseIntOption)
+    .requiredOption('--images <dir>', 'a folder of representative images (JPEG, PNG, WebP, TIFF)')
+    .option('--count <n>', 'images to use, the first by name', parseIntOption, 16)
+    .option('-o, --out <file>', 'where to write it (default: <weights>.calib.json; required without --weights)')
+    .action(
+      async (o: {
+        model: string;
+        weights?: string;
+        numClasses?: number;
+        images: string;
+        count: number;
+        out?: string;
+      }) => {
+        const out = o.out ?? (o.weights ? calibrationPathFor(o.weights) : null);
+        if (!out) throw new Error('calibrate: give --out FILE when there are no --weights to write it beside');
+        const files = calibrationImages(o.images, o.count);
+        const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, precision: 'fp32' });
+        try {
+          const decoded = await Promise.all(files.map((f) => readImage(f)));
+          const norm = seg.preset.normalization;
+          function* batches(): Generator<torch.Tensor> {
+            for (const img of decoded) {
+              const x = toInputTensor(img, norm, 'channels_last');
+              try {
+                yield x;
+              } finally {
+                x.dispose();
+              }
+            }
+          }
+          const c = calibrate(seg.model, seg.preset.name, batches(), (x) => forwardLogits(seg.model, x, seg.settings));
+          saveCalibration(out, c);
+          const kept = Object.entries(c.fp32).map(([name, why]) => `${name} (${why})`);
+          console.log(
+            `calibrated ${Object.keys(c.convs).length - kept.length} convolutions for int8 on ${c.images} images; kept fp32: ${kept.join(', ') || 'none'}`,
+          );
+          console.log(`wrote ${out}`);
+        } finally {
+          seg.dispose();
+        }
+      },
+    );
+}

@@ -1,0 +1,171 @@
+// Calibration for int8 inference (post-training static quantization): the range of every
+// convolution's input over a few representative images, and the policy of which convolutions
+// stay fp32. Saved as JSON beside the weights (`<weights>.calib.json`, calibrationPathFor) by
+// `deeplab calibrate`; read back by load(..., { precision: 'int8' }).
+//
+// Observer: min/max of each conv's input over all calibration images (the input scale is then
+// max |x| / 255 for a never-negative input, quantized u8, else / 127, s8; clipping the range at
+// the 99.99th or 99.9th percentile lost agreement on the presets), and the mean of each input
+// channel, for bias correction. Weights are quantized per output channel, symmetric, when the
+// model is packed; the bias absorbs the mean shift that rounding them causes (native/src/fused_conv.cc).
+// Kept fp32 (they lose accuracy, or gain nothing): the stem (fewer than 16 input channels), any
+// conv whose input is a 1x1 map (the image-pooling branch) and the classifier (the last conv the
+// forward runs, whose output has the logits' channels).
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import * as torch from '../torch/index.js';
+import { nn, type Tensor } from '../torch/index.js';
+
+export const CALIBRATION_FORMAT = 'deeplab-int8-calibration';
+
+const RangeSchema = z
+  .strictObject({ min: z.number(), max: z.number(), mean: z.array(z.number()).min(1) })
+  .refine((r) => r.min <= r.max, { message: 'min must not exceed max' });
+const CalibrationSchema = z.strictObject({
+  format: z.literal(CALIBRATION_FORMAT),
+  version: z.literal(1),
+  preset: z.string().min(1),
+  images: z.number().int().positive(),
+  observer: z.literal('minmax'),
+  /** input range per quantized conv, by module name */
+  convs: z.record(z.string(), RangeSchema),
+  /** convs kept fp32, by module name, with the reason */
+  fp32: z.record(z.string(), z.string()),
+});
+export type Calibration = z.infer<typeof CalibrationSchema>;
+
+/** Where load() looks for a checkpoint's calibration unless told otherwise. */
+export function calibrationPathFor(weights: string): string {
+  return `${weights}.calib.json`;
+}
+
+/** The conv's int8 input spec from its calibrated range (null: kept fp32 or not calibrated). */
+export function int8InputOf(
+  c: Calibration,
+  name: string,
+  conv: nn.Conv2d,
+): { inputScale: number; signed: boolean; inputMean: Tensor } | null {
+  const r = c.convs[name];
+  if (!r || name in c.fp32) return null;
+  if (r.mean.length !== conv.inChannels)
+    throw new Error(
+      `int8 calibration: convs.${name}.mean has ${r.mean.length} channels, the model's conv ${conv.inChannels}: the calibration is for another model`,
+    );
+  const signed = r.min < 0;
+  const amax = Math.max(Math.abs(r.min), Math.abs(r.max));
+  // An input that is all zeros on the calibration images: any positive scale represents it.
+  return {
+    inputScale: amax > 0 ? amax / (signed ? 127 : 255) : 1,
+    signed,
+    inputMean: torch.tensor(Float32Array.from(r.mean)),
+  };
+}
+
+/**
+ * Runs each batch through the model (eval, fp32; prepared or not) and records every Conv2d's
+ * input range. `run` runs the model on one input (default model.forward(x)).
+ */
+export function calibrate(
+  model: nn.Module,
+  preset: string,
+  batches: Iterable<Tensor>,
+  run: (x: Tensor) => unknown = (x) => (model as unknown as { forward(x: Tensor): unknown }).forward(x),
+): Calibration {
+  const names = new Map<nn.Conv2d, string>();
+  for (const [name, m] of model.namedModules()) if (m instanceof nn.Conv2d && !names.has(m)) names.set(m, name);
+  const ranges = new Map<string, { min: number; max: number; sum: Float64Array }>();
+  const fp32: Record<string, string> = {};
+  let images = 0;
+  let lastConv: { name: string; outChannels: number } | null = null;
+  const saved: nn.Conv2d[] = [];
+  try {
+    for (const [conv, name] of names) {
+      const orig = conv.forwardAdd.bind(conv);
+      Object.defineProperty(conv, 'forwardAdd', {
+        configurable: true,
+        writable: true,
+        value: (x: Tensor, residual: Tensor | null, inPlace?: boolean) => {
+          const [lo, hi, mean] = torch.scope(
+            () =>
+              [x.min().item(), x.max().item(), x.to('float64').mean([0, 2, 3]).data()] as [
+                number,
+                number,
+                Float64Array,
+              ],
+          );
+          const r = ranges.get(name) ?? { min: lo, max: hi, sum: new Float64Array(mean.length) };
+          r.min = Math.min(r.min, lo);
+          r.max = Math.max(r.max, hi);
+          for (let i = 0; i < mean.length; i++) r.sum[i] += mean[i] * x.shape[0];
+          ranges.set(name, r);
+          if (x.shape[2] === 1 && x.shape[3] === 1) fp32[name] ??= 'image pooling (a 1x1 input)';
+          if (conv.inChannels < 16) fp32[name] ??= `the stem (${conv.inChannels} input channels)`;
+          lastConv = { name, outChannels: conv.outChannels };
+          return orig(x, residual, inPlace);
+        },
+      });
+      saved.push(conv);
+    }
+    for (const x of batches) {
+      torch.scope(() =>
+        torch.inferenceMode(() => {
+          lastConv = null;
+          const out = run(x);
+          const logits = out instanceof torch.Tensor ? out : (out as { out?: Tensor }).out;
+          const last = lastConv as { name: string; outChannels: number } | null;
+          if (last && logits && logits.shape[1] === last.outChannels) fp32[last.name] ??= 'the classifier';
+        }),
+      );
+      images += x.shape[0];
+    }
+  } finally {
+    for (const conv of saved) delete (conv as unknown as { forwardAdd?: unknown }).forwardAdd;
+  }
+  if (images === 0) throw new Error('calibrate: no images to calibrate on');
+  return {
+    format: CALIBRATION_FORMAT,
+    version: 1,
+    preset,
+    images,
+    observer: 'minmax',
+    convs: Object.fromEntries(
+      [...ranges].map(([name, r]) => [
+        name,
+        { min: r.min, max: r.max, mean: Array.from(r.sum, (v) => Number((v / images).toPrecision(6))) },
+      ]),
+    ),
+    fp32,
+  };
+}
+
+/** Writes the calibration (via a temporary file, so a failed write leaves the old one intact). */
+export function saveCalibration(file: string, c: Calibration): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(c, null, 1) + '\n');
+  renameSync(tmp, file);
+}
+
+/** Reads and checks a calibration file; errors name the file and the bad field. */
+export function loadCalibration(file: string, preset?: string): Calibration {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT')
+      throw new Error(
+        `int8 calibration file ${file} does not exist: run \`deeplab calibrate --model PRESET --weights FILE --images DIR\` first`,
+      );
+    throw new Error(`int8 calibration file ${file} is not valid JSON: ${err.message}`);
+  }
+  const r = CalibrationSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(
+      `int8 calibration file ${file}: ${issue.path.length ? `field "${issue.path.join('.')}"` : 'the file'}: ${issue.message}`,
+    );
+  }
+  if (preset && r.data.preset !== preset)
+    throw new Error(`int8 calibration file ${file} is for preset "${r.data.preset}", not "${preset}"`);
+  return r.data;
+}

@@ -1,0 +1,92 @@
+// Fused, prepacked convolutions (src/inference/fuse.ts, native/src/fused_conv.cc): on every
+// torchvision preset the fused fp32 model gives the unfused (folded, channels_last) model's
+// logits to 1e-4 of their scale; an epilogue is kept on the bf16 path, where the packed conv
+// steps aside; packed weights are freed with the model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../../src/torch/index.js';
+import { findPreset } from '../../src/index.js';
+import { forwardLogits, prepareForInference } from '../../src/inference/fast-path.js';
+import { fuseForInference, isFused, unfuse } from '../../src/inference/fuse.js';
+
+// Small images: one thread avoids waiting on a second one at every operator on a busy machine.
+torch.setNumThreads(1);
+const available = torch.packedConvAvailable();
+const skip = available ? false : 'this build of the addon has no fused convolution (libdnnl-dev)';
+
+function relErr(a: torch.Tensor, b: torch.Tensor): number {
+  return torch.scope(() => a.sub(b).abs().max().item() / b.abs().max().item());
+}
+
+for (const [preset, residuals] of [
+  ['deeplabv3_resnet50', 16],
+  ['deeplabv3_resnet101', 33],
+  ['deeplabv3_mobilenet_v3_large', 10],
+] as const) {
+  test(`${preset}: fused fp32 logits equal the unfused ones within 1e-4 of their scale`, { skip }, () => {
+    torch.manualSeed(0);
+    using model = findPreset(preset).build({ aux: false });
+    const { settings, fuse } = prepareForInference(model, { verifyFold: false, fuse: false });
+    assert.equal(fuse, null);
+    torch.manualSeed(3);
+    using x = torch.randn([1, 3, 96, 128]);
+    using plain = forwardLogits(model, x, settings);
+    // The built-in check (a 128x128 forward each way) once, on the cheapest preset.
+    const report = fuseForInference(model, { verify: preset === 'deeplabv3_mobilenet_v3_large' });
+    if (preset === 'deeplabv3_mobilenet_v3_large') assert.ok(report.verifyError < 1e-4, String(report.verifyError));
+    assert.ok(isFused(model));
+    assert.equal(report.residuals, residuals);
+    assert.ok(report.packed > 40 && report.activations > 30, JSON.stringify(report));
+    using fused = forwardLogits(model, x, settings);
+    const err = relErr(fused, plain);
+    assert.ok(err < 1e-4, `relative error ${err}`);
+    // Something really changed: the packed convs ran (unfused again, the same logits).
+    unfuse(model);
+    assert.ok(!isFused(model));
+    using again = forwardLogits(model, x, settings);
+    assert.ok(relErr(again, plain) === 0);
+  });
+}
+
+test('prepareForInference fuses fp32 by default; bf16 on a fused model equals bf16 unfused', { skip }, () => {
+  torch.manualSeed(0);
+  using fusedModel = findPreset('deeplabv3_mobilenet_v3_large').build({ aux: false });
+  const p = prepareForInference(fusedModel, { verifyFold: false });
+  assert.ok(p.fuse && p.fuse.packed > 50, JSON.stringify(p.fuse));
+  torch.manualSeed(0);
+  using plainModel = findPreset('deeplabv3_mobilenet_v3_large').build({ aux: false });
+  const q = prepareForInference(plainModel, { fuse: false, verifyFold: false });
+  torch.manualSeed(4);
+  using x = torch.randn([1, 3, 64, 96]);
+  const bf16 = { ...p.settings, precision: 'bf16' as const };
+  using a = forwardLogits(fusedModel, x, bf16);
+  using b = forwardLogits(plainModel, x, { ...q.settings, precision: 'bf16' });
+  assert.ok(relErr(a, b) < 1e-6, `bf16 fused vs unfused: ${relErr(a, b)}`);
+  // bf16 preparation packs nothing
+  torch.manualSeed(0);
+  using bfModel = findPreset('deeplabv3_mobilenet_v3_large').build({ aux: false });
+  assert.equal(prepareForInference(bfModel, { precision: 'bf16', verifyFold: false }).fuse, null);
+  assert.ok(!isFused(bfModel));
+});
+
+test('a packed conv is freed with its model and refuses use afterwards', { skip }, () => {
+  const conv = new torch.nn.Conv2d(16, 8, 3, { padding: 1 });
+  conv.eval();
+  conv.packed = new torch.PackedConv2d(conv.weight, conv.bias, {
+    stride: [1, 1],
+    padding: [1, 1],
+    dilation: [1, 1],
+    groups: 1,
+    act: 'relu',
+  });
+  const packed = conv.packed;
+  torch.inferenceMode(() => {
+    using x = torch.randn([1, 16, 5, 7]).contiguous('channels_last');
+    using y = packed.run(x)!;
+    using ref = torch.F.relu(torch.F.conv2d(x, conv.weight, conv.bias, { padding: 1 }));
+    assert.ok(relErr(y, ref) < 1e-5);
+    conv.dispose();
+    assert.equal(conv.packed, null);
+    assert.throws(() => packed.run(x), /used after dispose/);
+  });
+});

@@ -58,6 +58,26 @@ export interface NativeBinding {
   getRngState(): Handle;
   setRngState(h: Handle): void;
   buildInfo(): BuildInfo;
+  /** whether native/src/fused_conv.cc was built with oneDNN (the next three exist only then) */
+  fusedConvAvailable: boolean;
+  /** act: 0 none, 1 relu, 2 relu6, 3 hardswish */
+  convPack?(
+    weight: Handle,
+    bias: Handle | null,
+    stride: number[],
+    padding: number[],
+    dilation: number[],
+    groups: number,
+    act: number,
+    /** int8: the input's quantization scale (0: fp32), and whether it is signed (s8, else u8) */
+    inScale?: number,
+    signed?: boolean,
+    /** int8: the input's per-channel mean, for bias correction */
+    inputMean?: Handle | null,
+  ): PackedConvHandle;
+  /** undefined when the input is not one it runs (grad wanted, autocast on, not fp32 4-D CPU) */
+  convRun?(p: PackedConvHandle, x: Handle, residual: Handle | null, residualInPlace: boolean): Handle | undefined;
+  convRelease?(p: PackedConvHandle): boolean;
   distributed: DistributedBinding;
 }
 
@@ -89,26 +109,6 @@ export interface DistributedBinding {
     eps: number,
   ): Handle;
   setParentDeathSignal(parentPid: number): boolean;
-  /** whether native/src/fused_conv.cc was built with oneDNN (the next three exist only then) */
-  fusedConvAvailable: boolean;
-  /** act: 0 none, 1 relu, 2 relu6, 3 hardswish */
-  convPack?(
-    weight: Handle,
-    bias: Handle | null,
-    stride: number[],
-    padding: number[],
-    dilation: number[],
-    groups: number,
-    act: number,
-    /** int8: the input's quantization scale (0: fp32), and whether it is signed (s8, else u8) */
-    inScale?: number,
-    signed?: boolean,
-    /** int8: the input's per-channel mean, for bias correction */
-    inputMean?: Handle | null,
-  ): PackedConvHandle;
-  /** undefined when the input is not one it runs (grad wanted, autocast on, not fp32 4-D CPU) */
-  convRun?(p: PackedConvHandle, x: Handle, residual: Handle | null, residualInPlace: boolean): Handle | undefined;
-  convRelease?(p: PackedConvHandle): boolean;
 }
 
 /** A packed convolution (native/src/fused_conv.cc): opaque to JS. */

@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS } from '../serve/limits.js';
 import { paletteFor, paletteOfDataset } from '../data/palettes.js';
 import { classesPalette } from './predict.js';
 import { parseIntOption, parseNonNegativeIntOption, parseOutputStride } from './options.js';
+import { PRECISIONS, type Precision } from '../inference/fast-path.js';
 
 interface ServeOptions {
   model: string;
@@ -16,7 +17,8 @@ interface ServeOptions {
   classes?: string;
   port: number;
   host: string;
-  precision: 'fp32' | 'bf16';
+  precision: Precision;
+  calibration?: string;
   os?: 8 | 16;
   maxBatch: number;
   maxWaitMs: number;
@@ -40,10 +42,14 @@ export function serveCommand(): Command {
     .option('-p, --port <port>', 'TCP port (0: any free one)', parseNonNegativeIntOption, 8080)
     .option('--host <host>', 'address to listen on (0.0.0.0 to accept other machines)', '127.0.0.1')
     .addOption(
-      new Option('--precision <p>', 'fp32, or bf16 autocast (faster where the CPU has AVX512-BF16)')
-        .choices(['fp32', 'bf16'])
+      new Option(
+        '--precision <p>',
+        'fp32, bf16 autocast (faster where the CPU has AVX512-BF16), or int8 (needs `deeplab calibrate`; VNNI CPUs)',
+      )
+        .choices(PRECISIONS)
         .default('fp32'),
     )
+    .option('--calibration <file>', 'int8: the calibration file (default: <weights>.calib.json)')
     .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
     .option('--max-batch <n>', 'most images of one size in a forward pass', parseIntOption, 4)
     .option('--max-wait-ms <ms>', 'how long an idle model waits for a batch to fill', parseNonNegativeIntOption, 5)
@@ -66,6 +72,7 @@ export function serveCommand(): Command {
         numClasses: custom?.classes.length,
         outputStride: o.os,
         precision: o.precision,
+        calibration: o.calibration,
       });
       const { info } = thread;
       const palette = paletteFor(custom ?? paletteOfDataset(info.dataset), info.numClasses);

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as torch from '../torch/index.js';
 import { loadForInference, type InferenceModelOptions } from '../inference/load.js';
-import { forwardLogits } from '../inference/fast-path.js';
+import { forwardLogits, type Precision } from '../inference/fast-path.js';
 import { pixelsToTensor } from '../data/to-tensor.js';
 import type { Normalization } from '../models/segmentor.js';
 
@@ -20,7 +20,7 @@ export interface ModelInfo {
   preset: string;
   dataset: string;
   numClasses: number;
-  precision: 'fp32' | 'bf16';
+  precision: Precision;
   /** tensors loaded from the weights file */
   loadedTensors: number;
   /** how pixels become the model's input (the page's in-browser mode does the same) */

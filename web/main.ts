@@ -79,7 +79,8 @@ async function segmentHere(img: ImageData): Promise<Uint8Array> {
     const url = '/ort/ort.wasm.min.mjs'; // a variable: served by the server, not bundled
     ort = (await import(url)) as Ort;
     ort.env.wasm.wasmPaths = '/ort/';
-    ort.env.wasm.numThreads = 1; // threads need cross-origin isolation (COOP/COEP)
+    // Threads need cross-origin isolation, which the server's COOP/COEP headers give the page.
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
     const bytes = new Uint8Array(await (await fetch(health.onnx!)).arrayBuffer());
     session = ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
   }
@@ -115,7 +116,8 @@ async function segment(file: File): Promise<void> {
     show(img, labels);
     el<HTMLAnchorElement>('download').hidden = true;
     say(
-      `${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms in this browser (onnxruntime-web, wasm)`,
+      `${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms in this browser ` +
+        `(onnxruntime-web, wasm, ${ort!.env.wasm.numThreads} thread${ort!.env.wasm.numThreads === 1 ? '' : 's'})`,
     );
     document.body.dataset.state = 'done';
     return;

@@ -124,6 +124,10 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
   });
   app.addHook('onSend', async (_req, reply, payload) => {
     if (closing) void reply.header('Connection', 'close');
+    // Cross-origin isolation (every resource of the page is our own), so the page's in-browser
+    // mode gets SharedArrayBuffer and onnxruntime-web runs its WebAssembly on several threads.
+    void reply.header('Cross-Origin-Opener-Policy', 'same-origin');
+    void reply.header('Cross-Origin-Embedder-Policy', 'require-corp');
     return payload;
   });
   // A request that reaches us after close() began (on a keep-alive connection, before Fastify

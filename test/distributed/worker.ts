@@ -23,6 +23,9 @@ import { launch } from '../../src/distributed/launcher.js';
 import { tinyNet, sampleBatch, syncBnInput } from './tiny.js';
 
 const [mode, ...args] = process.argv.slice(2);
+// `node --test dist/test/` loads this file too (in Node 20 every .js under a test/ folder is a test
+// file); run without a mode, it has nothing to do.
+if (mode === undefined) process.exit(0);
 // Collectives time out quickly in the fault tests; ranks may start seconds apart on a loaded
 // machine, so the rendezvous waits longer unless a test is about the rendezvous.
 const TIMEOUT_MS = Number(process.env.TEST_DIST_TIMEOUT_MS ?? 20000);

@@ -158,7 +158,14 @@ async function inBrowser(
     await page.setInputFiles('#file', file);
     await page.waitForSelector('body[data-state=done], body[data-state=error]', { timeout: 60_000 });
     const status = (await page.textContent('#status'))!;
-    assert.match(status, /^here\.png: 96x64 segmented in \d+ ms in this browser \(onnxruntime-web, wasm\)$/);
+    // The server's COOP/COEP headers isolate the page, so onnxruntime-web runs on threads.
+    assert.equal(await page.evaluate<boolean>('self.crossOriginIsolated'), true);
+    const threads = Math.min(4, await page.evaluate<number>('navigator.hardwareConcurrency'));
+    assert.match(
+      status,
+      /^here\.png: 96x64 segmented in \d+ ms in this browser \(onnxruntime-web, wasm, \d+ threads?\)$/,
+    );
+    assert.ok(status.endsWith(`wasm, ${threads} thread${threads === 1 ? '' : 's'})`), status);
     const have = await page.evaluate<number[]>(canvasRgb);
     let same = 0;
     for (let i = 0; i < W * H; i++)

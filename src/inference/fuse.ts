@@ -16,6 +16,7 @@ import { nn, type Tensor } from '../torch/index.js';
 import { Bottleneck, BasicBlock, ResNet } from '../models/backbones/resnet.js';
 import { InvertedResidual, ConvBNAct } from '../models/backbones/mobilenetv3.js';
 import { ConvModule } from '../models/heads/mmseg.js';
+import { relativeError, tensorsIn } from '../models/fold.js';
 import { int8InputOf, type Calibration } from './calibration.js';
 
 export interface FuseReport {
@@ -174,23 +175,3 @@ function markEpilogues(m: nn.Module, report: FuseReport): void {
 const modulesOf = (model: nn.Module): nn.Module[] => [...new Set([...model.namedModules()].map(([, m]) => m))];
 
 const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
-
-/** The tensors in a forward's result (a tensor, or arrays/objects of them), in a stable order. */
-function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
-  if (v instanceof torch.Tensor) out.push(v);
-  else if (Array.isArray(v)) for (const e of v) tensorsIn(e, out);
-  else if (v && typeof v === 'object')
-    for (const k of Object.keys(v).sort()) tensorsIn((v as Record<string, unknown>)[k], out);
-  return out;
-}
-
-function relativeError(a: Tensor[], b: Tensor[]): number {
-  if (a.length !== b.length || a.length === 0) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    const scale = a[i].abs().max().item();
-    const d = a[i].to('float64').sub(b[i].to('float64')).abs().max().item();
-    worst = Math.max(worst, d / Math.max(scale, 1e-12));
-  }
-  return worst;
-}

@@ -308,7 +308,7 @@ function withHooks<T>(hooks: readonly Hook[], body: () => T): T {
 }
 
 /** The tensors in a forward's result (a tensor, or arrays/objects of them), in a stable order. */
-function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
+export function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
   if (v instanceof torch.Tensor) out.push(v);
   else if (Array.isArray(v)) for (const e of v) tensorsIn(e, out);
   else if (v && typeof v === 'object')
@@ -316,7 +316,8 @@ function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
   return out;
 }
 
-function relativeError(a: Tensor[], b: Tensor[]): number {
+/** The largest max-abs difference over the pairs, relative to the first list's max |value|. */
+export function relativeError(a: Tensor[], b: Tensor[]): number {
   if (a.length !== b.length || a.length === 0) return Infinity;
   let worst = 0;
   for (let i = 0; i < a.length; i++) {

@@ -13,7 +13,7 @@ import type { Batch } from '../data/loader.js';
 import { batchToTensor } from '../data/to-tensor.js';
 import type { EvalSummary } from '../evaluation/on-split.js';
 import { saveCheckpoint, loadCheckpoint, lastCheckpoint, type TrainState } from './checkpoint.js';
-import { bestMIoUOnDisk, POINTER, prunePeriodic, removeStaleTemps, truncateLog } from './work-dir.js';
+import { bestMIoUOnDisk, POINTER, prunePeriodic, removeStaleTemps, setAsideLog, truncateLog } from './work-dir.js';
 import { ensureDir } from '../data/output-dir.js';
 import type { Distributed } from '../distributed/process-group.js';
 import { DataParallel } from '../distributed/ddp.js';
@@ -138,6 +138,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   // Every rank must start from the same bytes (one shared work dir, or identical copies), before
   // anything is restored or written.
   dist?.agree('checkpoint to resume', file ? fileDigest(file) : 'none');
+  if (main && !file) {
+    const old = setAsideLog(logFile);
+    if (old) o.onNotice?.(`a fresh run in a used work dir: the earlier run's log is now ${old}`);
+  }
   if (o.resume) {
     if (file) {
       state = loadCheckpoint(file, model, opt, cfg.train.iters);

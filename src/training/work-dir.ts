@@ -7,7 +7,8 @@
 //  - only the two newest periodic checkpoints (iter_N.safetensors) are kept, whichever process
 //    wrote them;
 //  - log.jsonl keeps one line per iteration: a resumed run drops the lines past its checkpoint
-//    before it writes those iterations again.
+//    before it writes those iterations again; a fresh run in a used folder first renames the old
+//    log to log.<its time>.jsonl, so two runs' lines never mix and nothing is lost.
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readSafetensorsMetadata } from '../torch/index.js';
 import { join } from 'node:path';
@@ -68,6 +69,20 @@ export function readPointer(workDir: string): string | null {
   const file = join(workDir, named.slice(named.lastIndexOf('/') + 1));
   if (!named || !existsSync(file)) throw new Error(`${pointer} names "${named}", which is not a file in ${workDir}`);
   return file;
+}
+
+/**
+ * A fresh run's start: an earlier run's log.jsonl becomes log.<its last write, UTC>.jsonl (with
+ * -2, -3 ... if taken). Returns the new name, or null when there was no log or an empty one.
+ */
+export function setAsideLog(logFile: string): string | null {
+  if (!existsSync(logFile) || statSync(logFile).size === 0) return null;
+  const stamp = statSync(logFile).mtime.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+  const base = logFile.replace(/\.jsonl$/, `.${stamp}`);
+  let name = `${base}.jsonl`;
+  for (let k = 2; existsSync(name); k++) name = `${base}-${k}.jsonl`;
+  renameSync(logFile, name);
+  return name;
 }
 
 /** Keeps the log lines of iterations up to `iter` (a resumed run writes the later ones again). */

@@ -4,7 +4,7 @@
 // before anything is restored. A whole resume after a crash is in trainer.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -17,6 +17,7 @@ import {
   readPointer,
   removeStaleTemps,
   truncateLog,
+  setAsideLog,
   writePointer,
 } from '../../src/training/work-dir.js';
 import { tempDir } from '../helpers/paths.js';
@@ -183,4 +184,22 @@ test('a crop and batch that cannot fit in memory is a config error naming the ke
   assert.doesNotThrow(() =>
     checkBatchFits({ ...cfg, data: { ...cfg.data, train: { ...cfg.data.train, crop: [512, 1024] } } }, 24 * 2 ** 30),
   );
+});
+
+test("a fresh run's start sets an earlier log aside under its time, never over another", () => {
+  const dir = tempDir('wd-aside-');
+  const log = join(dir, 'log.jsonl');
+  assert.equal(setAsideLog(log), null, 'no log: nothing to do');
+  writeFileSync(log, '');
+  assert.equal(setAsideLog(log), null, 'an empty log stays');
+  const when = new Date('2026-12-02T10:11:12.345Z');
+  writeFileSync(log, '{"iter":1,"loss":2}\n');
+  utimesSync(log, when, when);
+  assert.equal(setAsideLog(log), join(dir, 'log.20261202T101112.jsonl'));
+  writeFileSync(log, '{"iter":1,"loss":3}\n');
+  utimesSync(log, when, when);
+  assert.equal(setAsideLog(log), join(dir, 'log.20261202T101112-2.jsonl'));
+  assert.deepEqual(readdirSync(dir).sort(), ['log.20261202T101112-2.jsonl', 'log.20261202T101112.jsonl']);
+  assert.equal(readFileSync(join(dir, 'log.20261202T101112.jsonl'), 'utf8'), '{"iter":1,"loss":2}\n');
+  assert.equal(readFileSync(join(dir, 'log.20261202T101112-2.jsonl'), 'utf8'), '{"iter":1,"loss":3}\n');
 });

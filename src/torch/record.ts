@@ -82,28 +82,22 @@ export function recordOps<T>(rec: Recorder, body: () => T): T {
       const [name, overload] = nameOf(id);
       if (!suspended) rec.call({ name, overload, args, result: undefined });
     };
-    b.binary = (code, a, o, alpha, inplace) => {
-      const result = saved.binary.call(native, code, a, o, alpha, inplace);
-      if (!suspended)
-        rec.call({
-          name: BINARY[code] + (inplace ? '_' : ''),
-          overload: 'Tensor',
-          args: [a, o, alpha],
-          result: inplace ? undefined : result,
-        });
-      return result;
-    };
-    b.binaryScalar = (code, a, o, alpha, inplace) => {
-      const result = saved.binaryScalar.call(native, code, a, o, alpha, inplace);
-      if (!suspended)
-        rec.call({
-          name: BINARY[code] + (inplace ? '_' : ''),
-          overload: 'Scalar',
-          args: [a, o, alpha],
-          result: inplace ? undefined : result,
-        });
-      return result;
-    };
+    // add/sub/mul/div with a tensor (a handle) or a scalar other: one wrapper, the overload says which.
+    const recordBinary =
+      (run: NativeBinding['binary'] | NativeBinding['binaryScalar'], overload: 'Tensor' | 'Scalar') =>
+      (code: number, a: Handle, o: number, alpha: number, inplace: boolean): Handle => {
+        const result = run.call(native, code, a, o, alpha, inplace);
+        if (!suspended)
+          rec.call({
+            name: BINARY[code] + (inplace ? '_' : ''),
+            overload,
+            args: [a, o, alpha],
+            result: inplace ? undefined : result,
+          });
+        return result;
+      };
+    b.binary = recordBinary(saved.binary, 'Tensor');
+    b.binaryScalar = recordBinary(saved.binaryScalar, 'Scalar');
     return body();
   } finally {
     Object.assign(b, saved);

@@ -1,6 +1,7 @@
 // Our side of the micro benchmarks (bench/py/micro.py is PyTorch's): the same workloads and
 // timing, one JSON line.  node dist/bench/micro.js conv|convbwd|add [--threads 2 --warmup 5 --iters 30]
 import * as torch from '../src/torch/index.js';
+import { median } from './stats.js';
 
 const [caseName, ...rest] = process.argv.slice(2);
 const opt: Record<string, string> = {};
@@ -51,15 +52,15 @@ for (let i = 0; i < iters; i++) {
   ms.push((performance.now() - t0) / inner);
 }
 ms.sort((a, b) => a - b);
-const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
+const medianMs = median(ms);
 console.log(
   JSON.stringify({
     side: 'deeplab',
     case: caseName,
-    median_ms: median,
+    median_ms: medianMs,
     min_ms: ms[0],
     max_ms: ms[ms.length - 1],
-    gflops: flops ? flops / 1e6 / median : null,
+    gflops: flops ? flops / 1e6 / medianMs : null,
     threads,
     version: torch.buildInfo().torchVersion,
   }),

@@ -21,6 +21,7 @@ import { countFlops } from '../src/models/flops.js';
 import { forwardLogits, prepareForInference, type Precision } from '../src/inference/fast-path.js';
 import { calibrate, type Calibration } from '../src/inference/calibration.js';
 import { benchArgs, benchSize } from './args.js';
+import { median } from './stats.js';
 
 const opt = benchArgs({
   '--model': 'deeplabv3_resnet50',
@@ -112,7 +113,7 @@ for (let i = 0; i < warmup + iters; i++) {
   if (i >= warmup) ms.push(dt);
 }
 ms.sort((a, b) => a - b);
-const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
+const medianMs = median(ms);
 console.log(
   JSON.stringify({
     side: 'deeplab',
@@ -125,7 +126,7 @@ console.log(
     aux: Number(opt['--aux']),
     warmup,
     runs: ms.length,
-    median_ms: median,
+    median_ms: medianMs,
     min_ms: ms[0],
     max_ms: ms[ms.length - 1],
     first_ms: firstMs,
@@ -133,7 +134,7 @@ console.log(
     prepare_ms: prepareMs,
     fast,
     gflop,
-    gflops: (gflop * 1e3) / median,
+    gflops: (gflop * 1e3) / medianMs,
     out_shape: outShape,
     out_dtype: outDtype,
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs } from './args.js';
+import { median } from './stats.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const opt = benchArgs({
@@ -77,7 +78,6 @@ for (let r = 0; r < rounds; r++)
         console.error(`round ${r + 1}: ${key} ${ms.toFixed(0)} ms`);
       }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 console.log(`\n${rounds} rounds, ${threads} threads, median ms (ratio to ORT fp32)\n`);
 console.log(`| model | size | ${SIDES.join(' | ')} |`);
 console.log(`|---|---|${SIDES.map(() => '---').join('|')}|`);

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { benchArgs, benchSize } from './args.js';
+import { median } from './stats.js';
 
 const opt = benchArgs({
   '--onnx': '',
@@ -84,7 +85,7 @@ for (let i = 0; i < warmup + iters; i++) {
 const profileFile = opt['--profile'] ? session.endProfiling() : '';
 await session.release();
 ms.sort((a, b) => a - b);
-const median = ms.length % 2 ? ms[(ms.length - 1) / 2] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
+const medianMs = median(ms);
 console.log(
   JSON.stringify({
     side: 'onnxruntime',
@@ -98,7 +99,7 @@ console.log(
     graph_optimization: level,
     warmup,
     runs: ms.length,
-    median_ms: median,
+    median_ms: medianMs,
     min_ms: ms[0],
     max_ms: ms[ms.length - 1],
     first_ms: firstMs,

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
+import { median } from './stats.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -27,11 +28,6 @@ function runOnce(side: 'deeplab' | 'pytorch', c: string): Result {
   const text = execFileSync(cmd, [script, c, '--threads', threads], { encoding: 'utf8' });
   return JSON.parse(text.trim().split('\n').pop()!) as Result;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const cases: [string, string, string][] = [
   ['conv', '1x256x64x64 dilated 3x3 conv, forward (fp32)', 'ms'],

@@ -19,6 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { median } from './stats.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -346,11 +347,6 @@ function runJson(cmd: string, argv: string[], env?: NodeJS.ProcessEnv): Json {
   );
   return r;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(jsonl, '');

@@ -13,6 +13,7 @@ import { findPreset } from '../src/models/zoo.js';
 import { segmentationLoss } from '../src/training/losses.js';
 import { countFlops } from '../src/models/flops.js';
 import { benchArgs, benchSize } from './args.js';
+import { median } from './stats.js';
 
 const opt = benchArgs({
   '--model': 'deeplabv3_resnet50',
@@ -82,10 +83,6 @@ for (let i = 0; i < warmup + iters; i++) {
     upd.push(t3 - t2);
   }
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 console.log(
   JSON.stringify({
     side: 'deeplab',

@@ -175,10 +175,8 @@ test('same-size requests that wait together run as one batch (metrics), with the
     gated.release();
     const got = await Promise.all(replies);
     assert.deepEqual(gated.sizes, [1, 4]);
-    assert.deepEqual(
-      got.map((r) => r.headers.get('x-batch-size')),
-      ['1', '4', '4', '4', '4'],
-    );
+    // One request ran alone and four together; which one came first is the uploads' race.
+    assert.deepEqual(got.map((r) => r.headers.get('x-batch-size')).sort(), ['1', '4', '4', '4', '4']);
     for (let k = 0; k < imgs.length; k++) {
       const want = (await seg.segment(imgs[k].png)).labels;
       const have = (await labelsOf(await got[k].arrayBuffer())).data;

@@ -1,7 +1,9 @@
 // The page `deeplab serve` hands out at /: pick or drop an image, the server segments it (its
 // label PNG), and the page draws the overlay with the library's own colorize/overlay code at the
 // chosen opacity, lists the classes found with their shares, names the class under the pointer
-// and offers the label mask for download. The mode switch is where an in-browser (ONNX) mode goes.
+// and offers the label mask for download. With the server's --onnx, the mode switch offers an
+// in-browser mode: the ONNX export in onnxruntime-web, on WebGPU where the browser gives an
+// adapter, else on WebAssembly (SIMD, threads); `?ep=webgpu|wasm` forces one.
 import { colorize, overlay } from '../src/data/blend.js';
 import type { RGB } from '../src/data/palettes.js';
 
@@ -18,17 +20,20 @@ interface OrtTensor {
   dims: readonly number[];
   data: Float32Array;
 }
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
 interface Ort {
-  env: { wasm: { wasmPaths: string; numThreads: number } };
+  // webgpu.device: set by the WebGPU build once its provider has a device (asyncify build)
+  env: { wasm: { wasmPaths: string; numThreads: number }; webgpu: { device?: unknown } };
   Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
-  InferenceSession: {
-    create(
-      model: Uint8Array,
-      o: { executionProviders: string[] },
-    ): Promise<{
-      run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-    }>;
-  };
+  InferenceSession: { create(model: Uint8Array, o: { executionProviders: string[] }): Promise<OrtSession> };
+}
+
+/** The part of WebGPU the page asks for (TypeScript 5.9's DOM types have none of it). */
+interface Gpu {
+  requestAdapter(): Promise<{ info: { vendor: string; architecture: string } } | null>;
 }
 
 /** The segmented image on screen. */
@@ -70,21 +75,98 @@ function channels(rgba: Uint8ClampedArray, count: 1 | 3): Uint8Array {
   return out;
 }
 
-let session: ReturnType<Ort['InferenceSession']['create']> | null = null;
-let ort: Ort | null = null;
+type Ep = 'webgpu' | 'wasm';
 
-/** The model's ONNX export in this browser (onnxruntime-web, WebAssembly): labels for the pixels. */
-async function segmentHere(img: ImageData): Promise<Uint8Array> {
-  if (!session) {
-    const url = '/ort/ort.wasm.min.mjs'; // a variable: served by the server, not bundled
-    ort = (await import(url)) as Ort;
-    ort.env.wasm.wasmPaths = '/ort/';
-    // Threads need cross-origin isolation, which the server's COOP/COEP headers give the page.
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-    const bytes = new Uint8Array(await (await fetch(health.onnx!)).arrayBuffer());
-    session = ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+/** The in-browser model: the onnxruntime-web build, its session, the provider it runs on. */
+interface Engine {
+  ort: Ort;
+  session: OrtSession;
+  ep: Ep;
+  /** what the status line says about the provider, e.g. "wasm, 4 threads; no WebGPU adapter" */
+  label: string;
+}
+
+/**
+ * `?ep=webgpu` or `?ep=wasm` forces a provider (a forced one that fails is an error, not a
+ * fallback); without it the page takes WebGPU where the browser offers an adapter, else WASM.
+ */
+function wantedEp(): Ep | 'auto' {
+  const ep = new URLSearchParams(location.search).get('ep') ?? 'auto';
+  if (ep !== 'auto' && ep !== 'webgpu' && ep !== 'wasm')
+    throw new Error(`?ep= must be webgpu, wasm or auto; got "${ep}"`);
+  return ep;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Loads a build of onnxruntime-web (a variable URL: served by the server at /ort/, not bundled)
+ * and opens the model in it. WebGPU: ort.webgpu.min.mjs (the asyncify WebAssembly build with the
+ * WebGPU provider; nodes that provider lacks run on the CPU one in the same session). WASM:
+ * ort.wasm.min.mjs, SIMD, on threads when the page is cross-origin isolated (the server's
+ * COOP/COEP headers).
+ */
+async function open(ep: Ep, model: Uint8Array): Promise<{ ort: Ort; session: OrtSession }> {
+  const url = `/ort/${ep === 'webgpu' ? 'ort.webgpu.min.mjs' : 'ort.wasm.min.mjs'}`; // not a literal: not bundled
+  const ort = (await import(url)) as Ort;
+  ort.env.wasm.wasmPaths = '/ort/';
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ep === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'],
+  });
+  // onnxruntime-web drops a requested provider that does not start with only a console warning
+  if (ep === 'webgpu' && !ort.env.webgpu.device) {
+    await session.release();
+    throw new Error('onnxruntime-web did not start its WebGPU provider (its console warning says why)');
   }
-  const s = await session;
+  return { ort, session };
+}
+
+const threads = (ort: Ort) => `${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads === 1 ? '' : 's'}`;
+
+/**
+ * The engine and its first output. The first run is part of the start: a WebGPU session that
+ * opens but fails to run also falls back to WASM (unless ?ep=webgpu forced it).
+ */
+async function startEngine(
+  x: Float32Array,
+  dims: number[],
+): Promise<{ engine: Engine; out: Record<string, OrtTensor> }> {
+  const want = wantedEp();
+  const model = new Uint8Array(await (await fetch(health.onnx!)).arrayBuffer());
+  let why = '';
+  if (want !== 'wasm') {
+    const gpu = (navigator as Navigator & { gpu?: Gpu }).gpu;
+    const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+    if (adapter) {
+      try {
+        const { ort, session } = await open('webgpu', model);
+        const out = await session.run({ input: new ort.Tensor('float32', x, dims) }).catch(async (e: unknown) => {
+          await session.release().catch(() => {});
+          throw e;
+        });
+        const info = adapter.info;
+        const on = [info.vendor, info.architecture].filter(Boolean).join(' ') || 'an unnamed adapter';
+        return { engine: { ort, session, ep: 'webgpu', label: `webgpu on ${on}` }, out };
+      } catch (e) {
+        if (want === 'webgpu') throw new Error(`WebGPU (forced by ?ep=webgpu) failed: ${message(e)}`);
+        why = `WebGPU failed: ${message(e)}`;
+      }
+    } else if (want === 'webgpu') {
+      throw new Error('WebGPU (forced by ?ep=webgpu): this browser offers no WebGPU adapter');
+    } else {
+      why = 'no WebGPU adapter';
+    }
+  }
+  const { ort, session } = await open('wasm', model);
+  const out = await session.run({ input: new ort.Tensor('float32', x, dims) });
+  return { engine: { ort, session, ep: 'wasm', label: `wasm, ${threads(ort)}${why ? `; ${why}` : ''}` }, out };
+}
+
+let engine: Promise<Engine> | null = null;
+
+/** The model's ONNX export in this browser (onnxruntime-web): labels for the pixels. */
+async function segmentHere(img: ImageData): Promise<{ labels: Uint8Array; engine: Engine }> {
   const { width: w, height: h } = img;
   const n = health.normalization!;
   // x' = (x * scale - mean) / std per channel, NCHW; BGR for caffe models (data/to-tensor.ts)
@@ -93,7 +175,18 @@ async function segmentHere(img: ImageData): Promise<Uint8Array> {
     const src = n.bgr ? 2 - c : c;
     for (let i = 0; i < w * h; i++) x[c * w * h + i] = (img.data[i * 4 + src] * n.scale - n.mean[c]) / n.std[c];
   }
-  const out = await s.run({ input: new ort!.Tensor('float32', x, [1, 3, h, w]) });
+  const dims = [1, 3, h, w];
+  let e: Engine;
+  let out: Record<string, OrtTensor>;
+  if (!engine) {
+    const started = startEngine(x, dims);
+    engine = started.then((s) => s.engine);
+    engine.catch(() => (engine = null)); // a failed start lets the next image try again
+    ({ engine: e, out } = await started);
+  } else {
+    e = await engine;
+    out = await e.session.run({ input: new e.ort.Tensor('float32', x, dims) });
+  }
   const logits = out.logits.data;
   const classes = out.logits.dims[1];
   const labels = new Uint8Array(w * h);
@@ -102,7 +195,7 @@ async function segmentHere(img: ImageData): Promise<Uint8Array> {
     for (let k = 1; k < classes; k++) if (logits[k * w * h + i] > logits[best * w * h + i]) best = k;
     labels[i] = best;
   }
-  return labels;
+  return { labels, engine: e };
 }
 
 async function segment(file: File): Promise<void> {
@@ -111,13 +204,13 @@ async function segment(file: File): Promise<void> {
   if (el<HTMLSelectElement>('mode').value === 'browser') {
     const t = performance.now();
     const img = await pixels(file);
-    const labels = await segmentHere(img);
+    const { labels, engine: e } = await segmentHere(img);
     const ms = performance.now() - t;
     show(img, labels);
     el<HTMLAnchorElement>('download').hidden = true;
+    document.body.dataset.ep = e.ep;
     say(
-      `${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms in this browser ` +
-        `(onnxruntime-web, wasm, ${ort!.env.wasm.numThreads} thread${ort!.env.wasm.numThreads === 1 ? '' : 's'})`,
+      `${file.name}: ${img.width}x${img.height} segmented in ${ms.toFixed(0)} ms in this browser (onnxruntime-web, ${e.label})`,
     );
     document.body.dataset.state = 'done';
     return;

@@ -238,12 +238,16 @@ export function buildServer(o: ServerOptions): { app: FastifyInstance; batcher: 
       return reply.type(MIME[file.split('.').pop()!]).send(readFileSync(path));
     });
   }
-  // onnxruntime-web's WebAssembly build, for the in-browser mode: the three files it loads.
+  // onnxruntime-web for the in-browser mode: the WebAssembly build (SIMD, threads) and the WebGPU
+  // one (its asyncify WebAssembly carries the WebGPU provider), three files each.
   const ortDir = dirname(fileURLToPath(import.meta.resolve('onnxruntime-web')));
   const ORT_FILES: Record<string, string> = {
     'ort.wasm.min.mjs': 'text/javascript; charset=utf-8',
     'ort-wasm-simd-threaded.mjs': 'text/javascript; charset=utf-8',
     'ort-wasm-simd-threaded.wasm': 'application/wasm',
+    'ort.webgpu.min.mjs': 'text/javascript; charset=utf-8',
+    'ort-wasm-simd-threaded.asyncify.mjs': 'text/javascript; charset=utf-8',
+    'ort-wasm-simd-threaded.asyncify.wasm': 'application/wasm',
   };
   app.get<{ Params: { file: string } }>('/ort/:file', async (req, reply) => {
     const type = ORT_FILES[req.params.file];

@@ -7,6 +7,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   dl::initOps(env, exports);
   dl::initDistributed(env, exports);
   dl::initFusedConv(env, exports);
+  exports.Set("releaseCpuCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), double(dl::releaseCpuCache()));
+              }));
   return exports;
 }
 

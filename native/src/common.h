@@ -51,6 +51,8 @@ void initTensor(Napi::Env env, Napi::Object exports);
 // The huge-page CPU allocator (allocator.cc): installed once per process; whether it is in use.
 bool installCpuAllocator();
 bool hugePagesInstalled();
+// Frees the large inference buffers the allocator keeps for reuse; the bytes given back.
+size_t releaseCpuCache();
 void initOps(Napi::Env env, Napi::Object exports);
 // c10d: store, Gloo process group, DDP Reducer, SyncBatchNorm (distributed.cc).
 void initDistributed(Napi::Env env, Napi::Object exports);

@@ -121,8 +121,10 @@ export function unfuse(model: nn.Module): void {
       m.packed = null;
       m.epilogue = null;
     } else if (isActivation(m)) m.absorbed = false;
-    else if (m instanceof Bottleneck || m instanceof BasicBlock || m instanceof InvertedResidual)
+    else if (m instanceof Bottleneck || m instanceof BasicBlock) {
       m.fusedResidual = false;
+      m.ownsInput = false;
+    } else if (m instanceof InvertedResidual) m.fusedResidual = false;
   }
 }
 
@@ -154,6 +156,12 @@ function markEpilogues(m: nn.Module, report: FuseReport): void {
       m.conv1.epilogue = 'relu';
       report.activations++;
     }
+    // A stage's blocks run one after another (Sequential): each but the first gets the previous
+    // one's output, read by nothing else, so its residual add can be written there (no copy).
+    for (const stage of [m.layer1, m.layer2, m.layer3, m.layer4])
+      [...stage].forEach((b, i) => {
+        if (i > 0 && (b instanceof Bottleneck || b instanceof BasicBlock)) b.ownsInput = true;
+      });
   } else if (m instanceof Bottleneck || m instanceof BasicBlock) {
     const bns = m instanceof Bottleneck ? [m.bn1, m.bn2, m.bn3] : [m.bn1, m.bn2];
     if (m.fusedResidual || !bns.every(folded)) return;

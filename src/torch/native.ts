@@ -14,7 +14,7 @@ export interface BuildInfo {
   mkldnn: boolean;
   cuda: boolean;
   cudaDevices: number;
-  /** large tensors ask for transparent huge pages (native/src/allocator.cc; off under jemalloc or DEEPLAB_HUGEPAGES=0) */
+  /** large inference tensors ask for transparent huge pages and are kept for reuse when freed (native/src/allocator.cc; off under jemalloc or DEEPLAB_HUGEPAGES=0) */
   hugePages: boolean;
   config: string;
 }
@@ -58,6 +58,8 @@ export interface NativeBinding {
   getRngState(): Handle;
   setRngState(h: Handle): void;
   buildInfo(): BuildInfo;
+  /** frees the large inference buffers kept for reuse (native/src/allocator.cc); the bytes given back */
+  releaseCpuCache(): number;
   /** whether native/src/fused_conv.cc was built with oneDNN (the next three exist only then) */
   fusedConvAvailable: boolean;
   /** act: 0 none, 1 relu, 2 relu6, 3 hardswish */

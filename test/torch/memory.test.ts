@@ -167,3 +167,31 @@ test('the huge-page CPU allocator: on under glibc, off under jemalloc or DEEPLAB
     assert.equal(y.max().item(), 64 * 9);
   });
 });
+
+test('large inference buffers are kept for the next forward and given back by releaseCpuCache; DEEPLAB_CPU_CACHE_MB caps them', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const url = new URL('../../src/torch/index.js', import.meta.url).href;
+  // A 24 MiB float32 tensor made and freed in inference mode, then what the cache gives back.
+  const probe = `import(${JSON.stringify(url)}).then((t) => { t.scope(() => { t.inferenceMode(() => t.ones([6 << 20])); }); process.stdout.write(String(t.releaseCpuCache())); })`;
+  const { LD_PRELOAD: _l, DEEPLAB_HUGEPAGES: _h, DEEPLAB_CPU_CACHE_MB: _c, ...env } = process.env;
+  const run = (extra: NodeJS.ProcessEnv) =>
+    execFileSync(process.execPath, ['-e', probe], { env: { ...env, ...extra }, encoding: 'utf8' });
+  assert.equal(run({}), String(24 << 20));
+  assert.equal(run({ DEEPLAB_CPU_CACHE_MB: '0' }), '0');
+  assert.equal(run({ DEEPLAB_CPU_CACHE_MB: '16' }), '0'); // over the cap: freed at once
+  assert.equal(run({ DEEPLAB_HUGEPAGES: '0' }), '0');
+
+  // In this process (when the allocator is ours): a reused buffer holds the new tensor's values.
+  if (!torch.buildInfo().hugePages) return;
+  torch.releaseCpuCache();
+  torch.scope(() => {
+    torch.inferenceMode(() => torch.ones([6 << 20]).mul_(7)); // freed at the scope's end: cached
+  });
+  torch.scope(() => {
+    const t = torch.inferenceMode(() => torch.zeros([6 << 20]).add_(2));
+    assert.equal(t.min().item(), 2);
+    assert.equal(t.max().item(), 2);
+  });
+  assert.equal(torch.releaseCpuCache(), 24 << 20);
+  assert.equal(torch.releaseCpuCache(), 0);
+});

@@ -77,11 +77,16 @@ export class BasicBlock extends nn.Module implements Block {
 
   /** set by src/inference/fuse.ts: conv1 applies its ReLU, conv2 the residual add and ReLU (BNs folded) */
   fusedResidual = false;
+  /**
+   * set by src/inference/fuse.ts on every block but the first of a stage: the input is the previous
+   * block's output, which nothing else reads, so the fused residual add may write into it.
+   */
+  ownsInput = false;
 
   forward(x: Tensor): Tensor {
     if (this.fusedResidual) {
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return this.conv2.forwardAdd(this.conv1.forward(x), identity, identity !== x);
+      return this.conv2.forwardAdd(this.conv1.forward(x), identity, identity !== x || this.ownsInput);
     }
     const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2);
     const identity = this.downsample ? this.downsample.forward(x) : x;
@@ -126,11 +131,14 @@ export class Bottleneck extends nn.Module implements Block {
    * ReLU (the BNs are folded). The downsample's output, read by nothing else, takes the result.
    */
   fusedResidual = false;
+  /** as BasicBlock's: the fused residual add may write into the input (not the first block of a stage) */
+  ownsInput = false;
 
   forward(x: Tensor): Tensor {
     if (this.fusedResidual) {
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return this.conv3.forwardAdd(nn.pipe(x, this.conv1, this.conv2), identity, identity !== x);
+      // x is read by conv1 (and downsample) before conv3 runs, so conv3 may write into it when it is ours.
+      return this.conv3.forwardAdd(nn.pipe(x, this.conv1, this.conv2), identity, identity !== x || this.ownsInput);
     }
     const out = nn.pipe(x, this.conv1, this.bn1, F.relu_, this.conv2, this.bn2, F.relu_, this.conv3, this.bn3);
     const identity = this.downsample ? this.downsample.forward(x) : x;

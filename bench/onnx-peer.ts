@@ -2,6 +2,7 @@
 // comparison; bench/table.ts compares with ORT on Debian's torch.onnx exports instead).
 //   node dist/bench/onnx-peer.js [--models deeplabv3_resnet50,deeplabv3_mobilenet_v3_large]
 //        [--sizes 512x512,512x1024] [--rounds 3] [--threads 2] [--dir $TMPDIR/deeplab-onnx-peer]
+//        [--sides 'ours fp32,ours bf16,ours int8,ORT fp32,ORT fp16'] (a subset; ORT fp32 always among them)
 // Each model and size is exported once (`deeplab export --random-weights`, fp32 and fp16); then,
 // round after round, each side runs in its own process, in turn: our fast path (fp32: fused and
 // prepacked; bf16 autocast; int8, calibrated untimed on 2 random inputs; bench/models.ts --fast 1) and ORT on the fp32 and fp16 files
@@ -22,6 +23,7 @@ const opt = benchArgs({
   '--rounds': '3',
   '--threads': '2',
   '--dir': join(tmpdir(), 'deeplab-onnx-peer'),
+  '--sides': 'ours fp32,ours bf16,ours int8,ORT fp32,ORT fp16',
 });
 const models = opt['--models'].split(',');
 const sizes = opt['--sizes'].split(',');
@@ -36,12 +38,17 @@ function lastJson(cmd: string, args: string[]): { median_ms: number } {
 }
 
 type Side = 'ours fp32' | 'ours bf16' | 'ours int8' | 'ORT fp32' | 'ORT fp16';
-const SIDES: Side[] = ['ours fp32', 'ours bf16', 'ours int8', 'ORT fp32', 'ORT fp16'];
+const ALL_SIDES: Side[] = ['ours fp32', 'ours bf16', 'ours int8', 'ORT fp32', 'ORT fp16'];
+const SIDES = opt['--sides'].split(',') as Side[];
+for (const s of SIDES)
+  if (!ALL_SIDES.includes(s)) throw new Error(`--sides: "${s}" is not one of ${ALL_SIDES.join(', ')}`);
+if (!SIDES.includes('ORT fp32')) throw new Error('--sides: the ratios are to "ORT fp32", which must be among them');
 const times = new Map<string, number[]>();
 
 for (const model of models)
   for (const size of sizes)
     for (const p of ['fp32', 'fp16'] as const) {
+      if (p === 'fp16' && !SIDES.includes('ORT fp16')) continue;
       const file = join(opt['--dir'], `${model}-${size}-${p}.onnx`);
       if (existsSync(file)) continue;
       console.error(`exporting ${model} ${size} ${p} (our exporter) ...`);

@@ -13,7 +13,8 @@
 // all, as onnxruntime's arena and jemalloc's retained pages do. Measured on deeplabv3_resnet50
 // 512x512 (bench/profile-modules.ts): a 1x1 conv 512 -> 2048 at 64x64 took 90 ms with fresh pages
 // and 49 ms with reused ones. The cache holds at most DEEPLAB_CPU_CACHE_MB (default 1024) of freed
-// buffers; releaseCpuCache() (torch.releaseCpuCache()) gives them back.
+// buffers; releaseCpuCache() (torch.releaseCpuCache()) gives them back, and so does the first large
+// allocation outside inference (a training step after an evaluation must not carry them).
 //
 // Only tensors made under inference mode, outside CPU autocast, ask (see allocate). Small tensors are allocated as
 // LibTorch's default allocator does (64-byte aligned posix_memalign, free). DEEPLAB_HUGEPAGES=0
@@ -29,6 +30,7 @@
 #include <sys/mman.h>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -48,7 +50,7 @@ struct BufferCache {
   std::mutex mu;
   std::unordered_map<void*, size_t> owned;                 // every buffer from the large path, live or cached
   std::unordered_map<size_t, std::vector<void*>> freeBySize;  // cached ones
-  size_t cached = 0;
+  std::atomic<size_t> cached{0};  // read without the lock by allocate's training path
   size_t cap = size_t(1024) << 20;
 };
 
@@ -106,6 +108,10 @@ bool cpuAutocastOn() {
 #endif
 }
 
+}  // namespace
+size_t releaseCpuCache();
+namespace {
+
 struct HugePageCpuAllocator final : at::Allocator {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
   at::DataPtr allocate(size_t n) override {
@@ -121,6 +127,9 @@ struct HugePageCpuAllocator final : at::Allocator {
     // bf16 buffers are half the size, and there huge pages gained nothing and made calls vary
     // (ResNet-50 512x512 bf16: median 337-390 ms, some calls 475 ms, against 340-351 ms without).
     if (n < kThreshold || !c10::InferenceMode::is_enabled() || cpuAutocastOn()) {
+      // A large buffer outside inference (a training step after an evaluation, or bf16): the
+      // buffers kept for the next fp32 forward would only sit there, so they are given back.
+      if (n >= kThreshold && bufferCache().cached.load(std::memory_order_relaxed) > 0) releaseCpuCache();
       // LibTorch's default: 64-byte aligned (c10::alloc_cpu's gAlignment).
       if (posix_memalign(&p, 64, n) != 0 || p == nullptr) throw std::bad_alloc();
       return {p, p, &freeAligned, cpu};

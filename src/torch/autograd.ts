@@ -97,7 +97,8 @@ export function buildInfo() {
 /**
  * Frees the large inference buffers (4 MiB and up) that the addon's allocator keeps for the next
  * forward (at most DEEPLAB_CPU_CACHE_MB, default 1024; none under jemalloc or DEEPLAB_HUGEPAGES=0).
- * Returns the bytes given back. Call it after a burst of inference to lower the resident memory.
+ * Returns the bytes given back. Call it after a burst of inference to lower the resident memory; the
+ * first large allocation outside inference mode (a training step) does it by itself.
  */
 export function releaseCpuCache(): number {
   return native.releaseCpuCache();

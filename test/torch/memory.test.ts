@@ -168,7 +168,7 @@ test('the huge-page CPU allocator: on under glibc, off under jemalloc or DEEPLAB
   });
 });
 
-test('large inference buffers are kept for the next forward and given back by releaseCpuCache; DEEPLAB_CPU_CACHE_MB caps them', async () => {
+test('large inference buffers are kept for the next forward, given back by releaseCpuCache or a large training allocation; DEEPLAB_CPU_CACHE_MB caps them', async () => {
   const { execFileSync } = await import('node:child_process');
   const url = new URL('../../src/torch/index.js', import.meta.url).href;
   // A 24 MiB float32 tensor made and freed in inference mode, then what the cache gives back.
@@ -193,5 +193,13 @@ test('large inference buffers are kept for the next forward and given back by re
     assert.equal(t.max().item(), 2);
   });
   assert.equal(torch.releaseCpuCache(), 24 << 20);
+  assert.equal(torch.releaseCpuCache(), 0);
+  // A large allocation outside inference (a training step after an evaluation) empties the cache.
+  torch.scope(() => {
+    torch.inferenceMode(() => torch.ones([6 << 20]));
+  });
+  torch.scope(() => {
+    torch.zeros([6 << 20]);
+  });
   assert.equal(torch.releaseCpuCache(), 0);
 });

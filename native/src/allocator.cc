@@ -99,6 +99,26 @@ void own(void* p, size_t size) {
   c.owned[p] = size;
 }
 
+// Frees every cached buffer; the bytes given back.
+size_t dropCached() {
+  std::vector<void*> drop;
+  size_t bytes = 0;
+  {
+    BufferCache& c = bufferCache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (auto& [size, ps] : c.freeBySize)
+      for (void* p : ps) {
+        drop.push_back(p);
+        c.owned.erase(p);
+        bytes += size;
+      }
+    c.freeBySize.clear();
+    c.cached = 0;
+  }
+  for (void* p : drop) std::free(p);
+  return bytes;
+}
+
 // Whether CPU autocast (bf16) is on in this thread.
 bool cpuAutocastOn() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -107,10 +127,6 @@ bool cpuAutocastOn() {
   return at::autocast::is_cpu_enabled();
 #endif
 }
-
-}  // namespace
-size_t releaseCpuCache();
-namespace {
 
 struct HugePageCpuAllocator final : at::Allocator {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
@@ -129,7 +145,7 @@ struct HugePageCpuAllocator final : at::Allocator {
     if (n < kThreshold || !c10::InferenceMode::is_enabled() || cpuAutocastOn()) {
       // A large buffer outside inference (a training step after an evaluation, or bf16): the
       // buffers kept for the next fp32 forward would only sit there, so they are given back.
-      if (n >= kThreshold && bufferCache().cached.load(std::memory_order_relaxed) > 0) releaseCpuCache();
+      if (n >= kThreshold && bufferCache().cached.load(std::memory_order_relaxed) > 0) dropCached();
       // LibTorch's default: 64-byte aligned (c10::alloc_cpu's gAlignment).
       if (posix_memalign(&p, 64, n) != 0 || p == nullptr) throw std::bad_alloc();
       return {p, p, &freeAligned, cpu};
@@ -158,25 +174,7 @@ static bool g_installed = false;
 
 bool hugePagesInstalled() { return g_installed; }
 
-// Frees the cached buffers now; returns the bytes given back.
-size_t releaseCpuCache() {
-  std::vector<void*> drop;
-  size_t bytes = 0;
-  {
-    BufferCache& c = bufferCache();
-    std::lock_guard<std::mutex> lock(c.mu);
-    for (auto& [size, ps] : c.freeBySize)
-      for (void* p : ps) {
-        drop.push_back(p);
-        c.owned.erase(p);
-        bytes += size;
-      }
-    c.freeBySize.clear();
-    c.cached = 0;
-  }
-  for (void* p : drop) std::free(p);
-  return bytes;
-}
+size_t releaseCpuCache() { return dropCached(); }
 
 // Returns whether the huge-page allocator is in use.
 bool installCpuAllocator() {

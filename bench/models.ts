@@ -13,6 +13,7 @@
 //    --precision bf16, fp32 contiguous logits); --layout is then always cl. fp32 prepacks the
 //    convs with their activations and residual adds fused (src/inference/fuse.ts); --precision
 //    int8 first calibrates (untimed) on 2 other random inputs, then runs the int8 packed convs;
+//    --keep-fp32 S, --max-fp32-flops F: int8's fp32 fallback (as deeplab calibrate; --keep-fp32 0: all int8).
 //    --fuse 0 keeps fp32 unfused (folded + channels_last only: what the fast path was before).
 // GFLOP is countFlops (2 x MACs of convs, before folding) x batch, as bench/py/models.py counts.
 import * as torch from '../src/torch/index.js';
@@ -20,6 +21,7 @@ import { findPreset } from '../src/models/zoo.js';
 import { countFlops } from '../src/models/flops.js';
 import { forwardLogits, prepareForInference, type Precision } from '../src/inference/fast-path.js';
 import { calibrate, type Calibration } from '../src/inference/calibration.js';
+import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../src/inference/int8-fallback.js';
 import { benchArgs, benchSize } from './args.js';
 import { median } from './stats.js';
 
@@ -36,6 +38,8 @@ const opt = benchArgs({
   '--aux': '0',
   '--seed': '0',
   '--fuse': '1',
+  '--keep-fp32': String(DEFAULT_KEEP),
+  '--max-fp32-flops': String(DEFAULT_MAX_FLOPS),
 });
 const [h, w] = benchSize(opt['--size']);
 const batch = Number(opt['--batch']);
@@ -71,7 +75,13 @@ if (fast) {
     const p = prepareForInference(ref, { verifyFold: false });
     torch.manualSeed(Number(opt['--seed']) + 1);
     const xs = [0, 1].map(() => torch.randn([batch, 3, h, w]));
-    calibration = calibrate(ref, opt['--model'], xs, (x) => forwardLogits(ref, x, p.settings));
+    const run = (x: torch.Tensor) => forwardLogits(ref, x, p.settings);
+    const ranges = calibrate(ref, opt['--model'], xs, run);
+    const f = keepSensitiveFp32(ref, ranges, xs, run, Number(opt['--keep-fp32']), Number(opt['--max-fp32-flops']));
+    calibration = f.calibration;
+    process.stderr.write(
+      `int8 fp32 fallback: ${f.kept.length} convs kept fp32, ${(100 * f.flopShare).toFixed(1)}% of the FLOPs\n`,
+    );
     xs.forEach((x) => x.dispose());
   }
   const { settings, fold } = prepareForInference(model, {

@@ -192,6 +192,16 @@ PackedConv* packedOf(const Napi::Value& v) {
   return p;
 }
 
+// The weights' int8 range. With VNNI (vpdpbusd) u8 x s8 products go straight into 32-bit sums;
+// without it oneDNN's kernels pair them in 16 bits (vpmaddubsw), which saturates when two
+// 255 x 127 products meet (oneDNN's "Nuances of int8 computations"), so there the weights keep
+// 7 bits (|w| <= 63) and no pair can overflow.
+bool int8HasVnni() {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+  return vnni;
+}
+float int8WeightMax() { return int8HasVnni() ? 127.f : 63.f; }
+
 // convPack(weight, bias|null, stride[2], padding[2], dilation[2], groups, act[, inScale, signed, inputMean|null]) -> packed
 // act: 0 none, 1 relu, 2 relu6, 3 hardswish. The weight and bias are copied (fp32), so the
 // module's own parameters can change or go without affecting the packed conv.
@@ -231,7 +241,8 @@ Napi::Value ConvPack(const Napi::CallbackInfo& info) {
     p->int8 = true;
     p->srcSigned = info[8].ToBoolean().Value();
     p->inScale = static_cast<float>(inScale);
-    at::Tensor amax = p->weight.abs().amax({1, 2, 3}).clamp_min(1e-12).div(127.0).contiguous();
+    const float wmax = int8WeightMax();
+    at::Tensor amax = p->weight.abs().amax({1, 2, 3}).clamp_min(1e-12).div(wmax).contiguous();
     p->wScales.assign(amax.data_ptr<float>(), amax.data_ptr<float>() + p->oc);
     p->outScales.resize(p->oc);
     for (int64_t i = 0; i < p->oc; i++) p->outScales[i] = p->inScale * p->wScales[i];
@@ -243,7 +254,7 @@ Napi::Value ConvPack(const Napi::CallbackInfo& info) {
       TORCH_CHECK(mean.numel() == p->icg * p->groups, "fused conv: the input mean has ", mean.numel(),
                   " values for ", p->icg * p->groups, " input channels");
       at::Tensor scale = at::from_blob(p->wScales.data(), {p->oc, 1, 1, 1}, at::kFloat);
-      at::Tensor wq = p->weight.div(scale).round().clamp(-127, 127).mul(scale);
+      at::Tensor wq = p->weight.div(scale).round().clamp(-wmax, wmax).mul(scale);
       at::Tensor diff = wq.sub(p->weight).sum({2, 3}).reshape({p->groups, p->oc / p->groups, p->icg});
       at::Tensor mu = mean.to(at::kFloat).reshape({p->groups, p->icg, 1});
       p->bias = p->bias.sub(at::bmm(diff, mu).reshape({p->oc})).contiguous();
@@ -322,6 +333,7 @@ Napi::Value ConvRelease(const Napi::CallbackInfo& info) {
 
 void initFusedConv(Napi::Env env, Napi::Object exports) {
   exports.Set("fusedConvAvailable", Napi::Boolean::New(env, true));
+  exports.Set("int8Vnni", Napi::Boolean::New(env, int8HasVnni()));
   exports.Set("convPack", Napi::Function::New(env, ConvPack));
   exports.Set("convRun", Napi::Function::New(env, ConvRun));
   exports.Set("convRelease", Napi::Function::New(env, ConvRelease));

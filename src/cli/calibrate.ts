@@ -10,7 +10,8 @@ import { readImage } from '../data/image.js';
 import { toInputTensor } from '../data/to-tensor.js';
 import { forwardLogits } from '../inference/fast-path.js';
 import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
-import { parseIntOption } from './options.js';
+import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../inference/int8-fallback.js';
+import { parseIntOption, parseShareOption } from './options.js';
 import type * as torch from '../torch/index.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff']);
@@ -42,6 +43,19 @@ export function calibrateCommand(): Command {
     .option('--num-classes <n>', "classes of the checkpoint (default: the preset's)", parseIntOption)
     .requiredOption('--images <dir>', 'a folder of representative images (JPEG, PNG, WebP, TIFF)')
     .option('--count <n>', 'images to use, the first by name', parseIntOption, 16)
+    .option(
+      '--keep-fp32 <share>',
+      "keep fp32 the convs that cost int8 the most logit error per FLOP, as few as take this share of int8's error back (0: none)",
+      parseShareOption,
+      DEFAULT_KEEP,
+    )
+    .option(
+      '--max-fp32-flops <share>',
+      "the fallback's budget: at most this share of the convolution FLOPs kept fp32",
+      parseShareOption,
+      DEFAULT_MAX_FLOPS,
+    )
+    .option('--fallback-images <n>', 'images (the first) the fp32 fallback measures the error on', parseIntOption, 2)
     .option('-o, --out <file>', 'where to write it (default: <weights>.calib.json; required without --weights)')
     .action(
       async (o: {
@@ -50,6 +64,9 @@ export function calibrateCommand(): Command {
         numClasses?: number;
         images: string;
         count: number;
+        keepFp32: number;
+        maxFp32Flops: number;
+        fallbackImages: number;
         out?: string;
       }) => {
         const out = o.out ?? (o.weights ? calibrationPathFor(o.weights) : null);
@@ -69,12 +86,29 @@ export function calibrateCommand(): Command {
               }
             }
           }
-          const c = calibrate(seg.model, seg.preset.name, batches(), (x) => forwardLogits(seg.model, x, seg.settings));
+          const run = (x: torch.Tensor) => forwardLogits(seg.model, x, seg.settings);
+          const ranges = calibrate(seg.model, seg.preset.name, batches(), run);
+          const probe = decoded.slice(0, o.fallbackImages).map((img) => toInputTensor(img, norm, 'channels_last'));
+          let fallback;
+          try {
+            fallback = keepSensitiveFp32(seg.model, ranges, probe, run, o.keepFp32, o.maxFp32Flops);
+          } finally {
+            probe.forEach((x) => x.dispose());
+          }
+          const c = fallback.calibration;
           saveCalibration(out, c);
-          const kept = Object.entries(c.fp32).map(([name, why]) => `${name} (${why})`);
+          const policy = Object.entries(c.fp32)
+            .filter(([name]) => !fallback.kept.includes(name))
+            .map(([name, why]) => `${name} (${why})`);
+          const int8 = Object.keys(c.convs).length - Object.keys(c.fp32).length;
           console.log(
-            `calibrated ${Object.keys(c.convs).length - kept.length} convolutions for int8 on ${c.images} images; kept fp32: ${kept.join(', ') || 'none'}`,
+            `calibrated ${int8} convolutions for int8 on ${c.images} images; kept fp32: ${policy.join(', ') || 'none'}`,
           );
+          if (o.keepFp32 > 0)
+            console.log(
+              `fp32 fallback: ${fallback.kept.length} more convs kept fp32 (${(100 * fallback.flopShare).toFixed(1)}% of the FLOPs): ` +
+                `logit error on ${probe.length} images ${fallback.error.int8.toExponential(2)} all int8 -> ${fallback.error.after.toExponential(2)}`,
+            );
           console.log(`wrote ${out}`);
         } finally {
           seg.dispose();

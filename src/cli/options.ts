@@ -27,3 +27,11 @@ export function parseSizeOption(v: string): [number, number] {
     throw new InvalidArgumentError(`expected HEIGHTxWIDTH, each from 16 to 8192 (e.g. 512x512), got "${v}"`);
   return size;
 }
+
+/** A number from 0 to 1 (a share). */
+export function parseShareOption(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 1))
+    throw new InvalidArgumentError(`expected a number from 0 to 1, got "${v}"`);
+  return n;
+}

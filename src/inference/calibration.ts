@@ -31,6 +31,18 @@ const CalibrationSchema = z.strictObject({
   convs: z.record(z.string(), RangeSchema),
   /** convs kept fp32, by module name, with the reason */
   fp32: z.record(z.string(), z.string()),
+  /** the accuracy-driven fallback that chose some of fp32 (src/inference/int8-fallback.ts) */
+  fallback: z
+    .strictObject({
+      keep: z.number().min(0).max(1),
+      maxFlops: z.number().min(0).max(1),
+      images: z.number().int().positive(),
+      /** the logits' relative squared error on those images: all calibrated convs int8, and with the fallback */
+      error: z.strictObject({ int8: z.number().nonnegative(), after: z.number().nonnegative() }),
+      /** each conv's logit error run int8 alone: sum |int8 - fp32|^2 / sum |fp32|^2 */
+      sensitivity: z.record(z.string(), z.number().nonnegative()),
+    })
+    .optional(),
 });
 export type Calibration = z.infer<typeof CalibrationSchema>;
 
@@ -71,56 +83,40 @@ export function calibrate(
   batches: Iterable<Tensor>,
   run: (x: Tensor) => unknown = (x) => (model as unknown as { forward(x: Tensor): unknown }).forward(x),
 ): Calibration {
-  const names = new Map<nn.Conv2d, string>();
-  for (const [name, m] of model.namedModules()) if (m instanceof nn.Conv2d && !names.has(m)) names.set(m, name);
   const ranges = new Map<string, { min: number; max: number; sum: Float64Array }>();
   const fp32: Record<string, string> = {};
   let images = 0;
   let lastConv: { name: string; outChannels: number } | null = null;
-  const saved: nn.Conv2d[] = [];
-  try {
-    for (const [conv, name] of names) {
-      const orig = conv.forwardAdd.bind(conv);
-      Object.defineProperty(conv, 'forwardAdd', {
-        configurable: true,
-        writable: true,
-        value: (x: Tensor, residual: Tensor | null, inPlace?: boolean) => {
-          const [lo, hi, mean] = torch.scope(
-            () =>
-              [x.min().item(), x.max().item(), x.to('float64').mean([0, 2, 3]).data()] as [
-                number,
-                number,
-                Float64Array,
-              ],
-          );
-          const r = ranges.get(name) ?? { min: lo, max: hi, sum: new Float64Array(mean.length) };
-          r.min = Math.min(r.min, lo);
-          r.max = Math.max(r.max, hi);
-          for (let i = 0; i < mean.length; i++) r.sum[i] += mean[i] * x.shape[0];
-          ranges.set(name, r);
-          if (x.shape[2] === 1 && x.shape[3] === 1) fp32[name] ??= 'image pooling (a 1x1 input)';
-          if (conv.inChannels < 16) fp32[name] ??= `the stem (${conv.inChannels} input channels)`;
-          lastConv = { name, outChannels: conv.outChannels };
-          return orig(x, residual, inPlace);
-        },
-      });
-      saved.push(conv);
-    }
-    for (const x of batches) {
-      torch.scope(() =>
-        torch.inferenceMode(() => {
-          lastConv = null;
-          const out = run(x);
-          const logits = out instanceof torch.Tensor ? out : (out as { out?: Tensor }).out;
-          const last = lastConv as { name: string; outChannels: number } | null;
-          if (last && logits && logits.shape[1] === last.outChannels) fp32[last.name] ??= 'the classifier';
-        }),
+  withConvHook(
+    model,
+    (name, conv, x) => {
+      const [lo, hi, mean] = torch.scope(
+        () =>
+          [x.min().item(), x.max().item(), x.to('float64').mean([0, 2, 3]).data()] as [number, number, Float64Array],
       );
-      images += x.shape[0];
-    }
-  } finally {
-    for (const conv of saved) delete (conv as unknown as { forwardAdd?: unknown }).forwardAdd;
-  }
+      const r = ranges.get(name) ?? { min: lo, max: hi, sum: new Float64Array(mean.length) };
+      r.min = Math.min(r.min, lo);
+      r.max = Math.max(r.max, hi);
+      for (let i = 0; i < mean.length; i++) r.sum[i] += mean[i] * x.shape[0];
+      ranges.set(name, r);
+      if (x.shape[2] === 1 && x.shape[3] === 1) fp32[name] ??= 'image pooling (a 1x1 input)';
+      if (conv.inChannels < 16) fp32[name] ??= `the stem (${conv.inChannels} input channels)`;
+      lastConv = { name, outChannels: conv.outChannels };
+    },
+    () => {
+      for (const x of batches) {
+        torch.scope(() =>
+          torch.inferenceMode(() => {
+            lastConv = null;
+            const logits = logitsOf(run(x));
+            const last = lastConv as { name: string; outChannels: number } | null;
+            if (last && logits && logits.shape[1] === last.outChannels) fp32[last.name] ??= 'the classifier';
+          }),
+        );
+        images += x.shape[0];
+      }
+    },
+  );
   if (images === 0) throw new Error('calibrate: no images to calibrate on');
   return {
     format: CALIBRATION_FORMAT,
@@ -136,6 +132,43 @@ export function calibrate(
     ),
     fp32,
   };
+}
+
+/** The logits in what a run returns (a tensor, or { out }). */
+export function logitsOf(out: unknown): Tensor | undefined {
+  return out instanceof torch.Tensor ? out : (out as { out?: Tensor } | null)?.out;
+}
+
+/**
+ * Runs fn with `seen(name, conv, input, output)` called after every Conv2d's forward (each conv
+ * under its first name); the convs are restored after, whatever fn does.
+ */
+export function withConvHook<T>(
+  model: nn.Module,
+  seen: (name: string, conv: nn.Conv2d, x: Tensor, y: Tensor) => void,
+  fn: () => T,
+): T {
+  const names = new Map<nn.Conv2d, string>();
+  for (const [name, m] of model.namedModules()) if (m instanceof nn.Conv2d && !names.has(m)) names.set(m, name);
+  const saved: nn.Conv2d[] = [];
+  try {
+    for (const [conv, name] of names) {
+      const orig = conv.forwardAdd.bind(conv);
+      Object.defineProperty(conv, 'forwardAdd', {
+        configurable: true,
+        writable: true,
+        value: (x: Tensor, residual: Tensor | null, inPlace?: boolean) => {
+          const y = orig(x, residual, inPlace);
+          seen(name, conv, x, y);
+          return y;
+        },
+      });
+      saved.push(conv);
+    }
+    return fn();
+  } finally {
+    for (const conv of saved) delete (conv as unknown as { forwardAdd?: unknown }).forwardAdd;
+  }
 }
 
 /** Writes the calibration (via a temporary file, so a failed write leaves the old one intact). */

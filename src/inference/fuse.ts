@@ -82,14 +82,7 @@ export function fuseForInference(model: nn.Module, o: FuseOptions = {}): FuseRep
           if (!(m instanceof nn.Conv2d) || m.weight.dtype !== 'float32' || m.weight.device !== 'cpu') continue;
           if (m.packed) continue; // shared module, met under another name
           const int8 = o.int8 ? int8InputOf(o.int8, name, m) : null;
-          m.packed = new torch.PackedConv2d(m.weight, m.bias, {
-            stride: pair(m.stride),
-            padding: pair(m.padding),
-            dilation: pair(m.dilation),
-            groups: m.groups,
-            act: m.epilogue,
-            ...(int8 ? { int8 } : {}),
-          });
+          m.packed = packConv(m, int8);
           report.packed++;
           if (int8) report.int8++;
         }
@@ -111,6 +104,18 @@ export function fuseForInference(model: nn.Module, o: FuseOptions = {}): FuseRep
     rng.dispose();
   }
   return report;
+}
+
+/** The conv prepacked as it stands (its weight, bias and epilogue), int8 when given an input spec. */
+export function packConv(m: nn.Conv2d, int8: torch.PackedConvSpec['int8'] | null = null): torch.PackedConv2d {
+  return new torch.PackedConv2d(m.weight, m.bias, {
+    stride: pair(m.stride),
+    padding: pair(m.padding),
+    dilation: pair(m.dilation),
+    groups: m.groups,
+    act: m.epilogue,
+    ...(int8 ? { int8 } : {}),
+  });
 }
 
 /** Undoes fuseForInference: plain convolutions, activations and residual adds again. */

@@ -7,7 +7,13 @@ export { type DType, type TypedArray, DTYPES, isFloating, elementSize } from './
 export * as F from './functional.js';
 export { cat, stack, where, pad } from './functional.js';
 export * as nn from './nn/index.js';
-export { PackedConv2d, packedConvAvailable, type ConvActivation, type PackedConvSpec } from './packed-conv.js';
+export {
+  PackedConv2d,
+  packedConvAvailable,
+  int8UsesVnni,
+  type ConvActivation,
+  type PackedConvSpec,
+} from './packed-conv.js';
 export * as optim from './optim/index.js';
 export * as distributed from './distributed.js';
 export * as serialize from './serialize/index.js';

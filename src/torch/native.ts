@@ -62,6 +62,8 @@ export interface NativeBinding {
   releaseCpuCache(): number;
   /** whether native/src/fused_conv.cc was built with oneDNN (the next three exist only then) */
   fusedConvAvailable: boolean;
+  /** the CPU has VNNI: int8 weights use 8 bits (else 7, so oneDNN's 16-bit pair sums cannot saturate) */
+  int8Vnni?: boolean;
   /** act: 0 none, 1 relu, 2 relu6, 3 hardswish */
   convPack?(
     weight: Handle,

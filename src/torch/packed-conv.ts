@@ -33,6 +33,11 @@ export function packedConvAvailable(): boolean {
   return native.fusedConvAvailable === true;
 }
 
+/** Whether int8 convolutions run on VNNI (8-bit weights); without it they keep 7 bits (fused_conv.cc). */
+export function int8UsesVnni(): boolean {
+  return native.int8Vnni === true;
+}
+
 export class PackedConv2d {
   private handle: PackedConvHandle | null;
 

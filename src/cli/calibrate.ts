@@ -12,7 +12,7 @@ import { forwardLogits } from '../inference/fast-path.js';
 import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
 import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../inference/int8-fallback.js';
 import { parseIntOption, parseShareOption } from './options.js';
-import type * as torch from '../torch/index.js';
+import { packedConvAvailable, type Tensor } from '../torch/index.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff']);
 
@@ -76,7 +76,7 @@ export function calibrateCommand(): Command {
         try {
           const decoded = await Promise.all(files.map((f) => readImage(f)));
           const norm = seg.preset.normalization;
-          function* batches(): Generator<torch.Tensor> {
+          function* batches(): Generator<Tensor> {
             for (const img of decoded) {
               const x = toInputTensor(img, norm, 'channels_last');
               try {
@@ -86,12 +86,14 @@ export function calibrateCommand(): Command {
               }
             }
           }
-          const run = (x: torch.Tensor) => forwardLogits(seg.model, x, seg.settings);
+          const run = (x: Tensor) => forwardLogits(seg.model, x, seg.settings);
           const ranges = calibrate(seg.model, seg.preset.name, batches(), run);
+          // Without the fused convolution there is no int8 kernel to measure (nor to run later).
+          const keep = packedConvAvailable() ? o.keepFp32 : 0;
           const probe = decoded.slice(0, o.fallbackImages).map((img) => toInputTensor(img, norm, 'channels_last'));
           let fallback;
           try {
-            fallback = keepSensitiveFp32(seg.model, ranges, probe, run, o.keepFp32, o.maxFp32Flops);
+            fallback = keepSensitiveFp32(seg.model, ranges, probe, run, keep, o.maxFp32Flops);
           } finally {
             probe.forEach((x) => x.dispose());
           }
@@ -104,7 +106,7 @@ export function calibrateCommand(): Command {
           console.log(
             `calibrated ${int8} convolutions for int8 on ${c.images} images; kept fp32: ${policy.join(', ') || 'none'}`,
           );
-          if (o.keepFp32 > 0)
+          if (keep > 0)
             console.log(
               `fp32 fallback: ${fallback.kept.length} more convs kept fp32 (${(100 * fallback.flopShare).toFixed(1)}% of the FLOPs): ` +
                 `logit error on ${probe.length} images ${fallback.error.int8.toExponential(2)} all int8 -> ${fallback.error.after.toExponential(2)}`,

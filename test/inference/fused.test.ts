@@ -97,3 +97,38 @@ test('a packed conv is freed with its model and refuses use afterwards', { skip 
     assert.throws(() => packed.run(x), /used after dispose/);
   });
 });
+
+// 3x3 "same" convs run on oneDNN's Winograd kernel, dilated ones as their d x d phases batched
+// (native/src/fused_conv.cc, winogradEntry): every phase must land where it belongs. Batch 2,
+// sizes the dilation divides, and one it does not (the direct path), against F.conv2d.
+test('packed 3x3 convs (Winograd, dilated through space-to-batch) equal F.conv2d', { skip }, () => {
+  torch.manualSeed(3);
+  for (const [d, h, w] of [
+    [1, 12, 20],
+    [2, 16, 24],
+    [4, 32, 16],
+    [3, 10, 14],
+  ]) {
+    torch.scope(() => {
+      const weight = torch.randn([48, 32, 3, 3]);
+      const bias = torch.randn([48]);
+      const x = torch.randn([2, 32, h, w]).contiguous('channels_last');
+      const o = {
+        stride: [1, 1] as [number, number],
+        padding: [d, d] as [number, number],
+        dilation: [d, d] as [number, number],
+        groups: 1,
+      };
+      const packed = new torch.PackedConv2d(weight, bias, { ...o, act: 'relu' });
+      try {
+        const y = torch.inferenceMode(() => packed.run(x, null)!);
+        const want = torch.F.relu(torch.F.conv2d(x, weight, bias, o));
+        const err = y.sub(want).abs().max().item() / want.abs().max().item();
+        assert.deepEqual(y.shape, [2, 48, h, w]);
+        assert.ok(err < 1e-5, `dilation ${d}, ${h}x${w}: max abs diff / max abs ${err}`);
+      } finally {
+        packed.dispose();
+      }
+    });
+  }
+});

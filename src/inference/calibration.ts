@@ -10,7 +10,8 @@
 // model is packed; the bias absorbs the mean shift that rounding them causes (native/src/fused_conv.cc).
 // Kept fp32 (they lose accuracy, or gain nothing): the stem (fewer than 16 input channels), any
 // conv whose input is a 1x1 map (the image-pooling branch) and the classifier (the last conv the
-// forward runs, whose output has the logits' channels).
+// forward runs, whose output has the logits' channels); then those the accuracy-driven fallback
+// picks (src/inference/int8-fallback.ts, run by `deeplab calibrate` after this).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import * as torch from '../torch/index.js';

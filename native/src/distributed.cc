@@ -424,7 +424,46 @@ Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// The Reducer warns "Grad strides do not match bucket view strides" (once per process) when a
+// gradient's strides differ from its parameter's. With channels_last models they do, and not by a
+// rule a layout could follow: a 1x1 conv's weight is NCHW and channels_last at once but gets
+// channels_last gradient strides, and a depthwise weight's gradient comes back NCHW or
+// channels_last depending on the kernel oneDNN picked. The warning's cost ("may impair
+// performance") is a copy into the bucket, which this Reducer makes for every gradient anyway
+// (gradient_as_bucket_view is off), so it says nothing here: dropped, every other warning passes.
+class DropBucketStrideWarning : public c10::WarningHandler {
+ public:
+  explicit DropBucketStrideWarning(c10::WarningHandler* next) : next_(next) {}
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("Grad strides do not match bucket view strides") != std::string::npos) return;
+    next_->process(w);
+  }
+#else
+  void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
+    if (msg.find("Grad strides do not match bucket view strides") != std::string::npos) return;
+    next_->process(where, msg, verbatim);
+  }
+#endif
+
+ private:
+  c10::WarningHandler* next_;
+};
+
+// The handler is per thread (c10 keeps it thread_local): installed for the thread that loads the
+// addon, the one that trains.
+void dropBucketStrideWarning() {
+#if TORCH_VERSION_MAJOR >= 2
+  thread_local DropBucketStrideWarning handler(c10::WarningUtils::get_warning_handler());
+  c10::WarningUtils::set_warning_handler(&handler);
+#else
+  thread_local DropBucketStrideWarning handler(c10::Warning::get_warning_handler());
+  c10::Warning::set_warning_handler(&handler);
+#endif
+}
+
 void initDistributed(Napi::Env env, Napi::Object exports) {
+  dropBucketStrideWarning();
   auto d = Napi::Object::New(env);
   d.Set("storeCreate", Napi::Function::New(env, StoreCreate));
   d.Set("storeSet", Napi::Function::New(env, StoreSet));

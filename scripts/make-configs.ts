@@ -579,20 +579,24 @@ export function generateConfigs(): GeneratedConfig[] {
 export const CONFIG_DIRS = ['deeplabv3', 'deeplabv3plus', 'deeplabv2', 'torchvision', 'demo'] as const;
 
 /**
- * The README demo (`deeplab demo`): DeepLabV3 R-18-D8 from scratch on Fashion-MNIST scenes
- * (src/data/fashion-scenes.ts), 128x128, trained at OS16 and evaluated at OS8; sized to train in
+ * The README demo (`deeplab demo`): DeepLabV3+ R-18-D8 from scratch on Fashion-MNIST scenes
+ * (src/data/fashion-scenes.ts), 128x128, after a short item pre-training of its backbone
+ * (configs/demo/item-pretrain.json); trained and evaluated at OS16, sized so the whole demo runs in
  * about five minutes on 2 cores. The demo command sets the dataset root and work dir.
  */
 function demoConfig(): ConfigInput {
   return {
-    name: 'fashion-scenes_deeplabv3_r18-d8',
+    name: 'fashion-scenes_deeplabv3plus_r18-d8',
     model: {
-      preset: 'deeplabv3_r18-d8',
+      // DeepLabV3+ over V3: its stride-4 decoder drew the small items' outlines, 33.1 against 31.9
+      // (PyTorch, same recipe). Evaluated at OS16, as trained: after 700 iterations OS8 scored lower
+      // (29.9), the paper's OS8 gain needs a model trained long enough to carry its rates over.
+      preset: 'deeplabv3plus_r18-d8',
       numClasses: 11,
       aux: true,
       outputStride: {
         train: 16,
-        eval: 8,
+        eval: 16,
       },
       pretrainedPrefix: '',
       alignCorners: false,
@@ -606,20 +610,23 @@ function demoConfig(): ConfigInput {
         trainSplit: 'train',
         valSplit: 'val',
       },
+      // Every training scene is seen once (5,600 scenes = 700 x 8), flipped at random and
+      // otherwise as generated: fresh scenes did better than 2,000 scenes seen 2.8 times with
+      // rescaled crops and photometric noise (33.1 against 27.8 mIoU in PyTorch).
       train: {
         scale: [128, 128],
-        ratioRange: [0.75, 1.5],
+        ratioRange: [1.0, 1.0],
         crop: [128, 128],
-        catMaxRatio: 0.75,
+        catMaxRatio: 1.0,
         flipProb: 0.5,
-        photometric: true,
+        photometric: false,
       },
       test: {
         scale: null,
       },
     },
     train: {
-      iters: 1000,
+      iters: 700,
       batchSize: 8,
       accumulate: 1,
       // AdamW rather than mmseg's SGD: from scratch in 1,000 iterations it reached mIoU 22.50
@@ -641,10 +648,16 @@ function demoConfig(): ConfigInput {
         avgNonIgnore: false,
         auxWeight: 0.4,
         ignoreIndex: 255,
+        // Background is ~70% of the pixels; at weight 1 the model learnt to call small items
+        // background. 0.3 raised the rarest classes most.
+        classWeights: [0.3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
       },
-      precision: 'fp32',
-      checkpointInterval: 250,
-      evalInterval: 500,
+      // bf16 autocast and channels_last: 1.6x the fp32 speed on a CPU with AVX512-BF16, so more
+      // iterations fit in the demo's minutes. Without AVX512-BF16 it runs, but slower than fp32.
+      precision: 'bf16',
+      channelsLast: true,
+      checkpointInterval: 175,
+      evalInterval: 700,
       logInterval: 25,
       badSample: 'stop',
       seed: 0,
@@ -658,7 +671,7 @@ function demoConfig(): ConfigInput {
       },
       metric: 'mmseg',
     },
-    workDir: 'work_dirs/fashion-scenes_deeplabv3_r18-d8',
+    workDir: 'work_dirs/fashion-scenes_deeplabv3plus_r18-d8',
   };
 }
 

@@ -1,16 +1,20 @@
 """The `deeplab demo` recipe in PyTorch: the comparison for the README's demo figure.
 
-Trains mmseg's DeepLabV3 R-18-D8 (test/fixtures/mmseg_ref.py, a torch-only transcription of
-mmseg's modules, imported by path) from scratch on the generated Fashion-MNIST scenes (the PNGs,
-split files and meta.json that `deeplab demo` writes under .cache/fashion-scenes) with the recipe
-of the demo config (configs/demo/fashion-scenes_deeplabv3_r18-d8.json, read from the file, so the
-two cannot drift): optimizer, poly schedule with linear warm-up, batch, crop, iterations, aux
-weight, seed; evaluates mmseg-style on the val split and prints one JSON line last on stdout:
+Trains the demo config's model (mmseg's DeepLabV3+ R-18-D8 from test/fixtures/mmseg_ref.py, a
+torch-only transcription of mmseg's modules, imported by path) from scratch on the generated
+Fashion-MNIST scenes (the PNGs, split files and meta.json that `deeplab demo` writes under
+.cache/fashion-scenes) with the recipe of the demo config
+(configs/demo/fashion-scenes_deeplabv3plus_r18-d8.json, read from the file, so the two cannot
+drift): the item pre-training of the backbone first (the settings read from our
+src/training/item-pretrain.ts through node), then optimizer, poly schedule with linear warm-up,
+batch, crop, iterations, aux weight, class weights, bf16 autocast and channels_last, seed;
+evaluates mmseg-style on the val split and prints one JSON line last on stdout:
 {"mIoU", "aAcc", "mAcc", "seconds", "trainSeconds", "evalSeconds", "iters", ...}.
 
     apt-get install python3-opencv   # once, beside scripts/setup.sh --python
     /usr/bin/python3 bench/py/demo_train.py [--config FILE] [--iters N] [--threads N]
-                                            [--workers N] [--aug-test] [--log N]
+                                            [--workers N] [--aug-test] [--log N] [--seed N]
+                                            [--pretrain-steps N]
 
 What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluation/evaluate.ts):
   * model: mmseg's configs/_base_/models/deeplabv3_r50-d8.py with the r18 overrides. Trained at
@@ -20,8 +24,13 @@ What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluati
     two have the same state_dict; the trained weights are loaded into the OS8 model to evaluate.
   * initialisation as mmseg/mmcv: Kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0,
     conv_seg normal(0, 0.01) bias 0. Dropout2d 0.1 before each conv_seg.
-  * loss: cross-entropy, ignore 255, averaged over ALL pixels (mmseg's avg_non_ignore=False),
-    decode + aux_weight x aux, both on logits resized bilinear to the crop.
+  * item pre-training (src/training/item-pretrain.ts): the backbone at output stride 32, global
+    average pool of its last stage, a linear layer to the 10 item classes; AdamW, warm-up from
+    lr / 10, poly 0.9 to 0; new item images every step (one item, 55-100% of the side, whole,
+    on a scene background, as makeItemImage); under bf16 autocast when the config trains in bf16.
+  * loss: cross-entropy with the config's class weights, ignore 255, averaged over ALL pixels
+    (mmseg's avg_non_ignore=False), decode + aux_weight x aux, both on logits resized bilinear
+    to the crop; in float32 on bf16 logits under autocast, as ours.
   * optimizer over all parameters (no paramwise options), weight decay included; lr set before
     every step to poly(iter) = (base - min) (1 - iter/T)^power + min, times the warm-up factor
     ratio + (1 - ratio) iter / warmup in the first `warmupIters` steps.
@@ -36,10 +45,13 @@ What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluati
     one dataset confusion matrix; mIoU = nanmean of per-class IoU (mmseg), aAcc; --aug-test adds
     the config's tta (scales with cv2 resize, flips, softmax averaged at the original size).
 Differences: the random streams are numpy's/torch's, not ours (same distributions, different
-draws); the data loader is torch's DataLoader with `workers` processes (ours: threads).
+draws: the item images and their backgrounds too); the data loader is torch's DataLoader with
+`workers` processes (ours: threads).
 """
 import argparse
+import gzip
 import importlib.util
+import subprocess
 import json
 import math
 import os
@@ -56,7 +68,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "demo", "fashion-scenes_deeplabv3_r18-d8.json")
+DEFAULT_CONFIG = os.path.join(ROOT, "configs", "demo", "fashion-scenes_deeplabv3plus_r18-d8.json")
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 cv2.setNumThreads(0)
@@ -226,11 +238,91 @@ def poly_lr(it, total, base, s):
     return lr
 
 
-def seg_loss(logits, y, ignore, avg_non_ignore):
-    per_pixel = F.cross_entropy(logits, y, ignore_index=ignore, reduction="none")
+def seg_loss(logits, y, ignore, avg_non_ignore, weight=None):
+    per_pixel = F.cross_entropy(logits.float(), y, weight=weight, ignore_index=ignore, reduction="none")
     if avg_non_ignore:
         return per_pixel.sum() / (y != ignore).sum().clamp(min=1)
     return per_pixel.mean()
+
+
+# ---- item pre-training ------------------------------------------------------------------------
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def read_fashion_train():
+    with gzip.open(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")) as f:
+        pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(FASHION_DIR, "train-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return pixels, labels
+
+
+def item_image(pixels, labels, size, rng):
+    """src/data/fashion-scenes.ts makeItemImage with numpy draws: background, one whole item."""
+    c1, c2 = rng.random(3) * 255, rng.random(3) * 255
+    fx, fy, gx, gy = rng.random(4) * np.array([0.4, 0.4, 0.3, 0.3])
+    p1, p2 = rng.random(2) * 6.3
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    m = (0.5 + 0.25 * np.sin(fx * x + fy * y + p1) + 0.25 * np.sin(gx * x - gy * y + p2))[..., None]
+    rgb = c1 * m + c2 * (1 - m) + ((rng.random((size, size)) - 0.5) * 30)[..., None]
+    idx = rng.integers(len(labels))
+    side = int(round(size * (0.55 + rng.random() * 0.45)))
+    ox, oy = rng.integers(0, size - side + 1), rng.integers(0, size - side + 1)
+    tint = 0.4 + rng.random(3) * 0.6
+    src = np.minimum(27, (np.arange(side) * 28) // side)
+    v = pixels[idx][src][:, src].astype(np.float64)
+    sil = v >= 40
+    patch = rgb[oy:oy + side, ox:ox + side]
+    patch[sil] = 40 + v[sil][:, None] * tint * 0.85
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), int(labels[idx])
+
+
+def demo_item_pretrain():
+    """DEMO_ITEM_PRETRAIN from our built src/training/item-pretrain.ts (dist/), through node."""
+    module = os.path.join(ROOT, "dist", "src", "training", "item-pretrain.js")
+    js = f"import({json.dumps(module)}).then((m) => console.log(JSON.stringify(m.DEMO_ITEM_PRETRAIN)))"
+    try:
+        return json.loads(subprocess.run(["node", "-e", js], check=True, capture_output=True, text=True).stdout)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"cannot read DEMO_ITEM_PRETRAIN from {module} (run bash scripts/setup.sh first): {e}")
+
+
+def pretrain_backbone(ref, model, cfg_os32, s, seed, autocast, channels_last):
+    """The backbone as a 10-way item classifier at OS32; its weights go back into `model`."""
+    bb = ref.build(cfg_os32)
+    bb.load_state_dict(model.backbone.state_dict())
+    last_conv = [v for k, v in bb.state_dict().items() if k.startswith("layer4.") and v.dim() == 4][-1]
+    fc = nn.Linear(last_conv.shape[0], 10)
+    if channels_last:
+        bb = bb.to(memory_format=torch.channels_last)
+    bb.train()
+    opt = torch.optim.AdamW(list(bb.parameters()) + list(fc.parameters()), lr=s["lr"], weight_decay=s["weightDecay"])
+    pixels, labels = read_fashion_train()
+    rng = np.random.default_rng([seed, 2_000_000_000])
+    t0 = time.perf_counter()
+    correct = counted = 0
+    steps = s["steps"]
+    for step in range(steps):
+        warm = 0.1 + 0.9 * step / s["warmup"] if step < s["warmup"] else 1.0
+        for g in opt.param_groups:
+            g["lr"] = s["lr"] * warm * (1 - step / steps) ** 0.9
+        imgs, ys = zip(*(item_image(pixels, labels, s["size"], rng) for _ in range(s["batch"])))
+        x = to_input(np.stack(imgs))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.tensor(ys, dtype=torch.int64)
+        with autocast():
+            logits = fc(bb(x)[-1].float().mean((2, 3)))
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step >= steps - max(1, steps // 4):
+            correct += int((logits.argmax(1) == y).sum())
+            counted += len(ys)
+    model.backbone.load_state_dict(bb.state_dict())
+    return correct / max(counted, 1), time.perf_counter() - t0
 
 
 # ---- evaluation -------------------------------------------------------------------------------
@@ -289,21 +381,34 @@ def main():
     ap.add_argument("--workers", type=int, help="DataLoader processes (default: the config's train.workers)")
     ap.add_argument("--aug-test", action="store_true", help="also evaluate with the config's tta (multi-scale + flip)")
     ap.add_argument("--log", type=int, help="print the loss every N iterations (default: the config's logInterval)")
+    ap.add_argument("--seed", type=int, help="override train.seed")
+    ap.add_argument("--pretrain-steps", type=int, help="item pre-training steps (default: ours, DEMO_ITEM_PRETRAIN; 0: none)")
     a = ap.parse_args()
 
     with open(a.config) as f:
         cfg = json.load(f)
     m, d, t = cfg["model"], cfg["data"], cfg["train"]
-    if t.get("accumulate", 1) != 1 or t.get("lrMult") or t["loss"].get("classWeights") or t["loss"].get("ohem"):
-        raise SystemExit("this script covers accumulate 1, no lrMult, no class weights, no OHEM")
-    if t.get("precision", "fp32") != "fp32" or m.get("batchNorm", "train") != "train" or m.get("pretrained"):
-        raise SystemExit("this script covers fp32, trained BN, no pretrained weights")
+    if t.get("accumulate", 1) != 1 or t.get("lrMult") or t["loss"].get("ohem"):
+        raise SystemExit("this script covers accumulate 1, no lrMult, no OHEM")
+    if m.get("batchNorm", "train") != "train" or m.get("pretrained"):
+        raise SystemExit("this script covers trained BN, no pretrained weights (the item pre-training is its own)")
     iters = a.iters or t["iters"]
     root = a.root or os.path.join(ROOT, d["dataset"]["root"])
     meta_path = os.path.join(root, "meta.json") if a.root or not d["dataset"].get("meta") else os.path.join(ROOT, d["dataset"]["meta"])
     with open(meta_path) as f:
         meta = json.load(f)
-    num_classes, ignore, seed = m["numClasses"], t["loss"]["ignoreIndex"], t["seed"]
+    num_classes, ignore = m["numClasses"], t["loss"]["ignoreIndex"]
+    seed = t["seed"] if a.seed is None else a.seed
+    bf16 = t.get("precision", "fp32") == "bf16"
+    channels_last = bool(t.get("channelsLast"))
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+    weight = torch.tensor(t["loss"]["classWeights"], dtype=torch.float32) if t["loss"].get("classWeights") else None
+    pre = demo_item_pretrain()
+    if a.pretrain_steps is not None:
+        pre["steps"] = a.pretrain_steps
     workers = t["workers"] if a.workers is None else a.workers
 
     torch.set_num_threads(a.threads)
@@ -322,6 +427,17 @@ def main():
     ref = load_mmseg_ref()
     model = ref.build(model_cfg(ref, m["preset"], num_classes, m["outputStride"]["train"], m["aux"]))
     init_weights(model)
+    t_pre = time.perf_counter()
+    pre_acc = None
+    if pre["steps"] > 0:
+        os32 = ref.merge(model_cfg(ref, m["preset"], num_classes, 16, False)["backbone"],
+                         dict(strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1)))
+        pre_acc, _ = pretrain_backbone(ref, model, os32, pre, seed, autocast, channels_last)
+        print(f"item pre-training: {pre['steps']} steps of {pre['batch']} at {pre['size']}px, "
+              f"{pre_acc * 100:.1f}% right in the last quarter", file=sys.stderr)
+    pretrain_seconds = time.perf_counter() - t_pre
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     o = t["optimizer"]
     if o["type"] == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"], nesterov=o["nesterov"])
@@ -348,10 +464,13 @@ def main():
         d0 = time.perf_counter()
         x, y = next(it_loader)
         data_wait += time.perf_counter() - d0
-        out, aux = model(x)
-        loss = seg_loss(out, y, ignore, loss_cfg["avgNonIgnore"])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            out, aux = model(x)
+        loss = seg_loss(out, y, ignore, loss_cfg["avgNonIgnore"], weight)
         if aux is not None:
-            loss = loss + loss_cfg["auxWeight"] * seg_loss(aux, y, ignore, loss_cfg["avgNonIgnore"])
+            loss = loss + loss_cfg["auxWeight"] * seg_loss(aux, y, ignore, loss_cfg["avgNonIgnore"], weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -376,6 +495,9 @@ def main():
               "evalSeconds": round(eval_seconds, 1), "iters": iters, "secondsPerIter": round(train_seconds / iters, 4),
               "dataWaitShare": round(data_wait / train_seconds, 4), "finalLoss": round(loss_v, 4),
               "loadSeconds": round(load_seconds, 1), "threads": a.threads, "workers": workers,
+              "pretrainSteps": pre["steps"], "pretrainSeconds": round(pretrain_seconds, 1),
+              "pretrainAccuracy": None if pre_acc is None else round(pre_acc, 4), "seed": seed,
+              "precision": "bf16" if bf16 else "fp32",
               "torch": torch.__version__, "perClassIoU": single["perClassIoU"]}
     if a.aug_test:
         t2 = time.perf_counter()

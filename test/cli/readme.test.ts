@@ -71,7 +71,7 @@ test('every README command line runs as written after the set-up', { timeout: 60
   };
   // The main job, shortened: a few iterations on a few scenes, into the folders the full one uses.
   sh(
-    `bash ${join(repoRoot, 'scripts/demo.sh')} --iters 12 --train-scenes 24 --val-scenes 12 --data ${dir}/.cache/fashion-scenes --out ${dir}/runs/demo`,
+    `bash ${join(repoRoot, 'scripts/demo.sh')} --iters 12 --pretrain-steps 2 --train-scenes 24 --val-scenes 12 --data ${dir}/.cache/fashion-scenes --out ${dir}/runs/demo`,
   );
   assert.ok(existsSync(join(dir, 'runs/demo/final.safetensors')), 'the demo wrote no final weights');
   const run = commands.filter((c) => !SETUP.includes(c));

@@ -210,6 +210,10 @@ export function relu_(x: Tensor): Tensor {
   return x;
 }
 export function relu6(x: Tensor): Tensor {
+  // bfloat16 (training under bf16 autocast): LibTorch 1.13 has no bf16 backward for hardtanh
+  // ("hardshrink_backward_cpu" not implemented), so clamp, whose backward it has. The two differ
+  // only in the gradient at exactly 0 and 6 (clamp passes it, hardtanh does not).
+  if (x.dtype === 'bfloat16') return x.clamp(0, 6);
   return callT(op('aten::hardtanh'), x.handle, 0, 6);
 }
 export function hardswish(x: Tensor): Tensor {

@@ -327,3 +327,24 @@ test('grad of a leaf outlives the loss tensor; each .grad read is its own handle
   p.dispose();
   assert.equal(torch.liveTensors(), before);
 });
+
+// bf16 training (MobileNetV2's ReLU6 under autocast): LibTorch 1.13 has no bf16 hardtanh backward,
+// F.relu6 runs clamp there. Same values and gradients as fp32 away from 0 and 6.
+test(
+  'relu6 backpropagates in bfloat16 as in float32',
+  scoped(() => {
+    const v = [-3, -0.5, 0.5, 2, 5.5, 7, 12];
+    const g = [1, 2, 3, 4, 5, 6, 7];
+    const x32 = torch.tensor(Float32Array.from(v)).requiresGrad_();
+    const x16 = torch.tensor(Float32Array.from(v)).to('bfloat16').requiresGrad_();
+    for (const x of [x32, x16])
+      F.relu6(x)
+        .mul(torch.tensor(Float32Array.from(g)).to(x.dtype))
+        .sum()
+        .backward();
+    assert.equal(x16.grad!.dtype, 'bfloat16');
+    assert.deepEqual(x16.grad!.float().toArray(), [0, 0, 3, 4, 5, 0, 0]);
+    assertClose(x16.grad!.float(), x32.grad!, 'bf16 relu6 gradient', { atol: 0, rtol: 0 });
+    assert.deepEqual(F.relu6(x16).float().toArray(), [0, 0, 0.5, 2, 5.5, 6, 6]);
+  }),
+);

@@ -41,7 +41,8 @@ What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluati
     cat_max_ratio (10 re-draws); RandomFlip; PhotoMetricDistortion exactly as mmseg's (uint8
     convert(), OpenCV 8-bit HSV); pad bottom/right to the crop, image 0 (before normalisation,
     as ours) and label 255.
-  * evaluation: each val image whole at its size (test scale null), batch 1, logits argmaxed;
+  * evaluation: each val image whole, resized to the config's test scale (keep ratio, cv2
+    INTER_LINEAR; none: at its size), batch 1, logits resized bilinear to the label and argmaxed;
     one dataset confusion matrix; mIoU = nanmean of per-class IoU (mmseg), aAcc; --aug-test adds
     the config's tta (scales with cv2 resize, flips, softmax averaged at the original size).
 Differences: the random streams are numpy's/torch's, not ours (same distributions, different
@@ -335,12 +336,17 @@ def cv2_scaled_size(w, h, r):
 
 
 @torch.inference_mode()
-def evaluate(model, images, labels, num_classes, ignore, tta=None):
+def evaluate(model, images, labels, num_classes, ignore, tta=None, test_scale=None):
     conf = np.zeros((num_classes, num_classes), np.int64)
     for img, lab in zip(images, labels):
         h, w = lab.shape
         if tta is None:
-            out, _ = model(to_input(img[None]))
+            x = img
+            if test_scale:
+                x = cv2.resize(img, rescale_size(w, h, test_scale), interpolation=cv2.INTER_LINEAR)
+            out, _ = model(to_input(x[None]))
+            if out.shape[2:] != (h, w):
+                out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
             pred = out.argmax(1)[0]
         else:
             probs = 0
@@ -488,7 +494,7 @@ def main():
     ev = ref.build(model_cfg(ref, m["preset"], num_classes, m["outputStride"]["eval"], aux=False))
     ev.load_state_dict(state)
     ev.eval()
-    single = evaluate(ev, val_images, val_labels, num_classes, ignore)
+    single = evaluate(ev, val_images, val_labels, num_classes, ignore, test_scale=d["test"].get("scale"))
     eval_seconds = time.perf_counter() - t1
     result = {"mIoU": round(single["mIoU"], 2), "aAcc": round(single["aAcc"], 2), "mAcc": round(single["mAcc"], 2),
               "seconds": round(train_seconds + eval_seconds, 1), "trainSeconds": round(train_seconds, 1),

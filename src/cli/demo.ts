@@ -42,6 +42,7 @@ interface DemoOptions {
   valScenes: number;
   data: string;
   out: string;
+  set: string[];
 }
 
 export function demoCommand(): Command {
@@ -58,17 +59,31 @@ export function demoCommand(): Command {
     )
     .option(
       '--train-scenes <n>',
-      'training scenes to generate (700 iterations x 8: each seen once)',
+      'training scenes to generate (1,150 iterations x 16: each seen twice)',
       parseIntOption,
-      5600,
+      9200,
     )
     .option('--val-scenes <n>', 'validation scenes to generate', parseIntOption, 200)
     .option('--data <dir>', 'where the generated dataset goes', '.cache/fashion-scenes')
     .option('--out <dir>', 'work dir for checkpoints, logs, report and samples', 'runs/demo')
+    .option(
+      '--set <key=value>',
+      'override a key of the demo config (repeatable), e.g. train.optimizer.lr=0.002',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
     .action(async (o: DemoOptions) => {
       const t0 = performance.now();
       console.log(`generating Fashion-MNIST scenes in ${o.data} (${o.trainScenes} train, ${o.valScenes} val, 128x128)`);
-      await writeSceneDataset({ root: o.data, trainCount: o.trainScenes, valCount: o.valScenes, size: 128 });
+      // Training scenes hold 2-5 items, the validation scenes 1-4 as always: more item pixels a
+      // scene for the same cost (44.0 against 40.0 mIoU; 3-7 items gave no more, 43.9).
+      await writeSceneDataset({
+        root: o.data,
+        trainCount: o.trainScenes,
+        valCount: o.valScenes,
+        size: 128,
+        trainItems: [2, 5],
+      });
       const sets = [
         `data.dataset.root=${o.data}`,
         `data.dataset.meta=${join(o.data, 'meta.json')}`,
@@ -81,6 +96,7 @@ export function demoCommand(): Command {
           `train.checkpointInterval=${Math.max(1, Math.floor(o.iters / 4))}`,
         );
       if (o.seed !== undefined) sets.push(`train.seed=${o.seed}`);
+      sets.push(...o.set);
       let cfg = loadConfig(CONFIG, sets);
       const steps = o.pretrainSteps ?? DEMO_ITEM_PRETRAIN.steps;
       if (steps > 0) {
@@ -125,7 +141,7 @@ export function demoCommand(): Command {
 
       // Sample pictures: image | ground truth | prediction | overlay, one row per image.
       const seg = new Segmenter(preset, model, paletteFor(undefined, cfg.model.numClasses), null, settings);
-      const sheet = await sampleSheet(seg, val.samples.slice(0, 4));
+      const sheet = await sampleSheet(seg, val.samples.slice(0, 4), { scale: testScale(cfg) });
       const samplesDir = join(cfg.workDir, 'samples');
       ensureDir(samplesDir);
       await sharp(sheet.data, { raw: { width: sheet.width, height: sheet.height, channels: 3 } })
@@ -138,6 +154,12 @@ export function demoCommand(): Command {
       );
       console.log(`pictures: ${join(samplesDir, 'samples.png')}; report: ${join(cfg.workDir, 'report')}`);
     });
+}
+
+/** The factor the config's test resize applies to the demo's square scenes (1 when none). */
+function testScale(cfg: Config): number {
+  const s = cfg.data.test.scale;
+  return s ? Math.min(...s) / 128 : 1;
 }
 
 /**

@@ -35,3 +35,11 @@ export function parseShareOption(v: string): number {
     throw new InvalidArgumentError(`expected a number from 0 to 1, got "${v}"`);
   return n;
 }
+
+/** A resize factor for the model's input: a number above 0, at most 8. */
+export function parseScaleOption(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0 && n <= 8))
+    throw new InvalidArgumentError(`expected a number above 0 and at most 8 (e.g. 0.5), got "${v}"`);
+  return n;
+}

@@ -8,7 +8,7 @@ import { writeNpy } from '../data/npy.js';
 import { ensureDir } from '../data/output-dir.js';
 import { paletteFor, type Palette } from '../data/palettes.js';
 import { readCustomMeta } from '../data/datasets/custom.js';
-import { parseIntOption, parseOutputStride } from './options.js';
+import { parseIntOption, parseOutputStride, parseScaleOption } from './options.js';
 
 interface PredictOptions {
   model: string;
@@ -23,6 +23,7 @@ interface PredictOptions {
   calibration?: string;
   fast: boolean;
   strictFinite?: boolean;
+  scale: number;
 }
 
 /**
@@ -70,6 +71,12 @@ export function predictCommand(): Command {
       parseIntOption,
     )
     .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
+    .option(
+      '--scale <factor>',
+      "run the model on each image resized by this factor, as the weights' config resized them (the demo's: 0.5); outputs keep the image's size",
+      parseScaleOption,
+      1,
+    )
     .option('-o, --out <dir>', 'output folder', 'out')
     .addOption(
       new Option('--palette <name>', 'colours and class names')
@@ -135,7 +142,7 @@ export function predictCommand(): Command {
           continue;
         }
         const t0 = performance.now();
-        const r = seg.segmentImage(decoded, { logits: Boolean(o.saveLogits) });
+        const r = seg.segmentImage(decoded, { logits: Boolean(o.saveLogits), scale: o.scale });
         const ms = performance.now() - t0;
         const stem = join(o.out, stems[i]);
         const color = colorize(r.labels, seg.palette.colors);

@@ -8,7 +8,7 @@ import { buildServer } from '../serve/server.js';
 import { DEFAULT_LIMITS } from '../serve/limits.js';
 import { paletteFor, paletteOfDataset } from '../data/palettes.js';
 import { classesPalette } from './predict.js';
-import { parseIntOption, parseNonNegativeIntOption, parseOutputStride } from './options.js';
+import { parseIntOption, parseNonNegativeIntOption, parseOutputStride, parseScaleOption } from './options.js';
 import { PRECISIONS, type Precision } from '../inference/fast-path.js';
 
 interface ServeOptions {
@@ -28,6 +28,7 @@ interface ServeOptions {
   timeoutMs: number;
   bodyTimeoutMs: number;
   onnx?: string;
+  scale: number;
 }
 
 export function serveCommand(): Command {
@@ -64,16 +65,26 @@ export function serveCommand(): Command {
     )
     .option('--body-timeout-ms <ms>', 'how long an upload may take', parseIntOption, DEFAULT_LIMITS.bodyTimeoutMs)
     .option('--onnx <file>', "an ONNX export of the model, for the page's in-browser mode")
+    .option(
+      '--scale <factor>',
+      "run the model on each image resized by this factor, as the weights' config resized them (the demo's: 0.5); labels keep the image's size (not the page's in-browser mode)",
+      parseScaleOption,
+      1,
+    )
     .action(async (o: ServeOptions) => {
       if (o.onnx && !existsSync(o.onnx)) throw new Error(`--onnx ${o.onnx}: no such file`);
       const custom = o.classes ? classesPalette(o.classes) : undefined;
-      const thread = await ModelThread.start(o.model, {
-        weights: o.weights,
-        numClasses: custom?.classes.length,
-        outputStride: o.os,
-        precision: o.precision,
-        calibration: o.calibration,
-      });
+      const thread = await ModelThread.start(
+        o.model,
+        {
+          weights: o.weights,
+          numClasses: custom?.classes.length,
+          outputStride: o.os,
+          precision: o.precision,
+          calibration: o.calibration,
+        },
+        o.scale,
+      );
       const { info } = thread;
       const palette = paletteFor(custom ?? paletteOfDataset(info.dataset), info.numClasses);
       const { app } = buildServer({

@@ -68,14 +68,17 @@ export interface Scene {
   label: Uint8Array; // size x size
 }
 
-/** One scene, fully determined by (items, size, seed). */
-export function makeScene(items: Items, size: number, seed: number): Scene {
+/**
+ * One scene, fully determined by (items, size, seed, itemCount): `itemCount` [min, max] items
+ * (default [1, 4], the validation scenes').
+ */
+export function makeScene(items: Items, size: number, seed: number, itemCount: [number, number] = [1, 4]): Scene {
   const r = rng(seed);
   const rgb = new Uint8Array(size * size * 3);
   const label = new Uint8Array(size * size);
   paintBackground(rgb, size, r);
   // Items: scale, place, tint; later items cover earlier ones.
-  const n = 1 + Math.floor(r() * 4);
+  const n = itemCount[0] + Math.floor(r() * (itemCount[1] - itemCount[0] + 1));
   for (let k = 0; k < n; k++) {
     const idx = Math.floor(r() * items.count);
     const side = Math.round(28 * (1.25 + r() * 2.25)); // 35..98 px
@@ -156,6 +159,8 @@ export interface SceneDatasetOptions {
   size: number;
   seed?: number;
   fashionDir?: string;
+  /** items per training scene, [min, max] (default [1, 4]); validation scenes always [1, 4] */
+  trainItems?: [number, number];
 }
 
 export const SCENE_PALETTE: RGB[] = vocColormap(11);
@@ -182,6 +187,7 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     valCount: o.valCount,
     size: o.size,
     seed,
+    ...(o.trainItems ? { trainItems: o.trainItems } : {}),
   });
   const metaFile = join(o.root, 'meta.json');
   const stamp = join(o.root, 'generator.json');
@@ -200,7 +206,7 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     const inFlight: Promise<unknown>[] = [];
     for (let i = 0; i < count; i++) {
       const name = String(i).padStart(5, '0');
-      const s = makeScene(items, o.size, seed * 7_919 + base + i);
+      const s = makeScene(items, o.size, seed * 7_919 + base + i, split === 'train' ? o.trainItems : undefined);
       const written = Promise.all([
         sharp(s.rgb, { raw: { width: o.size, height: o.size, channels: 3 } })
           .png({ compressionLevel: 1 })

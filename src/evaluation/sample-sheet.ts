@@ -7,6 +7,7 @@ import type { Segmenter } from '../inference/segmenter.js';
 export async function sampleSheet(
   seg: Segmenter,
   samples: { image: string; mask: string | null }[],
+  o: { scale?: number } = {},
 ): Promise<{ data: Uint8Array; width: number; height: number }> {
   const rows: Uint8Array[][] = [];
   let w = 0,
@@ -14,7 +15,7 @@ export async function sampleSheet(
   for (const s of samples) {
     const img = await readImage(s.image);
     const gt = (await readMask(s.mask!)).data;
-    const r = seg.segmentImage(img);
+    const r = seg.segmentImage(img, { scale: o.scale });
     const pred = colorize(r.labels, seg.palette.colors);
     rows.push([img.data, colorize(gt, seg.palette.colors), pred, overlay(img, pred)]);
     [w, h] = [img.width, img.height];

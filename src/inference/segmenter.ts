@@ -3,8 +3,8 @@
 import * as torch from '../torch/index.js';
 import type { Preset, Segmentor } from '../models/segmentor.js';
 import type { WeightsReport } from './weights.js';
-import { toInputTensor } from '../data/to-tensor.js';
-import { forwardLogits, type InferenceSettings } from './fast-path.js';
+import type { InferenceSettings } from './fast-path.js';
+import { logitsAtScale } from './scaled.js';
 import { colorize, fromRawPixels, readImage, type RawPixels, type RgbImage } from '../data/image.js';
 import type { Palette } from '../data/palettes.js';
 import { legendOf, type LegendEntry } from './legend.js';
@@ -18,6 +18,11 @@ export interface SegmentOptions {
   logits?: boolean;
   /** also return the colourised mask (H x W x 3 RGB) */
   colorMask?: boolean;
+  /**
+   * run the model on the image resized by this factor (default 1), for weights trained on
+   * resized images; labels, probabilities and logits still come at the image's size
+   */
+  scale?: number;
 }
 
 export interface Segmentation {
@@ -60,12 +65,7 @@ export class Segmenter {
     const n = this.model.numClasses;
     const { labels, probs, logits } = torch.scope(() =>
       torch.inferenceMode(() => {
-        const x = toInputTensor(
-          img,
-          this.preset.normalization,
-          this.settings.channelsLast ? 'channels_last' : 'contiguous',
-        );
-        const out = forwardLogits(this.model, x, this.settings);
+        const out = logitsAtScale(this.model, img, this.preset.normalization, this.settings, o.scale ?? 1);
         const lab = out.argmax(1).to(n <= 256 ? 'uint8' : 'int32');
         const l = lab.data();
         return {

@@ -52,8 +52,8 @@ export class ModelThread implements BatchRunner {
   }
 
   /** Starts the thread and resolves once the model is loaded (rejects with the loader's error). */
-  static start(preset: string, options: InferenceModelOptions): Promise<ModelThread> {
-    const workerData: WorkerInit = { deeplabServe: true, preset, options };
+  static start(preset: string, options: InferenceModelOptions, scale = 1): Promise<ModelThread> {
+    const workerData: WorkerInit = { deeplabServe: true, preset, options, scale };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData });
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the model thread exited (code ${code}) while loading`));

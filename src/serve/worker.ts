@@ -7,12 +7,16 @@ import * as torch from '../torch/index.js';
 import { loadForInference, type InferenceModelOptions } from '../inference/load.js';
 import { forwardLogits, type Precision } from '../inference/fast-path.js';
 import { pixelsToTensor } from '../data/to-tensor.js';
+import { rescaled } from '../inference/scaled.js';
+import { F } from '../torch/index.js';
 import type { Normalization } from '../models/segmentor.js';
 
 export interface WorkerInit {
   deeplabServe: true;
   preset: string;
   options: InferenceModelOptions;
+  /** the model runs on images resized by this factor (1: as they come); labels at their size */
+  scale?: number;
 }
 
 /** What the model thread says once the model is loaded. */
@@ -83,8 +87,15 @@ function serve(init: WorkerInit): void {
     return torch.scope(() =>
       torch.inferenceMode(() => {
         const layout = settings.channelsLast ? 'channels_last' : 'contiguous';
-        const x = pixelsToTensor(b.pixels, b.n, b.height, b.width, preset.normalization, layout);
-        const out = forwardLogits(model, x, settings);
+        const scale = init.scale ?? 1;
+        // Resized one by one as the Segmenter (and the evaluation) resize them; all the same size.
+        const { pixels, width, height } = scale === 1 ? b : rescaleBatch(b, scale);
+        const x = pixelsToTensor(pixels, b.n, height, width, preset.normalization, layout);
+        const logits = forwardLogits(model, x, settings);
+        const out =
+          scale === 1
+            ? logits
+            : F.interpolate(logits, { size: [b.height, b.width], mode: 'bilinear', alignCorners: false });
         const l = out
           .argmax(1)
           .to(n <= 256 ? 'uint8' : 'int32')
@@ -93,4 +104,16 @@ function serve(init: WorkerInit): void {
       }),
     );
   }
+}
+
+/** The batch's images, each resized by `scale`, one after the other. */
+function rescaleBatch(b: BatchRequest, scale: number): { pixels: Uint8Array; width: number; height: number } {
+  const one = b.width * b.height * 3;
+  const imgs = Array.from({ length: b.n }, (_, i) =>
+    rescaled({ width: b.width, height: b.height, data: b.pixels.subarray(i * one, (i + 1) * one) }, scale),
+  );
+  const { width, height } = imgs[0];
+  const pixels = new Uint8Array(b.n * width * height * 3);
+  imgs.forEach((img, i) => pixels.set(img.data, i * img.data.length));
+  return { pixels, width, height };
 }

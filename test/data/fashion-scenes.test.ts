@@ -11,6 +11,7 @@ import {
   FASHION_DIR,
 } from '../../src/data/fashion-scenes.js';
 import { createHash } from 'node:crypto';
+import { readMask } from '../../src/data/masks.js';
 import { tempDir } from '../helpers/paths.js';
 
 test(
@@ -71,5 +72,30 @@ test(
       h.update(s.rgb).update(s.label);
     }
     assert.equal(h.digest('hex'), 'ea4db7fbe8f03f01f8aeaaed9d51e55bb38da0368b45a34f0ac30871eb0435aa');
+  },
+);
+
+test(
+  "training scenes can hold more items (the demo's 2-5); validation scenes stay the published 1-4",
+  { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' },
+  async () => {
+    const items = readFashionMnist('train');
+    const itemPixels = (count?: [number, number]) => {
+      let n = 0;
+      for (let i = 0; i < 60; i++) n += makeScene(items, 64, 40 + i, count).label.filter((v) => v > 0).length;
+      return n;
+    };
+    assert.deepEqual(makeScene(items, 64, 7, [1, 4]), makeScene(items, 64, 7));
+    // 3.5 items a scene against 2.5 (some covered by later ones): clearly more labelled pixels.
+    assert.ok(itemPixels([2, 5]) > 1.15 * itemPixels(), `${itemPixels([2, 5])} vs ${itemPixels()}`);
+    const root = tempDir('scenes-items-');
+    await writeSceneDataset({ root, trainCount: 2, valCount: 2, size: 64, trainItems: [2, 5] });
+    const val = readFashionMnist('t10k');
+    for (let i = 0; i < 2; i++) {
+      const mask = await readMask(join(root, 'masks', 'val', `0000${i}.png`));
+      assert.deepEqual(mask.data, makeScene(val, 64, 1_000_000 + i).label);
+    }
+    const train0 = await readMask(join(root, 'masks', 'train', '00000.png'));
+    assert.deepEqual(train0.data, makeScene(items, 64, 0, [2, 5]).label);
   },
 );

@@ -13,6 +13,9 @@ import { predictLabels } from '../../src/evaluation/evaluate.js';
 import { isFolded } from '../../src/models/fold.js';
 import type { RgbImage } from '../../src/data/image.js';
 import { cliMain, generatedFixture, tempDir } from '../helpers/paths.js';
+import { Segmenter } from '../../src/inference/segmenter.js';
+import { paletteFor } from '../../src/data/palettes.js';
+import { resizeBilinear } from '../../src/data/geometry.js';
 
 // Small images: one thread avoids waiting on a second one at every operator on a busy machine.
 torch.setNumThreads(1);
@@ -181,14 +184,41 @@ test('evaluation labels: the fast path (whole and slide) agrees with the plain m
   fast.dispose();
 });
 
-test('CLI predict --precision bf16 and --no-fast run; a bad precision is refused', async () => {
+test("scale: the Segmenter runs on the image resized as the test pipeline resizes it, labels at the image's size", () => {
+  torch.manualSeed(5);
+  const model = findPreset('deeplabv3_r18-d8').build({ aux: false, numClasses: 5 });
+  const { settings } = prepareForInference(model);
+  const preset = findPreset('deeplabv3_r18-d8');
+  const seg = new Segmenter(preset, model, paletteFor(undefined, 5), null, settings);
+  const img = picture(66, 50, 2);
+  const half = seg.segmentImage(img, { scale: 0.5, logits: true });
+  assert.equal(half.labels.length, 66 * 50);
+  assert.equal(half.logits!.length, 5 * 66 * 50);
+  torch.scope(() => {
+    // The evaluation with data.test.scale [25, 33]: the data layer's resize, logits back to 66x50.
+    const o = {
+      norm: preset.normalization,
+      eval: { mode: 'whole', metric: 'mmseg', tta: { scales: [1], flip: false } } as never,
+      augTest: false,
+      settings,
+    };
+    const e = predictLabels(model, { image: img, resized: resizeBilinear(img, 33, 25) }, o);
+    assert.deepEqual([...e.toArray()], [...half.labels]);
+  });
+  // Not the same as running at full size (the model sees other pixels).
+  assert.notDeepEqual(seg.segmentImage(img).labels, half.labels);
+  assert.throws(() => seg.segmentImage(img, { scale: -1 }), /scale: expected a number > 0 but received -1/);
+  seg.dispose();
+});
+
+test('CLI predict --precision bf16, --no-fast and --scale run; a bad precision or scale is refused', async () => {
   const dir = tempDir('deeplab-fast-');
   const img = picture(33, 29, 4);
   const file = join(dir, 'pic.png');
   await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 3 } })
     .png()
     .toFile(file);
-  for (const extra of [['--precision', 'bf16'], ['--no-fast']]) {
+  for (const extra of [['--precision', 'bf16'], ['--no-fast'], ['--scale', '0.5']]) {
     const { stdout } = await run(
       process.execPath,
       [
@@ -206,7 +236,15 @@ test('CLI predict --precision bf16 and --no-fast run; a bad precision is refused
       { env: { ...process.env, DEEPLAB_THREADS: '1' } },
     );
     assert.match(stdout, /pic\.png: 33x29 in \d+ ms/);
+    // Labels at the image's size whatever size the model ran at.
+    const labels = await sharp(join(dir, extra.join(''), 'pic_labels.png')).metadata();
+    assert.deepEqual([labels.width, labels.height], [33, 29]);
   }
+  await assert.rejects(
+    run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--scale', '0']),
+    (e: { stderr: string }) =>
+      /option '--scale <factor>' argument '0' is invalid. expected a number above 0/.test(e.stderr),
+  );
   await assert.rejects(
     run(process.execPath, [cliMain, 'predict', file, '--model', PRESET, '--precision', 'fp16']),
     (e: { stderr: string }) => /argument 'fp16' is invalid. Allowed choices are fp32, bf16/.test(e.stderr),

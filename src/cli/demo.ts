@@ -1,7 +1,8 @@
 // `deeplab demo`: the main job. On Fashion-MNIST scenes (made from Debian's dataset-fashion-mnist)
 // it pre-trains the backbone of a DeepLabV3+ (mmseg's R-18-D8) as an item classifier, trains the
-// segmentation at output stride 16, evaluates single scale and multi-scale + flip as the seed
-// tables do, segments sample images and writes the report.
+// segmentation at output stride 16 on the scenes resized to half their side (the config's), evaluates
+// single scale and multi-scale + flip as the seed tables do, segments sample images at the config's
+// test scale and writes the report.
 import { Command } from 'commander';
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { ensureDir } from '../data/output-dir.js';

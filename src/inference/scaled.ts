@@ -7,7 +7,7 @@ import { F } from '../torch/index.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
 import { resizeBilinear, sizeForScaleFactor } from '../data/geometry.js';
 import type { RgbImage } from '../data/image.js';
-import { toInputTensor } from '../data/to-tensor.js';
+import { pixelsToTensor } from '../data/to-tensor.js';
 import { forwardLogits, type InferenceSettings } from './fast-path.js';
 
 /** Checks a `--scale` factor: a positive finite number. */
@@ -23,20 +23,44 @@ export function rescaled(img: RgbImage, scale: number): RgbImage {
   return resizeBilinear(img, w, h);
 }
 
-/** Logits 1 x C x H x W at the image's own size, from the model run on the image resized by `scale`. */
+/** n images of one size, H x W x 3 uint8 each, one after the other. */
+export interface PixelBatch {
+  n: number;
+  width: number;
+  height: number;
+  pixels: Uint8Array;
+}
+
+/** The batch's images, each resized by `scale` as `rescaled` resizes one, one after the other. */
+function rescaledBatch(b: PixelBatch, scale: number): PixelBatch {
+  const one = b.width * b.height * 3;
+  const imgs = Array.from({ length: b.n }, (_, i) =>
+    rescaled({ width: b.width, height: b.height, data: b.pixels.subarray(i * one, (i + 1) * one) }, scale),
+  );
+  const { width, height } = imgs[0];
+  const pixels = new Uint8Array(b.n * width * height * 3);
+  imgs.forEach((img, i) => pixels.set(img.data, i * img.data.length));
+  return { n: b.n, width, height, pixels };
+}
+
+/**
+ * Logits n x C x H x W at the images' own size, from the model run on the images resized by
+ * `scale` (the Segmenter passes one image, the serve worker a batch).
+ */
 export function logitsAtScale(
   model: Segmentor,
-  img: RgbImage,
+  b: PixelBatch,
   norm: Normalization,
   settings: InferenceSettings,
   scale: number,
 ): torch.Tensor {
   return torch.scope(() =>
     torch.inferenceMode(() => {
-      const x = toInputTensor(rescaled(img, scale), norm, settings.channelsLast ? 'channels_last' : 'contiguous');
-      const out = forwardLogits(model, x, settings);
+      const r = checkScale(scale) === 1 ? b : rescaledBatch(b, scale);
+      const layout = settings.channelsLast ? 'channels_last' : 'contiguous';
+      const out = forwardLogits(model, pixelsToTensor(r.pixels, r.n, r.height, r.width, norm, layout), settings);
       if (scale === 1) return out;
-      return F.interpolate(out, { size: [img.height, img.width], mode: 'bilinear', alignCorners: false });
+      return F.interpolate(out, { size: [b.height, b.width], mode: 'bilinear', alignCorners: false });
     }),
   );
 }

@@ -65,7 +65,13 @@ export class Segmenter {
     const n = this.model.numClasses;
     const { labels, probs, logits } = torch.scope(() =>
       torch.inferenceMode(() => {
-        const out = logitsAtScale(this.model, img, this.preset.normalization, this.settings, o.scale ?? 1);
+        const out = logitsAtScale(
+          this.model,
+          { n: 1, width: img.width, height: img.height, pixels: img.data },
+          this.preset.normalization,
+          this.settings,
+          o.scale ?? 1,
+        );
         const lab = out.argmax(1).to(n <= 256 ? 'uint8' : 'int32');
         const l = lab.data();
         return {

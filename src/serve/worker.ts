@@ -5,10 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as torch from '../torch/index.js';
 import { loadForInference, type InferenceModelOptions } from '../inference/load.js';
-import { forwardLogits, type Precision } from '../inference/fast-path.js';
-import { pixelsToTensor } from '../data/to-tensor.js';
-import { rescaled } from '../inference/scaled.js';
-import { F } from '../torch/index.js';
+import type { Precision } from '../inference/fast-path.js';
+import { logitsAtScale } from '../inference/scaled.js';
 import type { Normalization } from '../models/segmentor.js';
 
 export interface WorkerInit {
@@ -86,16 +84,8 @@ function serve(init: WorkerInit): void {
     const n = model.numClasses;
     return torch.scope(() =>
       torch.inferenceMode(() => {
-        const layout = settings.channelsLast ? 'channels_last' : 'contiguous';
-        const scale = init.scale ?? 1;
-        // Resized one by one as the Segmenter (and the evaluation) resize them; all the same size.
-        const { pixels, width, height } = scale === 1 ? b : rescaleBatch(b, scale);
-        const x = pixelsToTensor(pixels, b.n, height, width, preset.normalization, layout);
-        const logits = forwardLogits(model, x, settings);
-        const out =
-          scale === 1
-            ? logits
-            : F.interpolate(logits, { size: [b.height, b.width], mode: 'bilinear', alignCorners: false });
+        // Resized one by one as the Segmenter (and the evaluation) resize them, logits back at the size sent.
+        const out = logitsAtScale(model, b, preset.normalization, settings, init.scale ?? 1);
         const l = out
           .argmax(1)
           .to(n <= 256 ? 'uint8' : 'int32')
@@ -104,16 +94,4 @@ function serve(init: WorkerInit): void {
       }),
     );
   }
-}
-
-/** The batch's images, each resized by `scale`, one after the other. */
-function rescaleBatch(b: BatchRequest, scale: number): { pixels: Uint8Array; width: number; height: number } {
-  const one = b.width * b.height * 3;
-  const imgs = Array.from({ length: b.n }, (_, i) =>
-    rescaled({ width: b.width, height: b.height, data: b.pixels.subarray(i * one, (i + 1) * one) }, scale),
-  );
-  const { width, height } = imgs[0];
-  const pixels = new Uint8Array(b.n * width * height * 3);
-  imgs.forEach((img, i) => pixels.set(img.data, i * img.data.length));
-  return { pixels, width, height };
 }

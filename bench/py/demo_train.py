@@ -17,11 +17,12 @@ evaluates mmseg-style on the val split and prints one JSON line last on stdout:
                                             [--pretrain-steps N]
 
 What matches ours (src/training/trainer.ts, src/data/transforms.ts, src/evaluation/evaluate.ts):
-  * model: mmseg's configs/_base_/models/deeplabv3_r50-d8.py with the r18 overrides. Trained at
-    output stride 16 and evaluated at 8 as the config says: mmseg's D8 model is strides (1,2,1,1),
+  * model: mmseg's configs/_base_/models/deeplabv3_r50-d8.py with the r18 overrides, at the output
+    strides the config says for training and evaluation: mmseg's D8 model is strides (1,2,1,1),
     dilations (1,1,2,4), ASPP rates (1,12,24,36); the OS16 one is strides (1,2,2,1), dilations
-    (1,1,1,2), ASPP rates (1,6,12,18) (as mmseg's D16 configs), both with contract_dilation. The
-    two have the same state_dict; the trained weights are loaded into the OS8 model to evaluate.
+    (1,1,1,2), ASPP rates (1,6,12,18) (as mmseg's D16 configs), both with contract_dilation; OS32
+    (the demo's) is strides (1,2,2,2), no dilation, ASPP rates (1,3,6,9). All have the same
+    state_dict; the trained weights are loaded into the eval stride's model to evaluate.
   * initialisation as mmseg/mmcv: Kaiming-normal (fan_out, relu) convs, BN weight 1 bias 0,
     conv_seg normal(0, 0.01) bias 0. Dropout2d 0.1 before each conv_seg.
   * item pre-training (src/training/item-pretrain.ts): the backbone at output stride 32, global
@@ -92,8 +93,13 @@ def model_cfg(ref, preset, num_classes, output_stride, aux):
         # mmseg's D16 layout (configs/deeplabv3/*-d16-mg124*, without the multi-grid)
         cfg = ref.merge(cfg, dict(backbone=dict(strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2)),
                                   decode_head=dict(dilations=(1, 6, 12, 18))))
+    elif output_stride == 32:
+        # no atrous convolution; the ASPP rates scaled as ours (src/models/heads/mmseg.ts): 12/24/36
+        # at stride 8 are 3/6/9 at stride 32
+        cfg = ref.merge(cfg, dict(backbone=dict(strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1)),
+                                  decode_head=dict(dilations=(1, 3, 6, 9))))
     elif output_stride != 8:
-        raise SystemExit(f"output stride {output_stride}: only 8 and 16")
+        raise SystemExit(f"output stride {output_stride}: only 8, 16 and 32")
     if not aux:
         cfg = dict(cfg, auxiliary_head=None)
     return cfg
@@ -488,7 +494,7 @@ def main():
     train_seconds = time.perf_counter() - t0
     del it_loader, loader
 
-    # Evaluation at the eval output stride: the same weights in the OS8 (or OS16) layout.
+    # Evaluation at the eval output stride: the same weights in that stride's layout.
     t1 = time.perf_counter()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("auxiliary_head.")}
     ev = ref.build(model_cfg(ref, m["preset"], num_classes, m["outputStride"]["eval"], aux=False))

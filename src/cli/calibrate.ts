@@ -11,7 +11,7 @@ import { toInputTensor } from '../data/to-tensor.js';
 import { forwardLogits } from '../inference/fast-path.js';
 import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
 import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../inference/int8-fallback.js';
-import { parseIntOption, parseShareOption } from './options.js';
+import { parseIntOption, parseOutputStride, parseShareOption } from './options.js';
 import { packedConvAvailable, type Tensor } from '../torch/index.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff']);
@@ -41,6 +41,11 @@ export function calibrateCommand(): Command {
     .requiredOption('-m, --model <preset>', 'model preset (see `deeplab models`)')
     .option('-w, --weights <file>', ".pth or .safetensors checkpoint in the preset's key layout")
     .option('--num-classes <n>', "classes of the checkpoint (default: the preset's)", parseIntOption)
+    .option(
+      '--os <stride>',
+      "output stride 8, 16 or 32, as predict and eval will run it (default: the preset's)",
+      parseOutputStride,
+    )
     .requiredOption('--images <dir>', 'a folder of representative images (JPEG, PNG, WebP, TIFF)')
     .option('--count <n>', 'images to use, the first by name', parseIntOption, 16)
     .option(
@@ -62,6 +67,7 @@ export function calibrateCommand(): Command {
         model: string;
         weights?: string;
         numClasses?: number;
+        os?: 8 | 16 | 32;
         images: string;
         count: number;
         keepFp32: number;
@@ -72,7 +78,12 @@ export function calibrateCommand(): Command {
         const out = o.out ?? (o.weights ? calibrationPathFor(o.weights) : null);
         if (!out) throw new Error('calibrate: give --out FILE when there are no --weights to write it beside');
         const files = calibrationImages(o.images, o.count);
-        const seg = await load(o.model, { weights: o.weights, numClasses: o.numClasses, precision: 'fp32' });
+        const seg = await load(o.model, {
+          weights: o.weights,
+          numClasses: o.numClasses,
+          outputStride: o.os,
+          precision: 'fp32',
+        });
         try {
           const decoded = await Promise.all(files.map((f) => readImage(f)));
           const norm = seg.preset.normalization;

@@ -24,7 +24,7 @@ interface ExportOptions {
   dynamic?: boolean;
   precision: OnnxPrecision;
   numClasses?: number;
-  os?: 8 | 16;
+  os?: 8 | 16 | 32;
   alignCorners?: boolean;
 }
 
@@ -44,7 +44,7 @@ export function exportCommand(): Command {
         .default('fp32'),
     )
     .option('--num-classes <n>', "classes (default: the preset's)", parseIntOption)
-    .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
+    .option('--os <stride>', "output stride 8, 16 or 32 (default: the preset's)", parseOutputStride)
     .option('--align-corners', "the heads' and logits' resizes with align_corners (mmseg's 769x769 configs)")
     .action((o: ExportOptions) => {
       if (o.size && o.dynamic) throw new Error('export: give --size or --dynamic, not both');

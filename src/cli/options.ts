@@ -7,9 +7,10 @@ export function parseIntOption(v: string): number {
   return n;
 }
 
-export function parseOutputStride(v: string): 8 | 16 {
-  if (v !== '8' && v !== '16') throw new InvalidArgumentError(`expected 8 or 16, got "${v}"`);
-  return Number(v) as 8 | 16;
+/** 8 or 16 as the sources evaluate, or 32 (no atrous convolution; the demo's model). */
+export function parseOutputStride(v: string): 8 | 16 | 32 {
+  if (v !== '8' && v !== '16' && v !== '32') throw new InvalidArgumentError(`expected 8, 16 or 32, got "${v}"`);
+  return Number(v) as 8 | 16 | 32;
 }
 
 export function parseNonNegativeIntOption(v: string): number {

@@ -14,7 +14,7 @@ interface PredictOptions {
   model: string;
   weights?: string;
   numClasses?: number;
-  os?: 8 | 16;
+  os?: 8 | 16 | 32;
   out: string;
   palette?: 'voc' | 'cityscapes' | 'ade20k';
   classes?: string;
@@ -70,10 +70,10 @@ export function predictCommand(): Command {
       "classes (default: the preset's); a checkpoint with another count gets a fresh head",
       parseIntOption,
     )
-    .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
+    .option('--os <stride>', "output stride 8, 16 or 32 (default: the preset's)", parseOutputStride)
     .option(
       '--scale <factor>',
-      "run the model on each image resized by this factor, as the weights' config resized them (the demo's: 0.5); outputs keep the image's size",
+      "run the model on each image resized by this factor, as the weights' config resized them (data.test.scale); outputs keep the image's size",
       parseScaleOption,
       1,
     )

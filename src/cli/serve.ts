@@ -19,7 +19,7 @@ interface ServeOptions {
   host: string;
   precision: Precision;
   calibration?: string;
-  os?: 8 | 16;
+  os?: 8 | 16 | 32;
   maxBatch: number;
   maxWaitMs: number;
   maxQueue: number;
@@ -51,7 +51,7 @@ export function serveCommand(): Command {
         .default('fp32'),
     )
     .option('--calibration <file>', 'int8: the calibration file (default: <weights>.calib.json)')
-    .option('--os <stride>', "output stride 8 or 16 (default: the preset's)", parseOutputStride)
+    .option('--os <stride>', "output stride 8, 16 or 32 (default: the preset's)", parseOutputStride)
     .option('--max-batch <n>', 'most images of one size in a forward pass', parseIntOption, 4)
     .option('--max-wait-ms <ms>', 'how long an idle model waits for a batch to fill', parseNonNegativeIntOption, 5)
     .option('--max-queue <n>', 'images allowed to wait; more get 503 with Retry-After', parseNonNegativeIntOption, 32)
@@ -67,7 +67,7 @@ export function serveCommand(): Command {
     .option('--onnx <file>', "an ONNX export of the model, for the page's in-browser mode")
     .option(
       '--scale <factor>',
-      "run the model on each image resized by this factor, as the weights' config resized them (the demo's: 0.5); labels keep the image's size (not the page's in-browser mode)",
+      "run the model on each image resized by this factor, as the weights' config resized them (data.test.scale); labels keep the image's size (not the page's in-browser mode)",
       parseScaleOption,
       1,
     )

@@ -628,8 +628,9 @@ function demoConfig(): ConfigInput {
         flipProb: 0.5,
         photometric: false,
       },
+      // No test resize: the scenes are tested at their own size, as trained.
       test: {
-        scale: [128, 128],
+        scale: null,
       },
     },
     train: {

@@ -1,7 +1,7 @@
-// Running a model on a resized copy of the image: for weights trained on resized images (the
-// demo's model learned its scenes at half their side, as its config's test resize says), the
-// image is resized bilinear as the evaluation's test pipeline resizes it (mmcv rounding), and
-// the logits are resized back to the image's size, so labels line up with the pixels given.
+// Running a model on a resized copy of the image: for weights trained on resized images (a
+// config whose data.test.scale resizes them), the image is resized bilinear as the evaluation's
+// test pipeline resizes it (mmcv rounding), and the logits are resized back to the image's size,
+// so labels line up with the pixels given.
 import * as torch from '../torch/index.js';
 import { F } from '../torch/index.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';

@@ -9,6 +9,7 @@
 //    dropout 0.5, 3x3 256 + BN + ReLU + dropout 0.1, 1x1 to the classes (with bias).
 import { type Tensor, F, nn, cat } from '../../torch/index.js';
 import { setRates } from '../backbone.js';
+import { resizeFeatures } from '../segmentor.js';
 
 const ASPP_CHANNELS = 256;
 const LOW_LEVEL_CHANNELS = 48;
@@ -82,10 +83,7 @@ export class DeepLabV3PlusASPP extends nn.Module {
     // The pooled branch is 1x1 before upsampling, where NCHW and NHWC strides coincide, and can
     // come out NCHW; given the other branches' layout, the concatenation stays channels_last on
     // the fast path (a cat of mixed layouts is NCHW). A no-op for NCHW models.
-    const pool = sameLayout(
-      F.interpolate(this.global_avg_pool.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: true }),
-      branches[0],
-    );
+    const pool = sameLayout(resizeFeatures(this.global_avg_pool.forward(x), [h, w], true), branches[0]);
     const y = F.relu_(this.bn1.forward(this.conv1.forward(cat([...branches, pool], 1))));
     return this.dropout.forward(y);
   }
@@ -122,7 +120,7 @@ export class DeepLabV3PlusDecoder extends nn.Module {
   forward(x: Tensor, lowLevel: Tensor): Tensor {
     const low = F.relu_(this.bn1.forward(this.conv1.forward(lowLevel)));
     const [h, w] = low.shape.slice(-2);
-    const up = F.interpolate(x, { size: [h, w], mode: 'bilinear', alignCorners: true });
+    const up = resizeFeatures(x, [h, w], true);
     return this.last_conv.forward(cat([up, low], 1));
   }
 }

@@ -4,6 +4,7 @@
 // subclass builds anything, hence `decode_head.conv_seg.*` leads each head's keys.
 import { type Tensor, nn, F, scope } from '../../torch/index.js';
 import { featureAt, scaleRates, setRates, type Features, type OutputStride } from '../backbone.js';
+import { resizeFeatures } from '../segmentor.js';
 
 interface ConvOptions {
   stride?: number;
@@ -151,9 +152,7 @@ export class ASPPHead extends DecodeHead {
     // as soon as the bottleneck has read them, not when the whole head returns.
     return scope(() => {
       const pooled = this.image_pool.forward(x);
-      const outs = [
-        F.interpolate(pooled, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: this.alignCorners }),
-      ];
+      const outs = [resizeFeatures(pooled, [x.shape[2], x.shape[3]], this.alignCorners)];
       for (const m of this.aspp_modules) outs.push(m.forward(x));
       return this.bottleneck.forward(F.cat(outs, 1));
     });
@@ -198,11 +197,7 @@ export class DepthwiseSeparableASPPHead extends ASPPHead {
       const out = this.aspp(featureAt(features, this.inIndex));
       if (!this.c1_bottleneck) return out;
       const c1 = this.c1_bottleneck.forward(featureAt(features, 0));
-      const up = F.interpolate(out, {
-        size: [c1.shape[2], c1.shape[3]],
-        mode: 'bilinear',
-        alignCorners: this.alignCorners,
-      });
+      const up = resizeFeatures(out, [c1.shape[2], c1.shape[3]], this.alignCorners);
       return F.cat([up, c1], 1);
     });
     return this.clsSeg(this.sep_bottleneck.forward(decoderIn));

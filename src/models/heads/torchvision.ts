@@ -1,7 +1,8 @@
 // torchvision's segmentation heads (models/segmentation/deeplabv3.py and fcn.py), with the same
 // module tree, so that `classifier.0.convs.4.1.weight` and friends load from its checkpoints.
 // The ASPP rates can be rewritten in place when the backbone's output stride changes.
-import { type Tensor, nn, F, cat } from '../../torch/index.js';
+import { type Tensor, nn, cat } from '../../torch/index.js';
+import { resizeFeatures } from '../segmentor.js';
 import { setRates } from '../backbone.js';
 
 /** 3x3 atrous conv, BN, ReLU: one parallel branch of ASPP. */
@@ -33,7 +34,7 @@ export class ASPPPooling extends nn.Sequential {
 
   override forward(x: Tensor): Tensor {
     const [h, w] = x.shape.slice(-2);
-    return F.interpolate(super.forward(x), { size: [h, w], mode: 'bilinear', alignCorners: false });
+    return resizeFeatures(super.forward(x), [h, w], false);
   }
 }
 

@@ -12,6 +12,7 @@ import { forwardLogits } from '../inference/fast-path.js';
 import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
 import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../inference/int8-fallback.js';
 import { parseIntOption, parseOutputStride, parseShareOption } from './options.js';
+import type { OutputStride } from '../models/backbone.js';
 import { packedConvAvailable, type Tensor } from '../torch/index.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff']);
@@ -67,7 +68,7 @@ export function calibrateCommand(): Command {
         model: string;
         weights?: string;
         numClasses?: number;
-        os?: 8 | 16 | 32;
+        os?: OutputStride;
         images: string;
         count: number;
         keepFp32: number;

@@ -13,6 +13,7 @@ import {
 } from '../export/export.js';
 import { OPSET, type OnnxPrecision } from '../export/onnx-model.js';
 import { parseIntOption, parseOutputStride, parseSizeOption } from './options.js';
+import type { OutputStride } from '../models/backbone.js';
 
 interface ExportOptions {
   format: 'onnx';
@@ -24,7 +25,7 @@ interface ExportOptions {
   dynamic?: boolean;
   precision: OnnxPrecision;
   numClasses?: number;
-  os?: 8 | 16 | 32;
+  os?: OutputStride;
   alignCorners?: boolean;
 }
 

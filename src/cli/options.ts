@@ -1,5 +1,6 @@
 // Option parsers shared by the commands: each names the option and the bad value.
 import { InvalidArgumentError } from 'commander';
+import { OUTPUT_STRIDES, type OutputStride } from '../models/backbone.js';
 
 export function parseIntOption(v: string): number {
   const n = Number(v);
@@ -8,9 +9,11 @@ export function parseIntOption(v: string): number {
 }
 
 /** 8 or 16 as the sources evaluate, or 32 (no atrous convolution; the demo's model). */
-export function parseOutputStride(v: string): 8 | 16 | 32 {
-  if (v !== '8' && v !== '16' && v !== '32') throw new InvalidArgumentError(`expected 8, 16 or 32, got "${v}"`);
-  return Number(v) as 8 | 16 | 32;
+export function parseOutputStride(v: string): OutputStride {
+  const os = OUTPUT_STRIDES.find((s) => String(s) === v);
+  if (os === undefined)
+    throw new InvalidArgumentError(`expected ${OUTPUT_STRIDES.join(', ').replace(/, (\d+)$/, ' or $1')}, got "${v}"`);
+  return os;
 }
 
 export function parseNonNegativeIntOption(v: string): number {

@@ -9,12 +9,13 @@ import { ensureDir } from '../data/output-dir.js';
 import { paletteFor, type Palette } from '../data/palettes.js';
 import { readCustomMeta } from '../data/datasets/custom.js';
 import { parseIntOption, parseOutputStride, parseScaleOption } from './options.js';
+import type { OutputStride } from '../models/backbone.js';
 
 interface PredictOptions {
   model: string;
   weights?: string;
   numClasses?: number;
-  os?: 8 | 16 | 32;
+  os?: OutputStride;
   out: string;
   palette?: 'voc' | 'cityscapes' | 'ade20k';
   classes?: string;

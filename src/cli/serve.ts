@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS } from '../serve/limits.js';
 import { paletteFor, paletteOfDataset } from '../data/palettes.js';
 import { classesPalette } from './predict.js';
 import { parseIntOption, parseNonNegativeIntOption, parseOutputStride, parseScaleOption } from './options.js';
+import type { OutputStride } from '../models/backbone.js';
 import { PRECISIONS, type Precision } from '../inference/fast-path.js';
 
 interface ServeOptions {
@@ -19,7 +20,7 @@ interface ServeOptions {
   host: string;
   precision: Precision;
   calibration?: string;
-  os?: 8 | 16 | 32;
+  os?: OutputStride;
   maxBatch: number;
   maxWaitMs: number;
   maxQueue: number;

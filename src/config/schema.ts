@@ -147,6 +147,12 @@ export const TrainConfig = z
     seed: z.number().int().min(0).default(0),
     /** data loading workers (threads), 0 = on the main thread */
     workers: z.number().int().min(0).default(2),
+    /**
+     * decode every training sample once before the first step and keep it in memory (the
+     * augmentations still run every step): for small datasets whose decoding is a real share of
+     * a step; refused when it would take more than half of the machine's memory
+     */
+    preload: z.boolean().default(false),
   })
   .strict();
 

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { vocColormap, type RGB } from './palettes.js';
 import { ensureDir } from './output-dir.js';
+import { openCustom } from './datasets/custom.js';
+import { preloadCachePath, preloadKey, writePreloadCache } from './preload-cache.js';
+import type { Decoded } from './loader-worker.js';
 
 export const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 export const SCENE_CLASSES = [
@@ -192,6 +195,7 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
   const metaFile = join(o.root, 'meta.json');
   const stamp = join(o.root, 'generator.json');
   if (existsSync(metaFile) && existsSync(stamp) && readFileSync(stamp, 'utf8') === generator) return metaFile;
+  const trainScenes: Decoded[] = [];
   for (const [split, count, source, base] of [
     ['train', o.trainCount, 'train', 0],
     ['val', o.valCount, 't10k', 1_000_000],
@@ -207,6 +211,8 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     for (let i = 0; i < count; i++) {
       const name = String(i).padStart(5, '0');
       const s = makeScene(items, o.size, seed * 7_919 + base + i, split === 'train' ? o.trainItems : undefined);
+      if (split === 'train')
+        trainScenes.push({ image: { width: o.size, height: o.size, data: s.rgb }, label: s.label });
       const written = Promise.all([
         sharp(s.rgb, { raw: { width: o.size, height: o.size, channels: 3 } })
           .png({ compressionLevel: 1 })
@@ -225,6 +231,11 @@ export async function writeSceneDataset(o: SceneDatasetOptions): Promise<string>
     writeFileSync(join(o.root, `${split}.txt`), names.join('\n') + '\n');
   }
   writeFileSync(metaFile, JSON.stringify(meta, null, 2));
+  // The training split's train.preload file (src/data/preload-cache.ts), from the pixels just
+  // painted: the PNGs hold exactly these, so the demo's first run need not decode 9,200 files.
+  // Keyed for a model of this dataset's 11 classes, as the demo config has.
+  const train = openCustom(o.root, metaFile, 'train', {});
+  writePreloadCache(preloadCachePath(train), preloadKey(train, SCENE_CLASSES.length), trainScenes);
   writeFileSync(stamp, generator); // last: a partial dataset is regenerated next time
   return metaFile;
 }

@@ -36,8 +36,16 @@ export interface LoaderContext {
 }
 
 export type SampleTask =
-  | { kind: 'train'; id: number; epoch: number; index: number; sample: Sample }
-  | { kind: 'eval'; id: number; index: number; sample: Sample };
+  /** `decoded`: the sample as a 'decode' task returned it (train.preload), so it is not read again */
+  | { kind: 'train'; id: number; epoch: number; index: number; sample: Sample; decoded?: Decoded }
+  | { kind: 'eval'; id: number; index: number; sample: Sample }
+  /** read, labelled and checked, but not transformed: what train.preload keeps in memory */
+  | { kind: 'decode'; id: number; index: number; sample: Sample };
+
+export interface Decoded {
+  image: RgbImage;
+  label: Uint8Array;
+}
 
 export type SampleResult =
   | {
@@ -63,7 +71,7 @@ function lookupFor(ctx: LoaderContext): Uint8Array {
 }
 
 /** The decoded image and its labels (after reduceZeroLabel / label map, checked), same size. */
-export async function readSample(sample: Sample, ctx: LoaderContext): Promise<{ image: RgbImage; label: Uint8Array }> {
+export async function readSample(sample: Sample, ctx: LoaderContext): Promise<Decoded> {
   const [img, mask] = await Promise.allSettled([readImage(sample.image), readMask(sample.mask)]);
   if (img.status === 'rejected') {
     const e = img.reason as Error;
@@ -100,7 +108,8 @@ export async function readSample(sample: Sample, ctx: LoaderContext): Promise<{ 
 /** Runs one task; never rejects: failures come back as results. */
 export async function runTask(task: SampleTask, ctx: LoaderContext): Promise<SampleResult> {
   try {
-    const { image, label } = await readSample(task.sample, ctx);
+    const { image, label } = task.kind === 'train' && task.decoded ? task.decoded : await readSample(task.sample, ctx);
+    if (task.kind === 'decode') return { id: task.id, ok: true, name: task.sample.name, image, label };
     if (task.kind === 'eval') {
       return {
         id: task.id,
@@ -112,6 +121,8 @@ export async function runTask(task: SampleTask, ctx: LoaderContext): Promise<Sam
       };
     }
     if (!ctx.train) throw new Error('train task without a train pipeline');
+    // trainTransform only reads its input (every step writes new arrays), so a preloaded sample
+    // is never changed by the augmentation of one epoch.
     const out = trainTransform(
       { image, label },
       ctx.train,

@@ -106,6 +106,7 @@ export function makeBatchSource(
       onBadSample,
       start: at,
       shard,
+      preload: cfg.train.preload,
     });
 }
 

@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import type { Normalization, Segmentor } from '../models/segmentor.js';
 import { segmentationLoss } from './losses.js';
 import { polyLr } from './schedule.js';
-import type { Batch } from '../data/loader.js';
+import type { Batch, PreloadInfo } from '../data/loader.js';
 import { batchToTensor } from '../data/to-tensor.js';
 import type { EvalSummary } from '../evaluation/on-split.js';
 import { saveCheckpoint, loadCheckpoint, lastCheckpoint, type TrainState } from './checkpoint.js';
@@ -20,6 +20,8 @@ import { DataParallel } from '../distributed/ddp.js';
 import { convertSyncBatchNorm } from '../distributed/sync-bn.js';
 
 export interface BatchSource {
+  /** resolves when the first batch can be asked for; preloading sources say what it took */
+  ready?(): Promise<PreloadInfo | null>;
   next(): Promise<Batch>;
   state(): { epoch: number; position: number };
   close(): void | Promise<void>;
@@ -167,6 +169,11 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   model.setOutputStride(cfg.model.outputStride.train);
   try {
+    const preloaded = await source.ready?.();
+    if (preloaded)
+      o.onNotice?.(
+        `train.preload: ${preloaded.samples} training samples in memory (${(preloaded.bytes / 2 ** 20).toFixed(0)} MiB) in ${preloaded.seconds.toFixed(1)} s, ${preloaded.from === 'file' ? `read from ${preloaded.file}` : `decoded; ${preloaded.notWritten ? `the preload file ${preloaded.notWritten}` : `saved to ${preloaded.file} for the next run`}`}`,
+      );
     while (state.iter < stopAt) {
       const t0 = performance.now();
       const lr = polyLr(state.iter, cfg.train.iters, base.lr, cfg.train.schedule);

@@ -12,6 +12,9 @@ import {
 } from '../../src/data/fashion-scenes.js';
 import { createHash } from 'node:crypto';
 import { readMask } from '../../src/data/masks.js';
+import { openDataset } from '../../src/data/datasets/index.js';
+import { DataLoader } from '../../src/data/loader.js';
+import { TrainPipelineConfig } from '../../src/config/schema.js';
 import { tempDir } from '../helpers/paths.js';
 
 test(
@@ -57,6 +60,33 @@ test(
     const before = statSync(meta).mtimeMs;
     await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
     assert.equal(statSync(meta).mtimeMs, before);
+
+    // The generator's preload file holds what decoding the PNGs gives: a preloading loader reads
+    // it instead of decoding, and its batches equal those of a loader that decodes every time.
+    const train = openDataset({ type: 'custom', root, meta }, 'train');
+    const o = {
+      pipeline: TrainPipelineConfig.parse({ scale: [64, 64], crop: [48, 48] }),
+      batchSize: 4,
+      seed: 3,
+      workers: 0,
+      numClasses: 11,
+    };
+    const got = async (preload: boolean) => {
+      const loader = new DataLoader(train, { ...o, preload });
+      try {
+        const info = await loader.ready();
+        return { info, batches: [await loader.next(), await loader.next()] };
+      } finally {
+        await loader.close();
+      }
+    };
+    const [plain, preloaded] = [await got(false), await got(true)];
+    assert.equal(preloaded.info?.from, 'file');
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(preloaded.batches[i].names, plain.batches[i].names);
+      assert.ok(Buffer.from(preloaded.batches[i].images).equals(Buffer.from(plain.batches[i].images)));
+      assert.ok(Buffer.from(preloaded.batches[i].labels).equals(Buffer.from(plain.batches[i].labels)));
+    }
   },
 );
 

@@ -62,7 +62,7 @@ export function demoCommand(): Command {
     )
     .option(
       '--train-scenes <n>',
-      'training scenes to generate (800 iterations x 16: each seen 1.4 times)',
+      'training scenes to generate (1,150 iterations x 16: each seen twice)',
       parseIntOption,
       9200,
     )

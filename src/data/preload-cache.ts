@@ -1,8 +1,8 @@
 // train.preload's file: one split's decoded samples (RGB pixels and checked labels) in one file
 // under the dataset root, so that the next run reads them in about a second instead of decoding
 // every image again (the demo's 9,200 PNG scenes: 15-30 s of decoding on 2 cores). The file is
-// keyed by what decoding depends on: every image and mask file's path, size and modification time,
-// and the label rules (class count, reduceZeroLabel, label map, ignore index). Any change there
+// keyed by what decoding depends on: every image and mask file's path under the root, size and
+// modification time, and the label rules (class count, reduceZeroLabel, label map, ignore index). Any change there
 // gives another key, and the file is decoded and written again; a file that is not ours, cut
 // short or written for another key is never used.
 //
@@ -11,7 +11,7 @@
 // SharedArrayBuffer: the loader's worker threads then receive views into it, not copies.
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Dataset } from './datasets/types.js';
 import type { Decoded } from './loader-worker.js';
 
@@ -38,7 +38,11 @@ export function preloadKey(dataset: Dataset, numClasses: number): string {
     const s = statSync(f, { throwIfNoEntry: false });
     return s ? `${s.size}:${s.mtimeMs}` : 'missing';
   };
-  for (const s of dataset.samples) h.update(`\n${s.name}\0${s.image}\0${stamp(s.image)}\0${s.mask}\0${stamp(s.mask)}`);
+  // Paths relative to the root: the same dataset opened through a relative or an absolute root
+  // (the demo's generator and the trainer) has one key.
+  const at = (f: string) => relative(dataset.root, f);
+  for (const s of dataset.samples)
+    h.update(`\n${s.name}\0${at(s.image)}\0${stamp(s.image)}\0${at(s.mask)}\0${stamp(s.mask)}`);
   return h.digest('hex');
 }
 

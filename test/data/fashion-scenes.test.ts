@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import {
   makeScene,
   readFashionMnist,
@@ -51,8 +51,10 @@ test(
   'the dataset folder is written once and reused',
   { skip: !existsSync(FASHION_DIR) && 'dataset-fashion-mnist not installed' },
   async () => {
+    // Written through a relative root, as the demo does (.cache/fashion-scenes); read below
+    // through the absolute one, as the trainer does.
     const root = tempDir('scenes-');
-    const meta = await writeSceneDataset({ root, trainCount: 6, valCount: 3, size: 64 });
+    const meta = await writeSceneDataset({ root: relative(process.cwd(), root), trainCount: 6, valCount: 3, size: 64 });
     const m = JSON.parse(readFileSync(meta, 'utf8'));
     assert.deepEqual(m.classes, SCENE_CLASSES);
     assert.equal(readFileSync(join(root, 'train.txt'), 'utf8').trim().split('\n').length, 6);
@@ -63,7 +65,7 @@ test(
 
     // The generator's preload file holds what decoding the PNGs gives: a preloading loader reads
     // it instead of decoding, and its batches equal those of a loader that decodes every time.
-    const train = openDataset({ type: 'custom', root, meta }, 'train');
+    const train = openDataset({ type: 'custom', root, meta: resolve(meta) }, 'train');
     const o = {
       pipeline: TrainPipelineConfig.parse({ scale: [64, 64], crop: [48, 48] }),
       batchSize: 4,

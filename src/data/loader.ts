@@ -357,7 +357,7 @@ export class DataLoader {
     }
     const threads = this.o.workers === 0 ? 0 : Math.max(this.o.workers, availableParallelism());
     const executor = makeExecutor(threads, ctx, 4 * Math.max(1, threads));
-    const out: (Decoded | SampleResult)[] = new Array(this.n);
+    const out = new Array<Decoded | SampleResult>(this.n);
     let bytes = 0;
     let next = 0;
     let failed = false;

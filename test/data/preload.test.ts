@@ -137,3 +137,13 @@ test('preloading more than the memory limit is refused, naming train.preload', a
     if (attempt === 'decoding') await run(root, { preload: true }, 1); // now the file exists
   }
 });
+
+test('a preload file that cannot be written is reported, and the run goes on from memory', async () => {
+  const root = await writeVoc(join(dir, 'readonly'), { train: 3, val: 1 });
+  writeFileSync(join(root, '.deeplab-preload'), 'a file where the folder would go');
+  const plain = await run(root, {}, 2);
+  const r = await run(root, { preload: true }, 2);
+  assert.equal(r.info?.from, 'decoding');
+  assert.match(r.info?.notWritten ?? '', /^not written \(.*(EEXIST|ENOTDIR)/);
+  sameBatches(r.batches, plain.batches, 'unwritable');
+});

@@ -582,7 +582,7 @@ export const CONFIG_DIRS = ['deeplabv3', 'deeplabv3plus', 'deeplabv2', 'torchvis
  * The README demo (`deeplab demo`): DeepLabV3+ R-18-D8 from scratch on Fashion-MNIST scenes
  * (src/data/fashion-scenes.ts, 128x128, at their own size), after a short item pre-training of its
  * backbone (DEMO_ITEM_PRETRAIN, src/training/item-pretrain.ts); trained and evaluated at OS32,
- * sized so the whole demo runs in under six minutes on 2 cores. The demo command sets the dataset
+ * sized so the whole demo runs in about six minutes on 2 cores. The demo command sets the dataset
  * root and work dir and generates training scenes of 2-5 items.
  */
 function demoConfig(): ConfigInput {

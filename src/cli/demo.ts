@@ -51,7 +51,7 @@ interface DemoOptions {
 export function demoCommand(): Command {
   return new Command('demo')
     .description(
-      'train and evaluate a DeepLabV3+ on Fashion-MNIST scenes (under six minutes on 2 cores), then segment samples and write the report',
+      'train and evaluate a DeepLabV3+ on Fashion-MNIST scenes (about six minutes on 2 cores), then segment samples and write the report',
     )
     .option('--iters <n>', "training iterations (default: the demo config's)", parseIntOption)
     .option('--seed <n>', "training seed, train.seed (default: the demo config's, 0)", parseNonNegativeIntOption)

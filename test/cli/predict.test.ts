@@ -105,7 +105,9 @@ test('a checkpoint for another class count: a clear error, or a fresh head with 
       v.every((x) => Number.isFinite(x) && Math.abs(x) <= 1 / 16),
       `${k} within the init bound`,
     );
-    assert.equal(new Set(v).size, v.length, `${k} drawn: distinct values`);
+    // Nearly all distinct, not all: torch draws uniforms on a 2^-24 grid, so two of 1,280 values
+    // coincide in about one run in twenty (the birthday bound); leftover memory would repeat far more.
+    assert.ok(new Set(v).size >= v.length - 4, `${k} drawn: ${new Set(v).size} distinct of ${v.length}`);
   }
   // 1,280 weights uniform in +-1/16 have a standard deviation near 0.036
   const w = seg.model.stateDict().get('classifier.4.weight')!.toArray();

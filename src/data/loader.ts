@@ -348,10 +348,10 @@ export class DataLoader {
       );
     const file = preloadCachePath(this.dataset);
     const key = preloadKey(this.dataset, this.o.numClasses);
-    const cached = readPreloadCache(file, key, this.n);
+    // Refused from the file's header, before its data is read into memory.
+    const cached = readPreloadCache(file, key, this.n, (b) => (b > limit ? tooBig(b) : null));
     if (cached) {
       const bytes = cached.reduce((n, d) => n + d.image.data.byteLength + d.label.byteLength, 0);
-      if (bytes > limit) throw tooBig(bytes);
       this.decoded = cached;
       return { samples: this.n, bytes, seconds: (performance.now() - t0) / 1000, file, from: 'file' };
     }

@@ -46,20 +46,32 @@ export function preloadKey(dataset: Dataset, numClasses: number): string {
   return h.digest('hex');
 }
 
+type Size = readonly [width: number, height: number];
+
+/** Bytes of the samples' data: each H x W x 3 pixels, then H x W labels. */
+function dataBytes(sizes: readonly Size[]): number {
+  return sizes.reduce((n, [w, h]) => n + w * h * 4, 0);
+}
+
+/** Views of each sample's pixels and labels in `all`, laid out as the file holds them. */
+function carve(all: Uint8Array, sizes: readonly Size[]): Decoded[] {
+  let at = 0;
+  return sizes.map(([width, height]) => {
+    const data = all.subarray(at, (at += width * height * 3));
+    const label = all.subarray(at, (at += width * height));
+    return { image: { width, height, data }, label };
+  });
+}
+
 /** The samples copied into one SharedArrayBuffer (views into it come back, in the same order). */
 export function packDecoded(samples: readonly Decoded[]): Decoded[] {
-  const total = samples.reduce((n, s) => n + s.image.data.byteLength + s.label.byteLength, 0);
-  const all = new Uint8Array(new SharedArrayBuffer(total));
-  let at = 0;
-  return samples.map((s) => {
-    const image = all.subarray(at, at + s.image.data.byteLength);
-    image.set(s.image.data);
-    at += image.byteLength;
-    const label = all.subarray(at, at + s.label.byteLength);
-    label.set(s.label);
-    at += label.byteLength;
-    return { image: { width: s.image.width, height: s.image.height, data: image }, label };
+  const sizes = samples.map((s): Size => [s.image.width, s.image.height]);
+  const views = carve(new Uint8Array(new SharedArrayBuffer(dataBytes(sizes))), sizes);
+  views.forEach((v, i) => {
+    v.image.data.set(samples[i].image.data);
+    v.label.set(samples[i].label);
   });
+  return views;
 }
 
 /** Writes the file atomically (a killed run leaves the old file or none, never half of one). */
@@ -95,8 +107,16 @@ export function writePreloadCache(file: string, key: string, samples: readonly D
   renameSync(tmp, file);
 }
 
-/** The samples from the file when it holds exactly `count` samples for `key`; null otherwise. */
-export function readPreloadCache(file: string, key: string, count: number): Decoded[] | null {
+/**
+ * The samples from the file when it holds exactly `count` samples for `key`; null otherwise.
+ * `refuse` sees the data's size before anything is allocated; an error it returns is thrown.
+ */
+export function readPreloadCache(
+  file: string,
+  key: string,
+  count: number,
+  refuse?: (bytes: number) => Error | null,
+): Decoded[] | null {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -118,23 +138,18 @@ export function readPreloadCache(file: string, key: string, count: number): Deco
       return null;
     }
     if (header.key !== key || !Array.isArray(header.sizes) || header.sizes.length !== count) return null;
-    const sizes = header.sizes as [number, number][];
-    const bytes = sizes.reduce((n, [w, h]) => n + w * h * 4, 0);
+    const sizes = header.sizes as Size[];
+    const bytes = dataBytes(sizes);
     if (12 + length + bytes !== size) return null;
+    const refused = refuse?.(bytes);
+    if (refused) throw refused;
     const all = new Uint8Array(new SharedArrayBuffer(bytes));
     for (let off = 0; off < bytes;) {
       const n = readSync(fd, all, off, Math.min(bytes - off, 1 << 30), 12 + length + off);
       if (n <= 0) return null;
       off += n;
     }
-    let at = 0;
-    return sizes.map(([width, height]) => {
-      const data = all.subarray(at, at + width * height * 3);
-      at += data.byteLength;
-      const label = all.subarray(at, at + width * height);
-      at += label.byteLength;
-      return { image: { width, height, data }, label };
-    });
+    return carve(all, sizes);
   } finally {
     closeSync(fd);
   }

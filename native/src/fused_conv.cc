@@ -68,11 +68,12 @@ struct PackedConv {
   int64_t oc, icg, kh, kw, groups;
   std::array<int64_t, 2> stride, padding, dilation;
   Act act;
-  // int8 (static post-training quantization): the input is quantized with one calibrated scale
-  // (u8 when it is never negative, else s8), the weights per output channel, symmetric; the
-  // accumulator is rescaled to fp32 (oneDNN's output scales) before bias, residual and activation.
+  // int8 (static post-training quantization): the input is quantized to u8 with one calibrated
+  // scale and zero point (affine: the zero point is 0 when the input is never negative), the
+  // weights per output channel, symmetric; the accumulator is rescaled to fp32 (oneDNN's output
+  // scales) before bias, residual and activation.
   bool int8 = false;
-  bool srcSigned = false;
+  int32_t zeroPoint = 0;
   float inScale = 1.f;
   std::vector<float> wScales;      // per output channel
   std::vector<float> outScales;    // inScale * wScales
@@ -113,7 +114,7 @@ std::shared_ptr<dnnl::memory> packFor(PackedConv& p, const dnnl::memory::desc& w
   dnnl::primitive_attr attr;
   if (p.int8) {
     // fp32 -> s8 with 1 / scale per output channel (dims 0, or 0 and 1 for grouped weights); the
-    // reorder rounds to nearest, saturates, and computes the compensation s8 inputs need.
+    // reorder rounds to nearest and saturates.
     std::vector<float> inv(p.wScales.size());
     for (size_t i = 0; i < inv.size(); i++) inv[i] = 1.f / p.wScales[i];
     attr.set_output_scales(p.groups == 1 ? 1 : 3, inv);
@@ -219,7 +220,7 @@ ShapeEntry& entryFor(PackedConv& p, int64_t n, int64_t h, int64_t w, bool sum) {
   const int64_t oh = (h + 2 * p.padding[0] - (p.dilation[0] * (p.kh - 1) + 1)) / p.stride[0] + 1;
   const int64_t ow = (w + 2 * p.padding[1] - (p.dilation[1] * (p.kw - 1) + 1)) / p.stride[1] + 1;
   TORCH_CHECK(oh > 0 && ow > 0, "fused conv: the input (", h, "x", w, ") is smaller than the kernel's reach");
-  const dt srcType = !p.int8 ? dt::f32 : p.srcSigned ? dt::s8 : dt::u8;
+  const dt srcType = !p.int8 ? dt::f32 : dt::u8;
   dnnl::memory::desc src({n, ic, h, w}, srcType, tag::nhwc);
   dnnl::memory::desc dst({n, p.oc, oh, ow}, dt::f32, tag::nhwc);
   dnnl::memory::desc wany(weightDims(p), p.int8 ? dt::s8 : dt::f32, tag::any);
@@ -231,6 +232,9 @@ ShapeEntry& entryFor(PackedConv& p, int64_t n, int64_t h, int64_t w, bool sum) {
   dnnl::primitive_attr attr;
   attr.set_post_ops(postOps(p, sum));
   if (p.int8) attr.set_output_scales(1 << 1, p.outScales);  // per output channel (dst dim 1)
+  // The kernel subtracts the zero point's share from the sums, padding included (the padded
+  // border stands for x = 0, so it adds nothing), as PyTorch's quantized conv does.
+  if (p.int8 && p.zeroPoint != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {p.zeroPoint});
   dnnl::convolution_forward::primitive_desc pd(d, attr, cpuEngine());
   ShapeEntry e{{n, h, w}, sum, dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), pd.weights_desc(),
                nullptr, {oh, ow}};
@@ -240,38 +244,35 @@ ShapeEntry& entryFor(PackedConv& p, int64_t n, int64_t h, int64_t w, bool sum) {
   return p.shapes.back();
 }
 
-// x / scale rounded to nearest even and saturated, to u8 (or s8): the int8 conv's input. oneDNN's
-// reorder does the same through a generic kernel (jit:uni) that took as long as the int8 conv
-// itself; this is a plain AVX-512 loop, memory-bound, on LibTorch's thread pool.
-__attribute__((target("avx512f,avx512bw"))) void quantizeAvx512(const float* x, void* out, int64_t begin, int64_t end,
-                                                                 float inv, bool isSigned) {
+// x / scale rounded to nearest even, plus the zero point, saturated to u8: the int8 conv's input.
+// oneDNN's reorder does the same through a generic kernel (jit:uni) that took as long as the int8
+// conv itself; this is a plain AVX-512 loop, memory-bound, on LibTorch's thread pool.
+inline uint8_t quantizeOne(float x, float inv, int32_t zp) {
+  return static_cast<uint8_t>(std::min(255.f, std::max(0.f, std::nearbyint(x * inv) + static_cast<float>(zp))));
+}
+
+__attribute__((target("avx512f,avx512bw"))) void quantizeAvx512(const float* x, uint8_t* out, int64_t begin,
+                                                                 int64_t end, float inv, int32_t zp) {
   const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i vzp = _mm512_set1_epi32(zp);
   const __m512i zero = _mm512_setzero_si512();
   int64_t i = begin;
   for (; i + 16 <= end; i += 16) {
     __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vinv));  // nearest even
-    __m128i b = isSigned ? _mm512_cvtsepi32_epi8(v) : _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, zero));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(out) + i), b);
+    v = _mm512_max_epi32(_mm512_add_epi32(v, vzp), zero);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtusepi32_epi8(v));  // saturates at 255
   }
-  for (; i < end; i++) {
-    const float r = std::nearbyint(x[i] * inv);
-    if (isSigned) static_cast<int8_t*>(out)[i] = static_cast<int8_t>(std::min(127.f, std::max(-128.f, r)));
-    else static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, r)));
-  }
+  for (; i < end; i++) out[i] = quantizeOne(x[i], inv, zp);
 }
 
-void quantizeInput(const at::Tensor& x, at::Tensor& out, float scale, bool isSigned) {
+void quantizeInput(const at::Tensor& x, at::Tensor& out, float scale, int32_t zp) {
   const float* src = x.data_ptr<float>();
-  void* dst = out.data_ptr();
+  uint8_t* dst = out.data_ptr<uint8_t>();
   const float inv = 1.f / scale;
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
   at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    if (avx512) return quantizeAvx512(src, dst, begin, end, inv, isSigned);
-    for (int64_t i = begin; i < end; i++) {
-      const float r = std::nearbyint(src[i] * inv);
-      if (isSigned) static_cast<int8_t*>(dst)[i] = static_cast<int8_t>(std::min(127.f, std::max(-128.f, r)));
-      else static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(std::min(255.f, std::max(0.f, r)));
-    }
+    if (avx512) return quantizeAvx512(src, dst, begin, end, inv, zp);
+    for (int64_t i = begin; i < end; i++) dst[i] = quantizeOne(src[i], inv, zp);
   });
 }
 
@@ -292,7 +293,7 @@ bool int8HasVnni() {
 }
 float int8WeightMax() { return int8HasVnni() ? 127.f : 63.f; }
 
-// convPack(weight, bias|null, stride[2], padding[2], dilation[2], groups, act[, inScale, signed, inputMean|null]) -> packed
+// convPack(weight, bias|null, stride[2], padding[2], dilation[2], groups, act[, inScale, zeroPoint, inputMean|null]) -> packed
 // act: 0 none, 1 relu, 2 relu6, 3 hardswish. The weight and bias are copied (fp32), so the
 // module's own parameters can change or go without affecting the packed conv.
 Napi::Value ConvPack(const Napi::CallbackInfo& info) {
@@ -324,12 +325,14 @@ Napi::Value ConvPack(const Napi::CallbackInfo& info) {
   TORCH_CHECK(act >= 0 && act <= 3, "fused conv: unknown activation ", act);
   p->act = static_cast<Act>(act);
   TORCH_CHECK(p->groups >= 1 && p->oc % p->groups == 0, "fused conv: groups must divide the output channels");
-  // int8: info[7] the input's calibrated scale (max |x| / 255 or / 127; 0 = fp32), info[8] signed
+  // int8: info[7] the input's calibrated scale (0 = fp32), info[8] its zero point (0-255: x = scale * (q - zero point))
   const double inScale = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().DoubleValue() : 0.0;
   if (inScale > 0) {
     TORCH_CHECK(std::isfinite(inScale), "fused conv: the int8 input scale must be finite, got ", inScale);
     p->int8 = true;
-    p->srcSigned = info[8].ToBoolean().Value();
+    const int64_t zp = intValue(info[8], "zeroPoint");
+    TORCH_CHECK(zp >= 0 && zp <= 255, "fused conv: the int8 zero point must be 0-255, got ", zp);
+    p->zeroPoint = static_cast<int32_t>(zp);
     p->inScale = static_cast<float>(inScale);
     const float wmax = int8WeightMax();
     at::Tensor amax = p->weight.abs().amax({1, 2, 3}).clamp_min(1e-12).div(wmax).contiguous();
@@ -419,7 +422,7 @@ Napi::Value ConvRun(const Napi::CallbackInfo& info) {
   at::Tensor q;
   if (p.int8) {
     q = at::empty({x.numel()}, x.options().dtype(at::kByte));
-    quantizeInput(x, q, p.inScale, p.srcSigned);
+    quantizeInput(x, q, p.inScale, p.zeroPoint);
   }
   dnnl::memory src(e.src, cpuEngine(), p.int8 ? q.data_ptr() : x.data_ptr());
   dnnl::memory dst(e.dst, cpuEngine(), y.data_ptr());

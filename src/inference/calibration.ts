@@ -3,10 +3,9 @@
 // stay fp32. Saved as JSON beside the weights (`<weights>.calib.json`, calibrationPathFor) by
 // `deeplab calibrate`; read back by load(..., { precision: 'int8' }).
 //
-// Observer: min/max of each conv's input over all calibration images (the input scale is then
-// max |x| / 255 for a never-negative input, quantized u8, else / 127, s8; clipping the range at
-// the 99.99th or 99.9th percentile lost agreement on the presets), and the mean of each input
-// channel, for bias correction. Weights are quantized per output channel, symmetric, when the
+// Observer: min/max of each conv's input over all calibration images (quantized u8, affine:
+// affineU8; clipping the range at the 99.99th or 99.9th percentile lost agreement on the
+// presets), and the mean of each input channel, for bias correction. Weights are quantized per output channel, symmetric, when the
 // model is packed; the bias absorbs the mean shift that rounding them causes (native/src/fused_conv.cc).
 // Kept fp32 (they lose accuracy, or gain nothing): the stem (fewer than 16 input channels), any
 // conv whose input is a 1x1 map (the image-pooling branch) and the classifier (the last conv the
@@ -52,26 +51,36 @@ export function calibrationPathFor(weights: string): string {
   return `${weights}.calib.json`;
 }
 
+/**
+ * The u8 quantization of a range, affine as PyTorch's quint8 observers make it: the range is
+ * widened to hold 0, scale = (max - min) / 255, and the zero point (0-255) is where 0 lands, so
+ * 0 (the convs' zero padding, a ReLU's floor) is represented exactly. A never-negative input gets
+ * zero point 0 and scale max / 255; a hardswish output ([-0.375, max]) keeps nearly all 256
+ * steps for its positive side, where a symmetric s8 scale (max / 127) had half as many.
+ */
+export function affineU8(min: number, max: number): { scale: number; zeroPoint: number } {
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0);
+  // An input that is all zeros on the calibration images: any positive scale represents it.
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale = (hi - lo) / 255;
+  return { scale, zeroPoint: lo < 0 ? Math.min(255, Math.round(-lo / scale)) : 0 };
+}
+
 /** The conv's int8 input spec from its calibrated range (null: kept fp32 or not calibrated). */
 export function int8InputOf(
   c: Calibration,
   name: string,
   conv: nn.Conv2d,
-): { inputScale: number; signed: boolean; inputMean: Tensor } | null {
+): { inputScale: number; zeroPoint: number; inputMean: Tensor } | null {
   const r = c.convs[name];
   if (!r || name in c.fp32) return null;
   if (r.mean.length !== conv.inChannels)
     throw new Error(
       `int8 calibration: convs.${name}.mean has ${r.mean.length} channels, the model's conv ${conv.inChannels}: the calibration is for another model`,
     );
-  const signed = r.min < 0;
-  const amax = Math.max(Math.abs(r.min), Math.abs(r.max));
-  // An input that is all zeros on the calibration images: any positive scale represents it.
-  return {
-    inputScale: amax > 0 ? amax / (signed ? 127 : 255) : 1,
-    signed,
-    inputMean: torch.tensor(Float32Array.from(r.mean)),
-  };
+  const { scale, zeroPoint } = affineU8(r.min, r.max);
+  return { inputScale: scale, zeroPoint, inputMean: torch.tensor(Float32Array.from(r.mean)) };
 }
 
 /**

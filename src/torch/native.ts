@@ -73,9 +73,9 @@ export interface NativeBinding {
     dilation: number[],
     groups: number,
     act: number,
-    /** int8: the input's quantization scale (0: fp32), and whether it is signed (s8, else u8) */
+    /** int8: the input's quantization scale (0: fp32) and zero point (u8: x = scale * (q - zeroPoint)) */
     inScale?: number,
-    signed?: boolean,
+    zeroPoint?: number,
     /** int8: the input's per-channel mean, for bias correction */
     inputMean?: Handle | null,
   ): PackedConvHandle;

@@ -17,12 +17,14 @@ export interface PackedConvSpec {
   act: ConvActivation | null;
   /**
    * int8 (post-training static quantization, on the CPU's VNNI instructions): the input is
-   * quantized with this calibrated scale (x / scale rounded; u8, or s8 when signed) and the
-   * weights per output channel, symmetric; the output, bias, residual and activation stay fp32.
+   * quantized to u8 with this calibrated scale and zero point (x / scale rounded, plus the zero
+   * point; PyTorch's affine quint8) and the weights per output channel, symmetric; the output,
+   * bias, residual and activation stay fp32.
    */
   int8?: {
     inputScale: number;
-    signed: boolean;
+    /** 0-255; 0 for an input that is never negative */
+    zeroPoint: number;
     /** the input's per-channel mean (float32, in channels): the bias absorbs the mean shift rounding the weights causes */
     inputMean?: Tensor;
   };
@@ -57,7 +59,7 @@ export class PackedConv2d {
       spec.groups,
       ACT_CODES[spec.act ?? 'none'],
       spec.int8?.inputScale ?? 0,
-      spec.int8?.signed ?? false,
+      spec.int8?.zeroPoint ?? 0,
       spec.int8?.inputMean?.handle ?? null,
     );
   }

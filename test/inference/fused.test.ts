@@ -162,3 +162,74 @@ test('a packed 3x3 conv run at ten alternating sizes stays equal to F.conv2d', {
     }
   });
 });
+
+// int8 packed convs (native/src/fused_conv.cc): the input goes to u8 with its scale and zero point
+// (x / scale rounded, plus the zero point, saturated), the weights to 8 bits per output channel
+// (7 without VNNI), and the sums come back through the scales. So the result must be F.conv2d on
+// those same rounded values, up to float rounding of the rescale. The zero point must come off
+// every sum, also where the kernel reads padding (which stands for x = 0); cases with signed input
+// (zero point inside 0-255), never-negative input (0), strides, dilation, groups (depthwise) and a
+// residual add with ReLU.
+test(
+  'packed int8 convs equal F.conv2d on the quantized input and weights (u8 with a zero point, padding, groups)',
+  { skip },
+  () => {
+    torch.manualSeed(5);
+    const wmax = torch.int8UsesVnni() ? 127 : 63;
+    const cases = [
+      { ic: 32, oc: 48, k: 3, stride: 1, pad: 1, dil: 1, groups: 1, lo: -0.375, hi: 6, residual: false },
+      { ic: 32, oc: 32, k: 3, stride: 2, pad: 2, dil: 2, groups: 1, lo: -3, hi: 2, residual: true },
+      { ic: 64, oc: 64, k: 5, stride: 1, pad: 2, dil: 1, groups: 64, lo: -0.375, hi: 9, residual: false },
+      { ic: 48, oc: 16, k: 1, stride: 1, pad: 0, dil: 1, groups: 1, lo: -4, hi: 1, residual: true },
+      { ic: 32, oc: 32, k: 3, stride: 1, pad: 1, dil: 1, groups: 1, lo: 0, hi: 5, residual: false },
+    ];
+    for (const c of cases) {
+      torch.scope(() => {
+        const what = `${c.ic}->${c.oc} k${c.k} s${c.stride} p${c.pad} d${c.dil} g${c.groups} [${c.lo}, ${c.hi}]`;
+        const weight = torch.randn([c.oc, c.ic / c.groups, c.k, c.k]);
+        const bias = torch.randn([c.oc]);
+        // values over [lo, hi] and a little beyond (saturated), as calibrated ranges see
+        const x = torch
+          .rand([2, c.ic, 13, 17])
+          .mul(1.1 * (c.hi - c.lo))
+          .add(c.lo * 1.05)
+          .contiguous('channels_last');
+        const scale = (c.hi - c.lo) / 255;
+        const zeroPoint = Math.round(-c.lo / scale);
+        const o = {
+          stride: [c.stride, c.stride] as [number, number],
+          padding: [c.pad, c.pad] as [number, number],
+          dilation: [c.dil, c.dil] as [number, number],
+          groups: c.groups,
+        };
+        const act = c.residual ? ('relu' as const) : null;
+        const packed = new torch.PackedConv2d(weight, bias, { ...o, act, int8: { inputScale: scale, zeroPoint } });
+        try {
+          const xq = x
+            .mul(1 / scale)
+            .round()
+            .add(zeroPoint)
+            .clamp(0, 255)
+            .sub(zeroPoint)
+            .mul(scale);
+          const ws = weight.abs().amax([1, 2, 3], true).div(wmax);
+          const wq = weight.div(ws).round().clamp(-wmax, wmax).mul(ws);
+          let want = torch.F.conv2d(xq, wq, bias, o);
+          const residual = c.residual ? torch.randn(want.shape).contiguous('channels_last') : null;
+          if (residual) want = torch.F.relu(want.add(residual));
+          const y = torch.inferenceMode(() => packed.run(x, residual)!);
+          assert.deepEqual(y.shape, want.shape, what);
+          const err = y.sub(want).abs().max().item() / want.abs().max().item();
+          assert.ok(err < 1e-5, `${what}: max abs diff / max abs ${err}`);
+          // and the quantization is not a no-op: the float conv differs by more
+          let plain = torch.F.conv2d(x, weight, bias, o);
+          if (residual) plain = torch.F.relu(plain.add(residual));
+          const off = y.sub(plain).abs().max().item() / plain.abs().max().item();
+          assert.ok(off > 10 * err, `${what}: int8 ${off} from fp32, ${err} from the quantized reference`);
+        } finally {
+          packed.dispose();
+        }
+      });
+    }
+  },
+);

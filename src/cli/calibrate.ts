@@ -9,7 +9,7 @@ import { load } from '../api.js';
 import { readImage } from '../data/image.js';
 import { toInputTensor } from '../data/to-tensor.js';
 import { forwardLogits } from '../inference/fast-path.js';
-import { calibrate, calibrationPathFor, saveCalibration } from '../inference/calibration.js';
+import { calibrate, calibrationPathFor, rangeOutliers, saveCalibration } from '../inference/calibration.js';
 import { DEFAULT_KEEP, DEFAULT_MAX_FLOPS, keepSensitiveFp32 } from '../inference/int8-fallback.js';
 import { parseIntOption, parseOutputStride, parseShareOption } from './options.js';
 import type { OutputStride } from '../models/backbone.js';
@@ -99,7 +99,14 @@ export function calibrateCommand(): Command {
             }
           }
           const run = (x: Tensor) => forwardLogits(seg.model, x, seg.settings);
-          const ranges = calibrate(seg.model, seg.preset.name, batches(), run);
+          const peaks = new Map<string, number[]>();
+          const ranges = calibrate(seg.model, seg.preset.name, batches(), run, peaks);
+          for (const o of rangeOutliers(peaks, ranges))
+            console.warn(
+              `calibrate: warning: ${files[o.index]} widens the input range of ${o.convs} convs past 10x what the median image needs ` +
+                `(${o.worst.conv}: ${o.worst.ratio.toFixed(0)}x), so int8 steps get that much coarser for the other images; ` +
+                'leave it out unless the images you will segment look like it',
+            );
           // Without the fused convolution there is no int8 kernel to measure (nor to run later).
           const keep = packedConvAvailable() ? o.keepFp32 : 0;
           const probe = decoded.slice(0, o.fallbackImages).map((img) => toInputTensor(img, norm, 'channels_last'));

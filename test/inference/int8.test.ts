@@ -17,6 +17,7 @@ import {
   affineU8,
   calibrate,
   loadCalibration,
+  rangeOutliers,
   saveCalibration,
   type Calibration,
 } from '../../src/inference/calibration.js';
@@ -65,6 +66,44 @@ test('affineU8: scale and zero point of a calibrated range', () => {
   assert.deepEqual(affineU8(0, 0), { scale: 1, zeroPoint: 0 }); // all zeros
   const sym = affineU8(-3, 3);
   assert.ok(close(sym.scale, 6 / 255) && sym.zeroPoint === 128, JSON.stringify(sym));
+});
+
+// min/max ranges follow the largest calibration image; one whose activations dwarf the others'
+// is named (deeplab calibrate prints it), with how far it widens the range.
+test('calibrate records each conv peak per image; rangeOutliers names an image 50x the others', () => {
+  torch.manualSeed(6);
+  // conv 0 is quantized; conv 1 gives the logits, so it is the classifier, kept fp32
+  using model = new torch.nn.Sequential(new torch.nn.Conv2d(16, 16, 3, { padding: 1 }), new torch.nn.Conv2d(16, 4, 1));
+  const x = torch.randn([1, 16, 8, 8]);
+  const inputs = [x, x.mul(1.5), x.mul(50), x.mul(0.8)];
+  try {
+    const peaks = new Map<string, number[]>();
+    const c = calibrate(model, 'tiny', inputs, undefined, peaks);
+    assert.deepEqual([...peaks.keys()], ['0', '1']);
+    const p0 = peaks.get('0')!;
+    const xmax = torch.scope(() => x.abs().max().item());
+    const scales = [1, 1.5, 50, 0.8];
+    assert.ok(
+      p0.length === 4 && p0.every((v, i) => Math.abs(v / xmax - scales[i]) < 1e-5 * scales[i]),
+      JSON.stringify(p0),
+    );
+    assert.equal(c.convs['0'].max, Math.max(...inputs.map((t) => torch.scope(() => t.max().item()))));
+    const found = rangeOutliers(peaks, c);
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(found[0].index, 2);
+    assert.equal(found[0].worst.conv, '0');
+    assert.equal(c.fp32['1'], 'the classifier');
+    assert.ok(Math.abs(found[0].worst.ratio - 50) < 1e-3 && found[0].convs >= 1, JSON.stringify(found));
+    // convs kept fp32 are not counted; two images are too few to call one an outlier; 5x is not one
+    assert.deepEqual(rangeOutliers(peaks, { ...c, fp32: { 0: 'kept', 1: 'kept' } }), []);
+    const one = (p: number[]) => rangeOutliers(new Map([['0', p]]), c);
+    assert.deepEqual(one([1, 100]), []);
+    assert.deepEqual(one([1, 1.2, 5, 0.9]), []);
+    assert.equal(one([1, 1.2, 50, 0.9]).length, 1);
+  } finally {
+    inputs.slice(1).forEach((t) => t.dispose());
+    x.dispose();
+  }
 });
 
 // The issue's target: argmax agreement >= 98% with fp32 on the torchvision presets with seeded

@@ -119,6 +119,51 @@ test('calibrate records each conv peak per image; rangeOutliers names an image 5
 // FLOPs); on a held-out picture it must drop by at least 25% (measured here: ResNet-50 by 95%,
 // 8.7% of the FLOPs kept fp32, agreement 0.975 -> 0.963; MobileNetV3 by 53%, 2.5% of the FLOPs,
 // agreement 0.961 -> 0.980), most FLOPs still int8.
+// The issue's 98% where it is a fair measure: ResNet-50's seeded fixture at 256x256 (a 32x32
+// feature map, so no picture is a handful of regions), all int8, calibrated on two pictures and
+// compared on four others. Measured here 99.92-99.99% (bf16: 99.90-100%); at 512x512 over demo
+// scenes 99.93-99.99% (bench/int8-agreement.ts). ResNet-101's and MobileNetV3's fixtures miss 98%
+// with bf16 too (95.0% and 98.8% there; README), so they are not held to it here.
+test(
+  'deeplabv3_resnet50: int8 labels agree with fp32 on >= 98% of the pixels of each held-out 256x256 picture (seeded weights)',
+  { skip },
+  () => {
+    const preset = 'deeplabv3_resnet50';
+    const weights = generatedFixture('torchvision', `${preset}.pth`);
+    const dir = tempDir();
+    const ref = loadForInference(preset, { weights });
+    const inputs = [1, 2, 3, 4, 5, 6].map((seed) => toInputTensor(picture(256, 256, seed), NORM, 'channels_last'));
+    let q: ReturnType<typeof loadForInference> | undefined;
+    try {
+      const run = (x: torch.Tensor) => forwardLogits(ref.model, x, ref.settings);
+      const file = join(dir, 'r50.calib.json');
+      saveCalibration(file, calibrate(ref.model, preset, inputs.slice(0, 2), run));
+      q = loadForInference(preset, { weights, precision: 'int8', calibration: file });
+      const int8 = q;
+      const agree = inputs.slice(2).map((x) =>
+        torch.scope(() =>
+          torch.inferenceMode(() =>
+            run(x)
+              .argmax(1)
+              .eq(forwardLogits(int8.model, x, int8.settings).argmax(1))
+              .to('float32')
+              .mean()
+              .item(),
+          ),
+        ),
+      );
+      assert.ok(
+        agree.every((a) => a >= 0.98),
+        `agreement per picture: ${agree.map((a) => (100 * a).toFixed(2) + '%').join(', ')}`,
+      );
+    } finally {
+      q?.model.dispose();
+      ref.model.dispose();
+      inputs.forEach((t) => t.dispose());
+    }
+  },
+);
+
 for (const preset of ['deeplabv3_resnet50', 'deeplabv3_mobilenet_v3_large'] as const) {
   test(`${preset}: the int8 fp32 fallback cuts the logit error of int8 (seeded weights)`, { skip }, () => {
     const weights = generatedFixture('torchvision', `${preset}.pth`);

@@ -11,8 +11,8 @@
 // fallback measured on the first 2 of them) and compared on --held-out others. With --demo, the
 // trained demo model is compared too, on the validation scenes of .cache/fashion-scenes with the
 // calibration beside its weights (`deeplab calibrate ... --os 32`).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { findPreset } from '../src/models/zoo.js';
@@ -82,7 +82,7 @@ say('|---|---|---|---|---|');
 const items = readFashionMnist('t10k');
 const calibrateCount = Number(opt['--calibrate']);
 const heldOut = Number(opt['--held-out']);
-const dir = join(process.env.TMPDIR ?? '/tmp', `deeplab-int8-agreement-${process.pid}`);
+const dir = mkdtempSync(join(tmpdir(), 'deeplab-int8-agreement-'));
 for (const name of opt['--models'].split(',')) {
   const weights = join(opt['--fixtures'], `${name}.pth`);
   if (!existsSync(weights)) throw new Error(`${weights} does not exist: run \`bash scripts/fixtures.sh\` first`);
@@ -104,16 +104,16 @@ for (const name of opt['--models'].split(',')) {
     }
   };
   const bf16 = compareTo({ precision: 'bf16' });
-  /** int8 calibrated on `pictures` (all, and with the fallback measured on the first few): a row. */
-  const int8Row = (pictures: torch.Tensor[], what: string) => {
+  /** int8 calibrated on `on` (all, and with the fallback measured on the first few): a row. */
+  const int8Row = (on: torch.Tensor[], what: string) => {
     const t0 = Date.now();
     const peaks = new Map<string, number[]>();
-    const ranges = calibrate(ref.model, name, pictures, run, peaks);
+    const ranges = calibrate(ref.model, name, on, run, peaks);
     const outliers = rangeOutliers(peaks, ranges);
-    const fallback = keepSensitiveFp32(ref.model, ranges, pictures.slice(0, Number(opt['--fallback-images'])), run);
+    const fallback = keepSensitiveFp32(ref.model, ranges, on.slice(0, Number(opt['--fallback-images'])), run);
     const seconds = (Date.now() - t0) / 1000;
     const files = [ranges, fallback.calibration].map((c, i) => {
-      const file = `${dir}-${name}.${i}.json`;
+      const file = join(dir, `${name}.${i}.json`);
       saveCalibration(file, c);
       return file;
     });
@@ -174,5 +174,6 @@ const header = [
     `${torch.getNumThreads()} threads, ${cpus()[0]?.model ?? 'unknown CPU'}, int8 on VNNI: ${torch.int8UsesVnni() ? 'yes' : 'no (7-bit weights)'}.`,
   '',
 ];
+rmSync(dir, { recursive: true, force: true });
 writeFileSync(opt['--out'], [...header, ...lines, ''].join('\n'));
 console.log(`wrote ${opt['--out']}`);

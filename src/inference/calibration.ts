@@ -5,8 +5,9 @@
 //
 // Observer: min/max of each conv's input over all calibration images (quantized u8, affine:
 // affineU8; clipping the range at the 99.99th or 99.9th percentile lost agreement on the
-// presets), and the mean of each input channel, for bias correction. Weights are quantized per output channel, symmetric, when the
-// model is packed; the bias absorbs the mean shift that rounding them causes (native/src/fused_conv.cc).
+// presets), and the mean of each input channel, for bias correction. Weights are quantized per
+// output channel, symmetric, when the model is packed; the bias absorbs the mean shift that
+// rounding them causes (native/src/fused_conv.cc).
 // Kept fp32 (they lose accuracy, or gain nothing): the stem (fewer than 16 input channels), any
 // conv whose input is a 1x1 map (the image-pooling branch) and the classifier (the last conv the
 // forward runs, whose output has the logits' channels); then those the accuracy-driven fallback

@@ -7,8 +7,8 @@
 // The torchvision presets run on the generated fixture weights (`bash scripts/fixtures.sh`: seeded
 // init, batch norms with statistics, test/fixtures/gen/torchvision.py). The pictures are demo
 // scenes (Fashion-MNIST items on textured backgrounds, src/data/fashion-scenes.ts) painted at
-// --size: int8 is calibrated as `deeplab calibrate` does by default (ranges on the first 16, the fp32
-// fallback measured on the first 2 of them) and compared on --held-out others. With --demo, the
+// --size: int8 is calibrated as `deeplab calibrate` does by default (ranges on the first 16, the
+// fp32 fallback measured on the first 2 of them) and compared on --held-out others. With --demo, the
 // trained demo model is compared too, on the validation scenes of .cache/fashion-scenes with the
 // calibration beside its weights (`deeplab calibrate ... --os 32`).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

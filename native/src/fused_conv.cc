@@ -325,7 +325,8 @@ Napi::Value ConvPack(const Napi::CallbackInfo& info) {
   TORCH_CHECK(act >= 0 && act <= 3, "fused conv: unknown activation ", act);
   p->act = static_cast<Act>(act);
   TORCH_CHECK(p->groups >= 1 && p->oc % p->groups == 0, "fused conv: groups must divide the output channels");
-  // int8: info[7] the input's calibrated scale (0 = fp32), info[8] its zero point (0-255: x = scale * (q - zero point))
+  // int8: info[7] the input's calibrated scale (0 = fp32), info[8] its zero point (0-255; the
+  // input is x = scale * (q - zero point))
   const double inScale = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().DoubleValue() : 0.0;
   if (inScale > 0) {
     TORCH_CHECK(std::isfinite(inScale), "fused conv: the int8 input scale must be finite, got ", inScale);

@@ -2,9 +2,9 @@
 // under the dataset root, so that the next run reads them in about a second instead of decoding
 // every image again (the demo's 9,200 PNG scenes: 15-30 s of decoding on 2 cores). The file is
 // keyed by what decoding depends on: every image and mask file's path under the root, size and
-// modification time, and the label rules (class count, reduceZeroLabel, label map, ignore index). Any change there
-// gives another key, and the file is decoded and written again; a file that is not ours, cut
-// short or written for another key is never used.
+// modification time, and the label rules (class count, reduceZeroLabel, label map, ignore index).
+// Any change there gives another key, and the file is decoded and written again; a file that is
+// not ours, cut short or written for another key is never used.
 //
 // Layout: "DLPRELD1", a uint32 LE header length, the header (JSON: key, each sample's width and
 // height), then each sample's H x W x 3 pixels followed by its H x W labels. It is read into one
